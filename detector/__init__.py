@@ -1,0 +1,1 @@
+"""Stormwatch detector: monitoring signals in, durable incidents out."""

@@ -1,0 +1,79 @@
+"""Signed, expiring acknowledge links, so an engineer can ack from a phone without a token.
+
+A token is ``payload.signature`` in URL-safe base64; the payload holds the incident id and the
+expiry, the signature is HMAC-SHA256 with the service's signing key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import datetime, timedelta
+
+from detector.clock import Clock
+from responders.paging import PageContent, PageLinks
+
+
+class LinkInvalid(ValueError):
+    """The link cannot be used; ``reason`` is ``malformed``, ``bad_signature`` or ``expired``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(key: bytes, payload: str) -> str:
+    return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+
+
+def make_token(key: bytes, incident_id: int, expires_at: datetime) -> str:
+    """A token that acknowledges ``incident_id`` until ``expires_at``."""
+    payload = _b64(json.dumps({"i": incident_id, "x": int(expires_at.timestamp())}).encode())
+    return f"{payload}.{_sign(key, payload)}"
+
+
+def read_token(key: bytes, token: str, now: datetime) -> int:
+    """The incident id a valid token names; raise LinkInvalid otherwise."""
+    payload, _, signature = token.partition(".")
+    if not payload or not signature:
+        raise LinkInvalid("malformed")
+    if not hmac.compare_digest(signature, _sign(key, payload)):
+        raise LinkInvalid("bad_signature")
+    try:
+        data = json.loads(_unb64(payload))
+        incident_id, expires = int(data["i"]), int(data["x"])
+    except (ValueError, KeyError, TypeError):
+        raise LinkInvalid("malformed") from None
+    if now.timestamp() >= expires:
+        raise LinkInvalid("expired")
+    return incident_id
+
+
+class LinkBuilder:
+    """Builds the links a page carries; the ack link is only offered while it can still help."""
+
+    def __init__(self, base_url: str, key: bytes, ttl: timedelta, clock: Clock) -> None:
+        self._base = base_url.rstrip("/")
+        self._key = key
+        self._ttl = ttl
+        self._clock = clock
+
+    def __call__(self, content: PageContent) -> PageLinks:
+        """Links for one page."""
+        acknowledge = None
+        if content.event == "triggered":
+            token = make_token(self._key, content.incident_id, self._clock.now() + self._ttl)
+            acknowledge = f"{self._base}/ack/{token}"
+        return PageLinks(
+            incident=f"{self._base}/api/v1/incidents/{content.incident_id}", acknowledge=acknowledge
+        )

@@ -1,0 +1,61 @@
+"""A small synchronous client for the service's HTTP API, used by the CLI."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class ApiError(Exception):
+    """The API answered with an error, or could not be reached."""
+
+
+class ApiClient:
+    """Talks to ``base_url`` with an optional bearer token."""
+
+    def __init__(self, base_url: str, token: str | None, timeout: float = 10.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._token = token
+        self._timeout = timeout
+
+    def get(self, path: str) -> Any:
+        """GET a JSON document."""
+        return self._call("GET", path, None)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST a JSON body and return the JSON answer."""
+        return self._call("POST", path, body or {})
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        if not self._base.startswith(("http://", "https://")):
+            raise ApiError(f"service URL must start with http:// or https:// (got {self._base!r})")
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            self._base + path, data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            raise ApiError(_describe(err)) from None
+        except (urllib.error.URLError, OSError) as err:
+            raise ApiError(f"cannot reach {self._base}: {getattr(err, 'reason', err)}") from None
+
+
+def _describe(err: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(err.read())
+    except (ValueError, OSError):
+        return f"HTTP {err.code}"
+    message = f"HTTP {err.code}: {body.get('error', '')}"
+    if body.get("field"):
+        message += f" ({body['field']})"
+    return message

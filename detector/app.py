@@ -1,0 +1,128 @@
+"""create_app(settings): the one place that constructs things and wires them together.
+
+Start-up order: database (embedded if no URL) → migrations → HTTP client → rules and channels →
+signing key → intake batcher → engine. Shutdown runs the reverse: the engine finishes its cycle,
+in-flight commits drain, the pool closes, the embedded database stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import aiohttp
+import asyncpg
+import structlog
+from aiohttp import web
+
+from detector import migrations, store
+from detector.ack_links import LinkBuilder
+from detector.batcher import IntakeBatcher
+from detector.clock import Clock, SystemClock
+from detector.delivery_stage import Deliverer
+from detector.embedded_db import EmbeddedPostgres
+from detector.engine import Engine
+from detector.inbox import InsertResult
+from detector.metrics import Metrics
+from detector.model import Source
+from detector.ruleset.live import ChannelConfigError, LiveRules
+from detector.ruleset.rules import RuleSet
+from detector.service_secrets import signing_key
+from detector.settings import Settings
+from detector.web import ack_page, incidents_api, ops, webhook
+from detector.web.context import METRICS, SERVICES, Services
+from detector.web.responses import request_context
+from responders.channels import Channel
+from responders.channels.webhook import WebhookChannel
+
+log = structlog.get_logger(__name__)
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+def create_app(
+    settings: Settings, clock: Clock | None = None, metrics: Metrics | None = None
+) -> web.Application:
+    """Build the aiohttp application; resources start in its cleanup context."""
+    app = web.Application(
+        middlewares=[request_context, incidents_api.require_api_token],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[METRICS] = metrics or Metrics()
+    app.add_routes([web.post("/api/v1/alertmanager", webhook.receive_alertmanager)])
+    app.add_routes(incidents_api.routes() + ack_page.routes() + ops.routes())
+    app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock()))
+    return app
+
+
+def _lifecycle(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(database(settings))
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            rules = LiveRules(settings.rules_dir, lambda r: build_channels(r, session), clock.now)
+            metrics = app[METRICS]
+            metrics.rules_loaded.set(len(rules.current.rules))
+            key = await signing_key(pool, settings.signing_key)
+            batcher = IntakeBatcher(pool, lambda result: _count_intake(metrics, result))
+            deliverer = Deliverer(
+                links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
+                rng=random.Random(),  # noqa: S311 - jitter, not security
+            )
+            engine = Engine(
+                pool, lambda: rules.routes, deliverer, clock, metrics, settings.engine_interval
+            )
+            app[SERVICES] = Services(settings, pool, rules, metrics, clock, batcher, engine, key)
+            task = asyncio.create_task(engine.run())
+            log.info("service.started", url=settings.base_url, rules=len(rules.current.rules))
+            yield
+            engine.stop()
+            await task
+            await batcher.drain()
+            log.info("service.stopped")
+
+    return run
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated connection pool, on the configured PostgreSQL or an embedded one."""
+    embedded = None
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+    else:
+        embedded = EmbeddedPostgres(settings.data_dir)
+        url = await embedded.start()
+    try:
+        pool = await asyncpg.create_pool(
+            url, min_size=2, max_size=settings.db_pool_size, init=store.init_connection
+        )
+        try:
+            async with pool.acquire() as connection:
+                await migrations.migrate(connection)
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            await embedded.stop()
+
+
+def build_channels(rules: RuleSet, session: aiohttp.ClientSession) -> Mapping[str, Channel]:
+    """Construct every channel the rules define; a keyed URL comes from the environment."""
+    channels: dict[str, Channel] = {}
+    for spec in rules.channels.values():
+        url = spec.url or os.environ.get(spec.url_env or "")
+        if not url:
+            raise ChannelConfigError(
+                f"channel {spec.name!r}: environment variable {spec.url_env} is not set"
+            )
+        channels[spec.name] = WebhookChannel(spec.name, url, session, spec.headers, spec.timeout)
+    return channels
+
+
+def _count_intake(metrics: Metrics, result: InsertResult) -> None:
+    metrics.signals_received.labels(Source.ALERTMANAGER, "accepted").inc(result.inserted)
+    metrics.signals_received.labels(Source.ALERTMANAGER, "duplicate").inc(result.duplicates)

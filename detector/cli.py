@@ -1,0 +1,175 @@
+"""The ``stormwatch`` command: run the service, check rules, and work incidents from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from detector.api_client import ApiClient, ApiError
+from detector.ruleset.loader import RulesInvalid, load_ruleset
+from detector.settings import SettingsError, load_settings
+
+DEFAULT_URL = "http://127.0.0.1:9095"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stormwatch",
+        description="Incident detection and response for online shops. "
+        "Settings come from STORMWATCH_* environment variables (see README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "serve", help="run the service (embedded PostgreSQL unless STORMWATCH_DATABASE_URL is set)"
+    )
+    commands.add_parser("migrate", help="apply database migrations and exit")
+
+    rules = commands.add_parser("rules", help="work with rule files").add_subparsers(
+        dest="rules_command", required=True, metavar="ACTION"
+    )
+    check = rules.add_parser(
+        "check", help="validate a rules directory; print file:line: field: reason"
+    )
+    check.add_argument(
+        "directory", nargs="?", type=Path, help="default: STORMWATCH_RULES_DIR or ./rules"
+    )
+
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument(
+        "--url",
+        default=os.environ.get("STORMWATCH_URL", DEFAULT_URL),
+        help="service URL (STORMWATCH_URL)",
+    )
+    client.add_argument(
+        "--token",
+        default=os.environ.get("STORMWATCH_API_TOKEN"),
+        help="API token (STORMWATCH_API_TOKEN)",
+    )
+    client.add_argument("--json", action="store_true", help="print raw JSON")
+
+    incidents = commands.add_parser("incidents", help="list or show incidents").add_subparsers(
+        dest="incidents_command", required=True, metavar="ACTION"
+    )
+    listing = incidents.add_parser("list", parents=[client], help="list incidents")
+    listing.add_argument(
+        "--state", default="open", help="open (default), all, triggered, acknowledged, resolved"
+    )
+    show = incidents.add_parser(
+        "show", parents=[client], help="show one incident with its timeline"
+    )
+    show.add_argument("id", type=int)
+
+    ack = commands.add_parser(
+        "ack", parents=[client], help="acknowledge an incident (stops escalation)"
+    )
+    ack.add_argument("id", type=int)
+    ack.add_argument(
+        "--by", default=os.environ.get("USER", "cli"), help="who acknowledges (default: $USER)"
+    )
+    resolve = commands.add_parser("resolve", parents=[client], help="resolve an incident")
+    resolve.add_argument("id", type=int)
+    resolve.add_argument("--by", default=os.environ.get("USER", "cli"))
+    resolve.add_argument("--reason", default="resolved by hand")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except SettingsError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except ApiError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        from detector.serve import serve
+
+        return serve(load_settings())
+    if args.command == "migrate":
+        from detector.serve import migrate_only
+
+        return asyncio.run(migrate_only(load_settings()))
+    if args.command == "rules":
+        return _check_rules(args.directory)
+    api = ApiClient(args.url, args.token)
+    if args.command == "incidents" and args.incidents_command == "list":
+        return _print(args, api.get(f"/api/v1/incidents?state={args.state}"), _incident_table)
+    if args.command == "incidents":
+        return _print(args, api.get(f"/api/v1/incidents/{args.id}"), _incident_detail)
+    if args.command == "ack":
+        return _print(args, api.post(f"/api/v1/incidents/{args.id}/ack", {"by": args.by}), _result)
+    return _print(
+        args,
+        api.post(f"/api/v1/incidents/{args.id}/resolve", {"by": args.by, "reason": args.reason}),
+        _result,
+    )
+
+
+def _check_rules(directory: Path | None) -> int:
+    target = directory or Path(os.environ.get("STORMWATCH_RULES_DIR", "rules"))
+    try:
+        rules = load_ruleset(target)
+    except RulesInvalid as err:
+        for error in err.errors:
+            print(error)
+        print(f"{len(err.errors)} error(s) in {target}", file=sys.stderr)
+        return 1
+    print(
+        f"{target}: {len(rules.rules)} rules, {len(rules.channels)} channels, "
+        f"{len(rules.policies)} escalation policies in {len(rules.files)} files: OK"
+    )
+    return 0
+
+
+def _print(args: argparse.Namespace, data: Any, render: Any) -> int:
+    print(json.dumps(data, indent=2) if args.json else render(data))
+    return 0
+
+
+def _incident_table(data: dict[str, Any]) -> str:
+    rows = data["incidents"]
+    if not rows:
+        return "no incidents"
+    lines = [f"{'ID':>6}  {'STATE':<12}  {'SEVERITY':<8}  {'OPENED':<20}  TITLE"]
+    for row in rows:
+        lines.append(
+            f"{row['id']:>6}  {row['state']:<12}  {row['severity']:<8}  "
+            f"{row['opened_at'][:19]:<20}  {row['title']}"
+        )
+    return "\n".join(lines)
+
+
+def _incident_detail(data: dict[str, Any]) -> str:
+    lines = [
+        f"#{data['id']} {data['title']}",
+        f"state: {data['state']}   severity: {data['severity']}   rule: {data['rule']}",
+        f"component: {data['component'] or '-'}   opened: {data['opened_at']}",
+        f"summary: {data['summary']}",
+        f"alerts: {sum(1 for a in data['alerts'] if a['status'] == 'firing')} firing, "
+        f"{len(data['alerts'])} in all",
+        "timeline:",
+    ]
+    lines += [
+        f"  {event['at'][:19]}  {event['kind']:<22} {json.dumps(event['detail'])}"
+        for event in data["timeline"]
+    ]
+    return "\n".join(lines)
+
+
+def _result(data: dict[str, Any]) -> str:
+    return f"incident {data['id']}: {data['result'].replace('_', ' ')}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Engine stage 3: deliver due outbox messages through their channels.
+
+Messages are leased, sent concurrently outside any transaction, and the outcome is recorded
+afterwards; a replica that dies mid-send leaves a lease that expires and another replica retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+
+from detector import outbox
+from detector.outbox import OutboxMessage
+from detector.ruleset.live import Routes
+from detector.ruleset.schema import RetrySpec
+from detector.store import Connection
+from responders.channels import DeliveryError
+from responders.paging import PageContent, PageLinks, render_page
+
+log = structlog.get_logger(__name__)
+LEASE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """How one delivery attempt ended: ``delivered``, ``retry`` or ``dead``."""
+
+    message: OutboxMessage
+    outcome: str
+    reason: str = ""
+
+
+LinkMaker = Callable[[PageContent], PageLinks]
+
+
+@dataclass(frozen=True, slots=True)
+class Deliverer:
+    """What delivery needs besides the rules: link building and the backoff jitter source."""
+
+    links: LinkMaker
+    rng: random.Random
+
+
+async def deliver_due(
+    pool: asyncpg.Pool,
+    deliverer: Deliverer,
+    routes: Routes,
+    owner: str,
+    now: datetime,
+    limit: int = 50,
+) -> list[DeliveryOutcome]:
+    """Lease due messages, send them concurrently, record each result."""
+    async with pool.acquire() as connection:
+        messages = await outbox.claim_due(connection, owner, now, LEASE, limit)
+    outcomes = await asyncio.gather(*(_send(deliverer, routes, message) for message in messages))
+    recorded = []
+    async with pool.acquire() as connection:
+        for message, error in zip(messages, outcomes, strict=True):
+            async with connection.transaction():
+                recorded.append(
+                    await _record(connection, deliverer, routes, message, error, owner, now)
+                )
+    return recorded
+
+
+async def _send(
+    deliverer: Deliverer, routes: Routes, message: OutboxMessage
+) -> DeliveryError | None:
+    channel = routes.channels.get(message.channel)
+    if channel is None:
+        return DeliveryError("unknown_channel", retryable=True, detail=message.channel)
+    content = PageContent(**message.payload)
+    try:
+        await channel.send(render_page(content, deliverer.links(content)), message.idempotency_key)
+    except DeliveryError as err:
+        return err
+    return None
+
+
+async def _record(
+    connection: Connection,
+    deliverer: Deliverer,
+    routes: Routes,
+    message: OutboxMessage,
+    error: DeliveryError | None,
+    owner: str,
+    now: datetime,
+) -> DeliveryOutcome:
+    if error is None:
+        await outbox.record_delivered(connection, message, owner, now)
+        log.info("page.delivered", channel=message.channel, incident_id=message.incident_id)
+        return DeliveryOutcome(message, "delivered")
+    spec = routes.rules.channels.get(message.channel)
+    policy = spec.retry if spec is not None else RetrySpec()
+    delay = outbox.backoff(policy, message.attempts + 1, deliverer.rng) if error.retryable else None
+    retry_at = now + delay if delay is not None else None
+    await outbox.record_failed(connection, message, owner, error.reason, retry_at, now)
+    outcome = "retry" if retry_at else "dead"
+    log.warning(
+        "page.failed",
+        channel=message.channel,
+        incident_id=message.incident_id,
+        reason=error.reason,
+        outcome=outcome,
+        attempt=message.attempts + 1,
+    )
+    return DeliveryOutcome(message, outcome, error.reason)

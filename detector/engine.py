@@ -1,0 +1,157 @@
+"""The engine cycle every replica runs: pending signals → due timers → outbox deliveries.
+
+``run_once`` is one cycle (tests call it after moving a fake clock); ``run`` repeats it until
+asked to stop, finishing the cycle in progress, and wakes early when intake commits new signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import asyncpg
+import structlog
+
+from detector import delivery_stage, signal_stage, timer_stage
+from detector.clock import Clock
+from detector.delivery_stage import Deliverer, DeliveryOutcome
+from detector.metrics import Metrics
+from detector.model import Decision
+from detector.ruleset.live import Routes
+from detector.signal_stage import SignalBatchResult
+from detector.timer_stage import FiredTimer
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did, for tests and logs."""
+
+    signals: SignalBatchResult = field(default_factory=SignalBatchResult)
+    timers: list[FiredTimer] = field(default_factory=list)
+    deliveries: list[DeliveryOutcome] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        """True when the cycle found work, so the next one should follow at once."""
+        return bool(self.signals.processed or self.timers or self.deliveries)
+
+
+class Engine:
+    """Runs the stages against one database; any number of replicas may run side by side."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        routes: Callable[[], Routes],
+        deliverer: Deliverer,
+        clock: Clock,
+        metrics: Metrics,
+        interval: timedelta = timedelta(seconds=1),
+        owner: str | None = None,
+    ) -> None:
+        self._pool = pool
+        self._routes = routes
+        self._deliverer = deliverer
+        self._clock = clock
+        self._metrics = metrics
+        self._interval = interval.total_seconds()
+        self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask for a cycle now (new signals were committed)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop after the cycle in progress."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run_once(self) -> CycleReport:
+        """One cycle of every stage, each stage isolated from the others' failures."""
+        started = time.perf_counter()
+        report = CycleReport()
+        routes = self._routes()
+        rules = routes.rules
+        try:
+            report.signals = await signal_stage.process_pending(
+                self._pool, rules, self._clock.now()
+            )
+        except Exception:  # noqa: BLE001 - one failing stage must not stop paging
+            self._stage_failed("signals")
+        try:
+            report.timers = await timer_stage.fire_due(
+                self._pool, rules, self.owner, self._clock.now()
+            )
+        except Exception:  # noqa: BLE001 - one failing stage must not stop paging
+            self._stage_failed("timers")
+        try:
+            report.deliveries = await delivery_stage.deliver_due(
+                self._pool, self._deliverer, routes, self.owner, self._clock.now()
+            )
+        except Exception:  # noqa: BLE001 - one failing stage must not stop paging
+            self._stage_failed("deliveries")
+        self._count(report)
+        await self._refresh_open_gauge()
+        self._metrics.engine_cycle.observe(time.perf_counter() - started)
+        return report
+
+    async def run(self) -> None:
+        """Cycle until stopped; idle waits end early on :meth:`wake`."""
+        log.info("engine.started", owner=self.owner)
+        while not self._stopping.is_set():
+            report = await self.run_once()
+            if report.busy:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            except TimeoutError:
+                pass
+        log.info("engine.stopped", owner=self.owner)
+
+    def _stage_failed(self, stage: str) -> None:
+        self._metrics.engine_errors.labels(stage).inc()
+        log.exception("engine.stage_failed", stage=stage)
+
+    def _count(self, report: CycleReport) -> None:
+        m = self._metrics
+        for outcome, count in report.signals.outcomes.items():
+            m.signals_processed.labels(outcome).inc(count)
+        decisions: list[Decision] = [
+            *report.signals.decisions,
+            *(t.decision for t in report.timers),
+        ]
+        for decision in decisions:
+            incident = decision.incident
+            if incident is None:
+                continue
+            if decision.opened:
+                m.incidents_opened.labels(incident.rule, incident.severity).inc()
+                log.info("incident.opened", rule=incident.rule, title=incident.title)
+            if decision.resolved:
+                m.incidents_resolved.labels(incident.rule, incident.severity).inc()
+                log.info("incident.resolved", rule=incident.rule, title=incident.title)
+        for fired in report.timers:
+            m.timer_lag.observe(max(fired.lag.total_seconds(), 0.0))
+            m.timers_fired.labels(fired.timer.kind, fired.decision.reason).inc()
+        for delivery in report.deliveries:
+            m.deliveries.labels(delivery.message.channel, delivery.outcome, delivery.reason).inc()
+
+    async def _refresh_open_gauge(self) -> None:
+        try:
+            rows = await self._pool.fetch(
+                "SELECT state, count(*) AS n FROM incidents WHERE state <> 'resolved' GROUP BY state"
+            )
+        except (asyncpg.PostgresError, OSError):
+            return
+        counts = {row["state"]: row["n"] for row in rows}
+        for state in ("triggered", "acknowledged"):
+            self._metrics.incidents_open.labels(state).set(counts.get(state, 0))

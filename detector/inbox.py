@@ -1,0 +1,143 @@
+"""The signals table: the durable inbox every accepted alert lands in before any processing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from detector.model import AlertStatus, Signal, Source
+from detector.store import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    """How many signals were new and how many were replays of stored ones."""
+
+    inserted: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignal:
+    """A stored signal the engine has not processed yet."""
+
+    id: int
+    signal: Signal
+
+
+def _dedup(signals: Sequence[Signal]) -> list[Signal]:
+    """Keep the last copy of each (source, occurrence, status): one statement cannot touch a row twice."""
+    latest: dict[tuple[str, str, datetime, str], Signal] = {}
+    for signal in signals:
+        latest[(signal.source, signal.fingerprint, signal.starts_at, signal.status)] = signal
+    return list(latest.values())
+
+
+async def insert_signals(connection: Connection, signals: Sequence[Signal]) -> InsertResult:
+    """Store signals; a replayed occurrence only refreshes ``last_received_at``."""
+    unique = _dedup(signals)
+    rows = await connection.fetch(
+        """INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
+                                annotations, group_key, receiver, received_at, last_received_at)
+           SELECT s, n, f, st, sa, ea, l::jsonb, a::jsonb, g, r, ra, ra
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                       $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[],
+                       $11::timestamptz[]) AS t(s, n, f, st, sa, ea, l, a, g, r, ra)
+           ON CONFLICT (source, fingerprint, starts_at, status)
+             DO UPDATE SET last_received_at = EXCLUDED.last_received_at
+           RETURNING (xmax = 0) AS inserted""",
+        [s.source.value for s in unique],
+        [s.name for s in unique],
+        [s.fingerprint for s in unique],
+        [s.status.value for s in unique],
+        [s.starts_at for s in unique],
+        [s.ends_at for s in unique],
+        [json.dumps(s.labels) for s in unique],
+        [json.dumps(s.annotations) for s in unique],
+        [s.group_key for s in unique],
+        [s.receiver for s in unique],
+        [s.received_at for s in unique],
+    )
+    inserted = sum(1 for row in rows if row["inserted"])
+    return InsertResult(inserted=inserted, duplicates=len(signals) - inserted)
+
+
+async def lock_pending(connection: Connection, limit: int) -> list[PendingSignal]:
+    """The oldest unprocessed signals, in arrival order, locked for this transaction."""
+    rows = await connection.fetch(
+        """SELECT id, source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
+                  group_key, receiver, received_at
+           FROM signals WHERE processed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        limit,
+    )
+    return [PendingSignal(row["id"], signal_from_row(row)) for row in rows]
+
+
+def signal_from_row(row: Any) -> Signal:
+    """Rebuild a Signal from its stored row."""
+    return Signal(
+        source=Source(row["source"]),
+        name=row["name"],
+        fingerprint=row["fingerprint"],
+        status=AlertStatus(row["status"]),
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        labels=row["labels"],
+        annotations=row["annotations"],
+        received_at=row["received_at"],
+        group_key=row["group_key"],
+        receiver=row["receiver"],
+    )
+
+
+async def mark_processed(connection: Connection, outcomes: dict[int, str], now: datetime) -> None:
+    """Record what processing concluded for each signal (matched, unmatched, error)."""
+    await connection.execute(
+        """UPDATE signals SET processed_at = $3, outcome = t.outcome
+           FROM unnest($1::bigint[], $2::text[]) AS t(id, outcome) WHERE signals.id = t.id""",
+        list(outcomes),
+        list(outcomes.values()),
+        now,
+    )
+
+
+async def unmatched(connection: Connection, limit: int) -> list[dict[str, Any]]:
+    """Recent signals no rule matched, newest first, for the API."""
+    rows = await connection.fetch(
+        """SELECT id, source, name, fingerprint, status, starts_at, labels, annotations, received_at
+           FROM signals WHERE outcome = 'unmatched' ORDER BY id DESC LIMIT $1""",
+        limit,
+    )
+    return [dict(row) for row in rows]
+
+
+async def keep_rejected(
+    connection: Connection, received_at: datetime, field: str, reason: str, body: str, keep: int
+) -> None:
+    """Keep a rejected body for inspection, bounded to the newest ``keep`` rows."""
+    if keep <= 0:
+        return
+    await connection.execute(
+        "INSERT INTO rejected_webhooks (received_at, field, reason, body) VALUES ($1, $2, $3, $4)",
+        received_at,
+        field,
+        reason,
+        body,
+    )
+    await connection.execute(
+        """DELETE FROM rejected_webhooks WHERE id <= (
+             SELECT id FROM rejected_webhooks ORDER BY id DESC OFFSET $1 LIMIT 1)""",
+        keep,
+    )
+
+
+async def rejected(connection: Connection, limit: int) -> list[dict[str, Any]]:
+    """The most recently rejected webhook bodies with the reason."""
+    rows = await connection.fetch(
+        "SELECT id, received_at, field, reason, body FROM rejected_webhooks ORDER BY id DESC LIMIT $1",
+        limit,
+    )
+    return [dict(row) for row in rows]

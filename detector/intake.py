@@ -1,0 +1,105 @@
+"""Alertmanager webhook payloads (version 4, Alertmanager 0.25 on) turned into Signals.
+
+Lenient where Alertmanager versions differ (unknown fields are ignored, optional ones default),
+strict on what identity and state depend on, so a bad payload is rejected with the field named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from detector.fieldpath import field_path
+from detector.model import AlertStatus, Signal, Source
+
+_ZERO_YEAR = 1
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class WebhookAlert(_Lenient):
+    """One alert of a notification."""
+
+    status: AlertStatus
+    labels: dict[str, str] = Field(min_length=1)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str = ""
+    fingerprint: str = Field(default="", pattern=r"^[0-9a-fA-F]*$", max_length=64)
+
+
+class WebhookPayload(_Lenient):
+    """The notification Alertmanager POSTs for one aggregation group."""
+
+    version: Literal["4"]
+    status: AlertStatus
+    receiver: str = ""
+    groupKey: str = ""
+    alerts: list[WebhookAlert]
+    truncatedAlerts: int = 0
+
+
+class PayloadError(ValueError):
+    """A rejected payload: ``field`` names the first offending field, ``errors`` all of them."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(f"{errors[0]['field']}: {errors[0]['reason']}")
+        self.field = errors[0]["field"]
+        self.errors = errors
+
+
+def parse_payload(body: bytes) -> WebhookPayload:
+    """Validate a webhook body, or raise PayloadError naming the fields."""
+    try:
+        return WebhookPayload.model_validate_json(body)
+    except ValidationError as err:
+        raise PayloadError([_describe(error) for error in err.errors()[:20]]) from None
+
+
+def _describe(error: object) -> dict[str, str]:
+    details = dict(error)  # type: ignore[call-overload]
+    path = field_path(details["loc"])
+    reason = details["msg"]
+    if details["type"] == "literal_error" and path == "version":
+        reason = "only webhook payload version 4 is supported (custom payload templates are not)"
+    elif details["type"] == "json_invalid":
+        path, reason = "body", "not valid JSON"
+    return {"field": path or "body", "reason": reason}
+
+
+def fingerprint_of(labels: dict[str, str]) -> str:
+    """A stable stand-in for senders that omit Alertmanager's fingerprint."""
+    text = "\xff".join(f"{name}\xfe{value}" for name, value in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def to_signals(payload: WebhookPayload, received_at: datetime) -> list[Signal]:
+    """One signal per alert; an alert whose endsAt has passed counts as resolved."""
+    signals = []
+    for alert in payload.alerts:
+        ends_at = alert.endsAt if alert.endsAt and alert.endsAt.year > _ZERO_YEAR else None
+        status = alert.status
+        if status is AlertStatus.FIRING and ends_at is not None and ends_at <= received_at:
+            status = AlertStatus.RESOLVED
+        signals.append(
+            Signal(
+                source=Source.ALERTMANAGER,
+                name=alert.labels.get("alertname", ""),
+                fingerprint=alert.fingerprint.lower() or fingerprint_of(alert.labels),
+                status=status,
+                starts_at=alert.startsAt.astimezone(UTC),
+                ends_at=ends_at.astimezone(UTC) if ends_at else None,
+                labels=alert.labels,
+                annotations=alert.annotations,
+                received_at=received_at,
+                group_key=payload.groupKey,
+                receiver=payload.receiver,
+            )
+        )
+    return signals

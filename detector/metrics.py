@@ -1,0 +1,82 @@
+"""Prometheus metrics, one registry per app so tests start from zero. Labels stay low-cardinality."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
+
+
+class Metrics:
+    """Every metric the service exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.webhooks = Counter(
+            "stormwatch_webhooks_total", "Webhook requests by outcome.", ["outcome"], registry=r
+        )
+        self.signals_received = Counter(
+            "stormwatch_signals_received_total",
+            "Alerts received, by source and outcome (accepted, duplicate, rejected).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.signals_processed = Counter(
+            "stormwatch_signals_processed_total",
+            "Stored signals processed by the engine, by outcome (matched, unmatched, error).",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_latency = Histogram(
+            "stormwatch_webhook_duration_seconds",
+            "Time from receiving a webhook to answering it after commit.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.incidents_opened = Counter(
+            "stormwatch_incidents_opened_total",
+            "Incidents opened.",
+            ["rule", "severity"],
+            registry=r,
+        )
+        self.incidents_resolved = Counter(
+            "stormwatch_incidents_resolved_total",
+            "Incidents resolved.",
+            ["rule", "severity"],
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "stormwatch_incidents_open", "Open incidents by state.", ["state"], registry=r
+        )
+        self.deliveries = Counter(
+            "stormwatch_deliveries_total",
+            "Delivery attempts by channel and outcome (delivered, retry, dead).",
+            ["channel", "outcome", "reason"],
+            registry=r,
+        )
+        self.timer_lag = Histogram(
+            "stormwatch_timer_lag_seconds",
+            "How late a timer was when claimed (now - due_at).",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.timers_fired = Counter(
+            "stormwatch_timers_fired_total",
+            "Timers fired by kind and outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.engine_cycle = Histogram(
+            "stormwatch_engine_cycle_seconds", "Duration of one engine cycle.", registry=r
+        )
+        self.engine_errors = Counter(
+            "stormwatch_engine_errors_total",
+            "Engine stages that failed, by stage.",
+            ["stage"],
+            registry=r,
+        )
+        self.rules_loaded = Gauge(
+            "stormwatch_rules_loaded", "Rules in the running rule set.", registry=r
+        )

@@ -1,0 +1,112 @@
+"""The delivery outbox: one row per outbound message, leased to one replica, retried with
+exponential backoff and jitter, then dead-lettered. Only the outbox retries."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from detector.ruleset.schema import RetrySpec
+from detector.store import Connection, add_timeline
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A leased message ready to deliver."""
+
+    id: int
+    incident_id: int
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+
+
+def backoff(policy: RetrySpec, attempts: int, rng: random.Random) -> timedelta | None:
+    """Delay before the next try after ``attempts`` failed ones, or None when it is time to give up.
+
+    Doubles from ``initial_delay`` up to ``max_delay``, with ±20 % jitter so a recovering
+    receiver is not hit by every queued message at the same instant.
+    """
+    if attempts >= policy.max_attempts:
+        return None
+    base = min(policy.initial_delay * (1 << (attempts - 1)), policy.max_delay)
+    return base * rng.uniform(0.8, 1.2)
+
+
+async def claim_due(
+    connection: Connection, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[OutboxMessage]:
+    """Lease pending messages whose next attempt is due."""
+    rows = await connection.fetch(
+        """UPDATE outbox SET lease_owner = $1, lease_until = $2::timestamptz + $3::interval
+           WHERE id IN (
+             SELECT id FROM outbox
+             WHERE state = 'pending' AND next_attempt_at <= $2
+               AND (lease_until IS NULL OR lease_until < $2)
+             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+           RETURNING id, incident_id, channel, kind, payload, idempotency_key, attempts""",
+        owner,
+        now,
+        lease,
+        limit,
+    )
+    return [OutboxMessage(**dict(row)) for row in rows]
+
+
+async def record_delivered(
+    connection: Connection, message: OutboxMessage, owner: str, now: datetime
+) -> bool:
+    """Mark delivered (if still leased by ``owner``) and note it on the timeline."""
+    result: str = await connection.execute(
+        """UPDATE outbox SET state = 'delivered', delivered_at = $3, attempts = attempts + 1,
+                             lease_until = NULL
+           WHERE id = $1 AND lease_owner = $2 AND state = 'pending'""",
+        message.id,
+        owner,
+        now,
+    )
+    if result != "UPDATE 1":
+        return False
+    await add_timeline(
+        connection,
+        message.incident_id,
+        [(f"{message.kind}.delivered", now, _detail(message, message.attempts + 1))],
+    )
+    return True
+
+
+async def record_failed(
+    connection: Connection,
+    message: OutboxMessage,
+    owner: str,
+    reason: str,
+    retry_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """Schedule the next attempt, or dead-letter when ``retry_at`` is None; note it on the timeline."""
+    result: str = await connection.execute(
+        """UPDATE outbox SET attempts = attempts + 1, last_error = $3, lease_until = NULL,
+                             state = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'pending' END,
+                             next_attempt_at = coalesce($4, next_attempt_at)
+           WHERE id = $1 AND lease_owner = $2 AND state = 'pending'""",
+        message.id,
+        owner,
+        reason,
+        retry_at,
+    )
+    if result != "UPDATE 1":
+        return False
+    kind = f"{message.kind}.failed" if retry_at else f"{message.kind}.dead_lettered"
+    detail = {**_detail(message, message.attempts + 1), "reason": reason}
+    if retry_at:
+        detail["retry_at"] = retry_at.isoformat()
+    await add_timeline(connection, message.incident_id, [(kind, now, detail)])
+    return True
+
+
+def _detail(message: OutboxMessage, attempt: int) -> dict[str, Any]:
+    return {"channel": message.channel, "event": message.payload.get("event"), "attempt": attempt}

@@ -1,0 +1,1 @@
+"""Rule files: schema, loading with file/line errors, and pure matching."""

@@ -1,0 +1,178 @@
+"""Load a rules directory into a RuleSet: strict schema, then cross-checks, every error with
+``file:line: field: reason``. Either the whole directory is valid or nothing is returned."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from detector.fieldpath import field_path
+from detector.ruleset.positions import PositionedDocument, RuleError, parse
+from detector.ruleset.rules import RuleSet
+from detector.ruleset.schema import RulesFile
+from responders.escalation import EscalationPolicy, EscalationStep
+
+SECTIONS = ("rules", "components", "channels", "escalation_policies")
+
+
+class RulesInvalid(Exception):
+    """The rules directory has errors; ``errors`` lists all of them."""
+
+    def __init__(self, errors: list[RuleError]) -> None:
+        super().__init__("\n".join(str(error) for error in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    """One valid file with its positions, kept for cross-checks."""
+
+    name: str
+    document: PositionedDocument
+    content: RulesFile
+
+
+def rule_files(directory: Path) -> list[Path]:
+    """The YAML files that make up a rule set (top level only; ``tests/`` holds rule tests)."""
+    return sorted(p for p in directory.iterdir() if p.suffix in {".yml", ".yaml"} and p.is_file())
+
+
+def load_ruleset(directory: Path) -> RuleSet:
+    """Validate every file in ``directory`` and build the rule set, or raise RulesInvalid."""
+    if not directory.is_dir():
+        raise RulesInvalid([RuleError(str(directory), 1, "", "rules directory does not exist")])
+    errors: list[RuleError] = []
+    loaded: list[LoadedFile] = []
+    for path in rule_files(directory):
+        file_errors, result = _load_file(path)
+        errors.extend(file_errors)
+        if result is not None:
+            loaded.append(result)
+    if not errors:
+        errors.extend(cross_check(loaded))
+    if not errors and not any(item.content.rules for item in loaded):
+        errors.append(
+            RuleError(str(directory), 1, "rules", "no rules defined: nothing would be detected")
+        )
+    if errors:
+        raise RulesInvalid(errors)
+    return build(loaded)
+
+
+def _load_file(path: Path) -> tuple[list[RuleError], LoadedFile | None]:
+    name = str(path)
+    try:
+        document = parse(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        reason = getattr(err, "problem", None) or str(err)
+        return [RuleError(name, line, "", f"invalid YAML: {reason}")], None
+    except (OSError, UnicodeDecodeError) as err:
+        return [RuleError(name, 1, "", f"cannot read file: {err}")], None
+    errors = [
+        RuleError(name, line, field_path(path_), "duplicate key (the later value would win)")
+        for path_, line in document.duplicates
+    ]
+    data = {} if document.data is None else document.data
+    if not isinstance(data, dict):
+        errors.append(
+            RuleError(name, 1, "", f"expected a mapping with any of: {', '.join(SECTIONS)}")
+        )
+        return errors, None
+    try:
+        content = RulesFile.model_validate(data)
+    except ValidationError as err:
+        errors.extend(_schema_errors(name, document, err))
+        return errors, None
+    return errors, LoadedFile(name, document, content)
+
+
+def _schema_errors(
+    name: str, document: PositionedDocument, err: ValidationError
+) -> Iterator[RuleError]:
+    for error in err.errors():
+        loc = tuple(part for part in error["loc"] if part != "webhook")
+        reason = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            reason = "unknown field"
+        elif error["type"] == "missing":
+            reason = "required field is missing"
+        yield RuleError(name, document.line_of(loc), field_path(loc), reason)
+
+
+def cross_check(files: Iterable[LoadedFile]) -> list[RuleError]:
+    """Checks that span files: unique names and references that resolve."""
+    errors: list[RuleError] = []
+    defined: dict[str, dict[str, str]] = {section: {} for section in SECTIONS}
+    for item in files:
+        for section in SECTIONS:
+            for index, entry in enumerate(getattr(item.content, section)):
+                where = f"{item.name}:{item.document.line_of((section, index))}"
+                first = defined[section].setdefault(entry.name, where)
+                if first != where:
+                    errors.append(
+                        _error(
+                            item,
+                            (section, index, "name"),
+                            f"duplicate name {entry.name!r}, first defined at {first}",
+                        )
+                    )
+    for item in files:
+        errors.extend(_reference_errors(item, defined))
+    return errors
+
+
+def _reference_errors(item: LoadedFile, defined: dict[str, dict[str, str]]) -> Iterator[RuleError]:
+    for index, rule in enumerate(item.content.rules):
+        if rule.component and rule.component not in defined["components"]:
+            yield _error(
+                item, ("rules", index, "component"), f"unknown component {rule.component!r}"
+            )
+        if rule.escalation_policy and rule.escalation_policy not in defined["escalation_policies"]:
+            yield _error(
+                item,
+                ("rules", index, "escalation_policy"),
+                f"unknown escalation policy {rule.escalation_policy!r}",
+            )
+    for index, policy in enumerate(item.content.escalation_policies):
+        for step_index, step in enumerate(policy.steps):
+            where = ("escalation_policies", index, "steps", step_index)
+            for channel_index, target in enumerate(step.notify):
+                if target not in defined["channels"]:
+                    yield _error(
+                        item, (*where, "notify", channel_index), f"unknown channel {target!r}"
+                    )
+            if step.escalate_after is None and step_index + 1 < len(policy.steps):
+                yield _error(item, where, "escalate_after is required when another step follows")
+    for index, channel in enumerate(item.content.channels):
+        if (channel.url is None) == (channel.url_env is None):
+            yield _error(item, ("channels", index), "set exactly one of url or url_env")
+
+
+def _error(item: LoadedFile, path: tuple[str | int, ...], reason: str) -> RuleError:
+    return RuleError(item.name, item.document.line_of(path), field_path(path), reason)
+
+
+def build(files: Iterable[LoadedFile]) -> RuleSet:
+    """Assemble validated files into the running rule set."""
+    files = list(files)
+    contents = [item.content for item in files]
+    return RuleSet(
+        rules={rule.name: rule for content in contents for rule in content.rules},
+        components={c.name: c for content in contents for c in content.components},
+        channels={c.name: c for content in contents for c in content.channels},
+        policies={
+            p.name: EscalationPolicy(
+                name=p.name,
+                steps=tuple(EscalationStep(s.notify, s.escalate_after) for s in p.steps),
+            )
+            for content in contents
+            for p in content.escalation_policies
+        },
+        files=tuple(item.name for item in files),
+    )

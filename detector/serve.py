@@ -1,0 +1,44 @@
+"""Running the service process: logging, the HTTP server, signals, and start-up errors."""
+
+from __future__ import annotations
+
+import sys
+
+from aiohttp import web
+
+from detector.app import create_app, database
+from detector.logs import configure_logging
+from detector.ruleset.live import ChannelConfigError
+from detector.ruleset.loader import RulesInvalid
+from detector.settings import Settings
+
+
+def serve(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT; an invalid rules directory stops start-up with its errors."""
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=10,
+        )
+    except RulesInvalid as err:
+        print("cannot start: the rules directory has errors:", file=sys.stderr)
+        for error in err.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    except ChannelConfigError as err:
+        print(f"cannot start: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def migrate_only(settings: Settings) -> int:
+    """Apply migrations (``database`` migrates on open) and exit."""
+    configure_logging(settings.log_format, settings.log_level)
+    async with database(settings):
+        pass
+    return 0

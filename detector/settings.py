@@ -1,0 +1,91 @@
+"""Service settings from ``STORMWATCH_*`` environment variables, validated once at start."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detector.durations import Duration
+
+
+class LogFormat(StrEnum):
+    """How log lines are rendered."""
+
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment; frozen after start."""
+
+    model_config = SettingsConfigDict(env_prefix="STORMWATCH_", frozen=True, extra="ignore")
+
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL URL; unset starts an embedded PostgreSQL"
+    )
+    data_dir: Path = Field(default=Path(".stormwatch"), description="embedded database home")
+    rules_dir: Path = Field(default=Path("rules"), description="rule, channel and policy files")
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=9095, ge=1, le=65535, description="port to listen on")
+    public_url: str = Field(
+        default="", description="base URL people reach the service at (links in pages)"
+    )
+    api_token: SecretStr | None = Field(default=None, description="bearer token for /api/v1")
+    webhook_token: SecretStr | None = Field(
+        default=None, description="bearer token Alertmanager must send"
+    )
+    signing_key: SecretStr | None = Field(
+        default=None, description="HMAC key for ack links; generated and stored if unset"
+    )
+    log_format: LogFormat = Field(default=LogFormat.JSON, description="json or console")
+    log_level: str = Field(default="info", description="debug, info, warning or error")
+    ack_link_ttl: Duration = Field(
+        default=timedelta(hours=12), description="how long a signed ack link stays valid"
+    )
+    engine_interval: Duration = Field(
+        default=timedelta(seconds=1), description="pause between engine cycles when idle"
+    )
+    db_pool_size: int = Field(default=8, ge=2, le=200, description="PostgreSQL connections")
+    rejected_keep: int = Field(
+        default=200, ge=0, le=100_000, description="rejected webhook bodies kept"
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return level
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """The URL to put in links: PUBLIC_URL, or the listen address."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class SettingsError(Exception):
+    """Settings failed validation; the message lists every bad variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as err:
+        lines = []
+        for error in err.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            lines.append(f"STORMWATCH_{field.upper()}: {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

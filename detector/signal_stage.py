@@ -1,0 +1,82 @@
+"""Engine stage 1: turn stored signals into incident decisions.
+
+One replica at a time (a transaction-scoped advisory lock) so signals are applied in arrival
+order; a batch of signals and all its decisions commit together.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+import structlog
+
+from detector import inbox, store
+from detector.incidents import decide_signals
+from detector.model import Decision, Signal
+from detector.ruleset.rules import RuleMatch, RuleSet
+
+log = structlog.get_logger(__name__)
+_PROCESSING_LOCK = 0x5707_5160
+
+
+@dataclass
+class SignalBatchResult:
+    """What one pass over pending signals did."""
+
+    outcomes: Tally[str] = field(default_factory=Tally)
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        """Number of signals handled."""
+        return sum(self.outcomes.values())
+
+
+def group_by_incident(
+    pending: list[inbox.PendingSignal], rules: RuleSet
+) -> tuple[dict[tuple[str, str], tuple[RuleMatch, list[Signal]]], dict[int, str]]:
+    """Route each signal; group the matched ones by (rule, group key), keep outcomes per id."""
+    groups: dict[tuple[str, str], tuple[RuleMatch, list[Signal]]] = {}
+    outcomes: dict[int, str] = {}
+    for item in pending:
+        matches = rules.route(item.signal)
+        outcomes[item.id] = "matched" if matches else "unmatched"
+        for match in matches:
+            key = (match.rule.name, match.group_key)
+            groups.setdefault(key, (match, []))[1].append(item.signal)
+    return groups, outcomes
+
+
+async def process_pending(
+    pool: asyncpg.Pool, rules: RuleSet, now: datetime, limit: int = 500
+) -> SignalBatchResult:
+    """Process up to ``limit`` pending signals; returns an empty result if another replica is busy."""
+    result = SignalBatchResult()
+    async with pool.acquire() as connection, connection.transaction():
+        if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PROCESSING_LOCK):
+            return result
+        pending = await inbox.lock_pending(connection, limit)
+        if not pending:
+            return result
+        groups, outcomes = group_by_incident(pending, rules)
+        for (rule_name, group_key), (match, signals) in groups.items():
+            try:
+                async with connection.transaction():
+                    current = await store.lock_group(connection, rule_name, group_key)
+                    decision = decide_signals(
+                        current, signals, match, rules.policy_for(match.rule), now
+                    )
+                    await store.apply(connection, decision, now)
+                    result.decisions.append(decision)
+            except (asyncpg.PostgresError, store.IncidentConflict, ValueError, KeyError):
+                log.exception("signals.group_failed", rule=rule_name, group_key=group_key)
+                failed = {s.occurrence for s in signals}
+                for item in pending:
+                    if item.signal.occurrence in failed:
+                        outcomes[item.id] = "error"
+        await inbox.mark_processed(connection, outcomes, now)
+        result.outcomes.update(outcomes.values())
+    return result

@@ -1,0 +1,57 @@
+"""Durable timers: claimed with ``FOR UPDATE SKIP LOCKED`` and a lease, fired once.
+
+A claim leases due rows to one replica; the firing transaction marks the row fired only if this
+replica still holds the lease, so a timer fires exactly once however many replicas run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from detector.model import Timer, TimerKind
+from detector.store import Connection
+
+
+async def claim_due(
+    connection: Connection, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[Timer]:
+    """Lease up to ``limit`` due timers to ``owner``, oldest due first."""
+    rows = await connection.fetch(
+        """UPDATE timers SET lease_owner = $1, lease_until = $2::timestamptz + $3::interval
+           WHERE id IN (
+             SELECT id FROM timers
+             WHERE fired_at IS NULL AND due_at <= $2 AND (lease_until IS NULL OR lease_until < $2)
+             ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+           RETURNING id, incident_id, kind, due_at, epoch, payload""",
+        owner,
+        now,
+        lease,
+        limit,
+    )
+    timers = [
+        Timer(
+            id=row["id"],
+            incident_id=row["incident_id"],
+            kind=TimerKind(row["kind"]),
+            due_at=row["due_at"],
+            epoch=row["epoch"],
+            payload=row["payload"],
+        )
+        for row in rows
+    ]
+    return sorted(timers, key=lambda timer: timer.due_at)
+
+
+async def mark_fired(
+    connection: Connection, timer_id: int, owner: str, outcome: str, now: datetime
+) -> bool:
+    """Mark a leased timer fired; False if another replica took it over (then do nothing)."""
+    result: str = await connection.execute(
+        """UPDATE timers SET fired_at = $3, outcome = $4
+           WHERE id = $1 AND lease_owner = $2 AND fired_at IS NULL""",
+        timer_id,
+        owner,
+        now,
+        outcome,
+    )
+    return result == "UPDATE 1"

@@ -1,0 +1,1 @@
+"""HTTP surface: the Alertmanager webhook, the incident API, ack links and operations endpoints."""

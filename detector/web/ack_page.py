@@ -1,0 +1,96 @@
+"""Signed acknowledge links: ``GET`` shows a confirmation page, only ``POST`` acknowledges.
+
+Chat apps and mail scanners prefetch links, so a GET must never change anything.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiohttp import web
+
+from detector import actions, queries
+from detector.ack_links import LinkInvalid, read_token
+from detector.web.context import SERVICES
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex"><title>{title} · Stormwatch</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}}
+button{{font-size:1.2rem;padding:.8rem 1.6rem}}.muted{{color:#555}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+_REASONS = {
+    "expired": "This acknowledge link has expired. Use the API or the CLI: stormwatch ack ID.",
+    "bad_signature": "This acknowledge link is not valid.",
+    "malformed": "This acknowledge link is not valid.",
+}
+
+
+def _html(title: str, body: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=_PAGE.format(title=escape(title), body=body),
+        status=status,
+        content_type="text/html",
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+def _incident_id(request: web.Request) -> int | web.Response:
+    services = request.app[SERVICES]
+    try:
+        return read_token(services.signing_key, request.match_info["token"], services.clock.now())
+    except LinkInvalid as err:
+        status = 410 if err.reason == "expired" else 400
+        return _html("Link not usable", f"<p>{escape(_REASONS[err.reason])}</p>", status)
+
+
+async def confirm_page(request: web.Request) -> web.Response:
+    """Show what would be acknowledged, with a button that POSTs."""
+    incident_id = _incident_id(request)
+    if isinstance(incident_id, web.Response):
+        return incident_id
+    async with request.app[SERVICES].pool.acquire() as connection:
+        detail = await queries.incident_detail(connection, incident_id)
+    if detail is None:
+        return _html("Incident not found", "<p>No such incident.</p>", 404)
+    body = (
+        f"<p><strong>#{incident_id}</strong> · {escape(detail['severity'])} · "
+        f"state: <strong>{escape(detail['state'])}</strong></p>"
+        f"<p class=muted>{escape(detail['summary'])}</p>"
+    )
+    if detail["state"] == "triggered":
+        body += (
+            '<form method="post"><label>Your name <input name="by" autocomplete="name"></label>'
+            "<p><button type=submit>Acknowledge</button></p></form>"
+        )
+    return _html(detail["title"], body)
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    """Acknowledge the incident the signed link names."""
+    incident_id = _incident_id(request)
+    if isinstance(incident_id, web.Response):
+        return incident_id
+    services = request.app[SERVICES]
+    form = await request.post()
+    by = str(form.get("by") or "").strip()[:200] or "ack link"
+    try:
+        decision = await actions.acknowledge(
+            services.pool, incident_id, by, "link", services.rules.current, services.clock.now()
+        )
+    except actions.IncidentNotFound:
+        return _html("Incident not found", "<p>No such incident.</p>", 404)
+    if decision.incident is not None:
+        services.engine.wake()
+        return _html(
+            "Acknowledged", f"<p>Incident #{incident_id} is acknowledged. Escalation stopped.</p>"
+        )
+    state = decision.reason.removeprefix("already_")
+    return _html("Nothing to do", f"<p>Incident #{incident_id} is already {escape(state)}.</p>")
+
+
+def routes() -> list[web.RouteDef]:
+    """The ack link routes."""
+    return [web.get("/ack/{token}", confirm_page), web.post("/ack/{token}", acknowledge)]

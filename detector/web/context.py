@@ -1,0 +1,33 @@
+"""The shared resources handlers reach through ``request.app[SERVICES]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from detector.batcher import IntakeBatcher
+from detector.clock import Clock
+from detector.engine import Engine
+from detector.metrics import Metrics
+from detector.ruleset.live import LiveRules
+from detector.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything built at start-up that requests need."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    rules: LiveRules
+    metrics: Metrics
+    clock: Clock
+    batcher: IntakeBatcher
+    engine: Engine
+    signing_key: bytes
+
+
+SERVICES = web.AppKey("services", Services)
+METRICS = web.AppKey("metrics", Metrics)

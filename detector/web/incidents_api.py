@@ -1,0 +1,131 @@
+"""The incident API under ``/api/v1`` (bearer ``API_TOKEN`` when configured)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from detector import actions, inbox, queries
+from detector.fieldpath import field_path
+from detector.model import Decision, IncidentState
+from detector.web.context import SERVICES
+from detector.web.responses import bad_request, check_bearer, error, int_param
+
+_OPEN = (IncidentState.TRIGGERED.value, IncidentState.ACKNOWLEDGED.value)
+_ALL = (*_OPEN, IncidentState.RESOLVED.value)
+_STATE_FILTERS = {"open": _OPEN, "all": _ALL, **{state: (state,) for state in _ALL}}
+
+
+class ActionBody(BaseModel):
+    """Optional body of ack and resolve: who did it and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field(default="api", min_length=1, max_length=200)
+    reason: str = Field(default="resolved by hand", min_length=1, max_length=2000)
+
+
+@web.middleware
+async def require_api_token(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Guard ``/api/v1`` (except the webhook, which has its own token) with API_TOKEN."""
+    if request.path.startswith("/api/v1/") and request.path != "/api/v1/alertmanager":
+        denied = check_bearer(request, request.app[SERVICES].settings.api_token)
+        if denied is not None:
+            return denied
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    """``GET /api/v1/incidents?state=open|all|triggered|acknowledged|resolved&limit=N``."""
+    state = request.query.get("state", "all")
+    if state not in _STATE_FILTERS:
+        return error(400, f"must be one of {', '.join(_STATE_FILTERS)}", field="state")
+    limit = int_param(request.query.get("limit", "100"), "limit", maximum=1000)
+    async with request.app[SERVICES].pool.acquire() as connection:
+        incidents = await queries.list_incidents(connection, _STATE_FILTERS[state], limit)
+    return web.json_response({"incidents": incidents})
+
+
+async def show_incident(request: web.Request) -> web.Response:
+    """``GET /api/v1/incidents/{id}`` with alerts and timeline."""
+    incident_id = int_param(request.match_info["id"], "id")
+    async with request.app[SERVICES].pool.acquire() as connection:
+        detail = await queries.incident_detail(connection, incident_id)
+    if detail is None:
+        return error(404, "no such incident", field="id")
+    return web.json_response(detail)
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    """``POST /api/v1/incidents/{id}/ack`` — stops escalation."""
+    services = request.app[SERVICES]
+    incident_id = int_param(request.match_info["id"], "id")
+    body = await _action_body(request)
+    try:
+        decision = await actions.acknowledge(
+            services.pool, incident_id, body.by, "api", services.rules.current, services.clock.now()
+        )
+    except actions.IncidentNotFound:
+        return error(404, "no such incident", field="id")
+    return _action_result(request, incident_id, decision)
+
+
+async def resolve(request: web.Request) -> web.Response:
+    """``POST /api/v1/incidents/{id}/resolve``."""
+    services = request.app[SERVICES]
+    incident_id = int_param(request.match_info["id"], "id")
+    body = await _action_body(request)
+    try:
+        decision = await actions.resolve(
+            services.pool, incident_id, body.by, body.reason, services.clock.now()
+        )
+    except actions.IncidentNotFound:
+        return error(404, "no such incident", field="id")
+    return _action_result(request, incident_id, decision)
+
+
+async def unmatched_signals(request: web.Request) -> web.Response:
+    """``GET /api/v1/signals/unmatched``: stored alerts no rule matched (a rule may be missing)."""
+    limit = int_param(request.query.get("limit", "100"), "limit", maximum=1000)
+    async with request.app[SERVICES].pool.acquire() as connection:
+        rows = await inbox.unmatched(connection, limit)
+    return web.json_response({"signals": queries.json_rows(rows)})
+
+
+async def rejected_webhooks(request: web.Request) -> web.Response:
+    """``GET /api/v1/webhooks/rejected``: recently rejected bodies with the field and reason."""
+    limit = int_param(request.query.get("limit", "50"), "limit", maximum=1000)
+    async with request.app[SERVICES].pool.acquire() as connection:
+        rows = await inbox.rejected(connection, limit)
+    return web.json_response({"rejected": queries.json_rows(rows)})
+
+
+async def _action_body(request: web.Request) -> ActionBody:
+    raw = await request.read()
+    if not raw.strip():
+        return ActionBody()
+    try:
+        return ActionBody.model_validate_json(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise bad_request(first["msg"], field_path(first["loc"]) or "body") from None
+
+
+def _action_result(request: web.Request, incident_id: int, decision: Decision) -> web.Response:
+    if decision.incident is not None:
+        request.app[SERVICES].engine.wake()
+    return web.json_response({"id": incident_id, "result": decision.reason})
+
+
+def routes() -> list[web.RouteDef]:
+    """The API's routes."""
+    return [
+        web.get("/api/v1/incidents", list_incidents),
+        web.get("/api/v1/incidents/{id}", show_incident),
+        web.post("/api/v1/incidents/{id}/ack", acknowledge),
+        web.post("/api/v1/incidents/{id}/resolve", resolve),
+        web.get("/api/v1/signals/unmatched", unmatched_signals),
+        web.get("/api/v1/webhooks/rejected", rejected_webhooks),
+    ]

@@ -1,0 +1,39 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from detector.web.context import METRICS, SERVICES
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """Alive: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the database answers and a valid rule set is loaded."""
+    services = request.app.get(SERVICES)
+    if services is None:
+        return web.json_response({"status": "starting"}, status=503)
+    try:
+        await services.pool.fetchval("SELECT 1", timeout=2)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        return web.json_response({"status": "database unreachable"}, status=503)
+    return web.json_response({"status": "ready", "rules": len(services.rules.current.rules)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition of this app's registry."""
+    body = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def routes() -> list[web.RouteDef]:
+    """The operations routes."""
+    return [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]

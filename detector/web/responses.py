@@ -1,0 +1,75 @@
+"""JSON error bodies and the middleware that guarantees every error is JSON with a reason."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from aiohttp import web
+from pydantic import SecretStr
+
+log = structlog.get_logger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error(status: int, message: str, field: str | None = None, **extra: Any) -> web.Response:
+    """A JSON error: ``{"error": ..., "field": ...}`` plus any details."""
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return web.json_response(body, status=status)
+
+
+def check_bearer(request: web.Request, token: SecretStr | None) -> web.Response | None:
+    """None when the request may pass; a 401 when a token is configured and not presented."""
+    if token is None:
+        return None
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected):
+        return None
+    return error(401, "missing or wrong bearer token", field="Authorization")
+
+
+def bad_request(message: str, field: str) -> web.HTTPBadRequest:
+    """A 400 exception with the JSON error body, for raising from deep inside a handler."""
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": message, "field": field}), content_type="application/json"
+    )
+
+
+def int_param(value: str, field: str, minimum: int = 1, maximum: int = 1 << 62) -> int:
+    """Parse an integer parameter or raise a 400 naming it."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise bad_request("must be an integer", field) from None
+    if not minimum <= number <= maximum:
+        raise bad_request(f"must be between {minimum} and {maximum}", field)
+    return number
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id to every log line; turn stray errors into JSON instead of HTML."""
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    structlog.contextvars.bind_contextvars(request_id=request_id, path=request.path)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        return error(exc.status, exc.reason)
+    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+        log.warning("database.unavailable")
+        return error(503, "database unavailable, try again")
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id", "path")
+    response.headers["X-Request-Id"] = request_id
+    return response

@@ -1,0 +1,69 @@
+"""``POST /api/v1/alertmanager``: answer 2xx only once the alerts are committed.
+
+Rejections stay cheap (Alertmanager resends a 4xx'd group every group_interval): parse, name the
+field, keep a bounded copy of the body for inspection. Database trouble answers 503 so
+Alertmanager retries with backoff.
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from detector import inbox
+from detector.intake import PayloadError, parse_payload, to_signals
+from detector.model import Source
+from detector.web.context import SERVICES, Services
+from detector.web.responses import check_bearer, error
+
+log = structlog.get_logger(__name__)
+_KEPT_BODY_BYTES = 64 * 1024
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+async def receive_alertmanager(request: web.Request) -> web.Response:
+    """Validate, store durably, wake the engine, answer."""
+    started = time.perf_counter()
+    services = request.app[SERVICES]
+    denied = check_bearer(request, services.settings.webhook_token)
+    if denied is not None:
+        services.metrics.webhooks.labels("unauthorized").inc()
+        return denied
+    body = await request.read()
+    try:
+        payload = parse_payload(body)
+    except PayloadError as err:
+        return await _reject(services, body, err)
+    signals = to_signals(payload, services.clock.now())
+    try:
+        await services.batcher.submit(signals)
+    except _DB_ERRORS:
+        services.metrics.webhooks.labels("unavailable").inc()
+        log.warning("webhook.unavailable", alerts=len(signals))
+        return error(503, "database unavailable, retry later")
+    services.engine.wake()
+    services.metrics.webhooks.labels("accepted").inc()
+    services.metrics.webhook_latency.observe(time.perf_counter() - started)
+    return web.json_response({"status": "accepted", "alerts": len(signals)})
+
+
+async def _reject(services: Services, body: bytes, err: PayloadError) -> web.Response:
+    services.metrics.webhooks.labels("rejected").inc()
+    services.metrics.signals_received.labels(Source.ALERTMANAGER, "rejected").inc()
+    log.info("webhook.rejected", field=err.field, reason=err.errors[0]["reason"])
+    try:
+        async with services.pool.acquire() as connection:
+            await inbox.keep_rejected(
+                connection,
+                services.clock.now(),
+                err.field,
+                err.errors[0]["reason"],
+                body[:_KEPT_BODY_BYTES].decode("utf-8", errors="replace"),
+                services.settings.rejected_keep,
+            )
+    except _DB_ERRORS:
+        log.warning("webhook.rejected_body_not_kept")
+    return error(400, "invalid Alertmanager payload", field=err.field, errors=err.errors)
