@@ -75,11 +75,12 @@ def _lifecycle(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def
                 pool, lambda: rules.routes, deliverer, clock, metrics, settings.engine_interval
             )
             app[SERVICES] = Services(settings, pool, rules, metrics, clock, batcher, engine, key)
-            task = asyncio.create_task(engine.run())
+            task = asyncio.create_task(engine.run()) if settings.run_engine else None
             log.info("service.started", url=settings.base_url, rules=len(rules.current.rules))
             yield
             engine.stop()
-            await task
+            if task is not None:
+                await task
             await batcher.drain()
             log.info("service.stopped")
 

@@ -73,7 +73,7 @@ def decide_ack(
         "acknowledged",
         incident=acked,
         timeline=(TimelineEntry("incident.acknowledged", now, {"by": by, "via": via}),),
-        timers=_silence_timer(acked, rule, now),
+        timers=_silence_timer(acked, rule),
         pages=_pages(acked, PageEvent.ACKNOWLEDGED),
     )
 
@@ -136,7 +136,7 @@ def _open(
         "opened",
         incident=incident,
         timeline=timeline,
-        timers=_escalation_timer(incident, 0, now) + _silence_timer(incident, rule, now),
+        timers=_escalation_timer(incident, 0, now) + _silence_timer(incident, rule),
         pages=_pages(incident, PageEvent.TRIGGERED),
         changed_alerts=changed,
         opened=True,
@@ -168,7 +168,7 @@ def _reopen(
             TimelineEntry("incident.reopened", now, {"resolved_ago": resolved_ago}),
             *_alert_entries(changed, now),
         ),
-        timers=_escalation_timer(reopened, 0, now) + _silence_timer(reopened, rule, now),
+        timers=_escalation_timer(reopened, 0, now) + _silence_timer(reopened, rule),
         changed_alerts=changed,
     )
     return _settle(decision, rule, now)
@@ -305,11 +305,9 @@ def _escalation_timer(incident: Incident, step: int, now: datetime) -> tuple[Tim
     return () if due is None else (TimerSpec(TimerKind.ESCALATE, due, {"step": step + 1}),)
 
 
-def _silence_timer(
-    incident: Incident, rule: RuleSpec | None, now: datetime
-) -> tuple[TimerSpec, ...]:
+def _silence_timer(incident: Incident, rule: RuleSpec | None) -> tuple[TimerSpec, ...]:
+    """Check for silence once ``resolve_after`` has passed since the last signal we know of;
+    the check itself re-arms from the latest arrival, replays included."""
     if rule is None or rule.resolve_after is None:
         return ()
-    return (
-        TimerSpec(TimerKind.SILENCE_CHECK, max(now, incident.last_signal_at) + rule.resolve_after),
-    )
+    return (TimerSpec(TimerKind.SILENCE_CHECK, incident.last_signal_at + rule.resolve_after),)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     engine_interval: Duration = Field(
         default=timedelta(seconds=1), description="pause between engine cycles when idle"
     )
+    run_engine: bool = Field(
+        default=True, description="run engine cycles here; off for API-only replicas"
+    )
     db_pool_size: int = Field(default=8, ge=2, le=200, description="PostgreSQL connections")
     rejected_keep: int = Field(
         default=200, ge=0, le=100_000, description="rejected webhook bodies kept"

@@ -1,0 +1,184 @@
+"""The incident's story through the real service: webhook → page → escalate → ack → resolve.
+
+Real PostgreSQL, real HTTP for webhooks and pages; time moves only when the test moves the clock.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.conftest import Shop, alert
+from tests.fakes import T0
+
+
+class TestPoolExhaustionStory:
+    async def test_page_escalate_ack_resolve(self, shop: Shop) -> None:
+        firing = alert(cluster="eu-1")
+        response = await shop.post_alerts(firing)
+        assert response.status == 200
+        assert await response.json() == {"status": "accepted", "alerts": 1}
+
+        await shop.cycle()
+        [page] = shop.pager.delivered("triggered")
+        incident_id = page["incident"]["id"]
+        assert page["incident"]["title"] == "Connection pool exhausted on eu-1"
+        assert page["incident"]["severity"] == "critical"
+        assert page["incident"]["summary"] == "PgBouncerPoolSaturated on eu-1"
+        assert page["links"]["incident"] == f"https://stormwatch.example/api/v1/incidents/{incident_id}"
+        assert page["links"]["acknowledge"].startswith("https://stormwatch.example/ack/")
+        assert shop.pager.headers[0]["Idempotency-Key"].startswith(f"{incident_id}:")
+        assert shop.backup.requests == []
+
+        await shop.advance(timedelta(minutes=4, seconds=59))
+        assert shop.backup.requests == []
+        await shop.advance(timedelta(seconds=1))
+        [escalated] = shop.backup.delivered("triggered")
+        assert escalated["escalation_step"] == 1
+
+        ack = await shop.client.post(f"/api/v1/incidents/{incident_id}/ack", json={"by": "maria"})
+        assert await ack.json() == {"id": incident_id, "result": "acknowledged"}
+        await shop.cycle()
+        assert len(shop.pager.delivered("acknowledged")) == 1
+        assert len(shop.backup.delivered("acknowledged")) == 1
+
+        await shop.post_alerts({**firing, "status": "resolved", "endsAt": (T0 + timedelta(minutes=9)).isoformat()})
+        await shop.advance(timedelta(minutes=10))
+        detail = await shop.incident(incident_id)
+        assert detail["state"] == "resolved"
+        assert detail["acknowledged_by"] == "maria"
+        assert detail["resolved_by"] == "stormwatch"
+        assert len(shop.pager.delivered("resolved")) == 1
+        assert len(shop.backup.delivered("resolved")) == 1
+        kinds = [event["kind"] for event in detail["timeline"]]
+        assert kinds == [
+            "incident.opened",
+            "alerts.firing",
+            "page.delivered",
+            "incident.escalated",
+            "page.delivered",
+            "incident.acknowledged",
+            "page.delivered",
+            "page.delivered",
+            "alerts.resolved",
+            "incident.resolved",
+            "page.delivered",
+            "page.delivered",
+        ]
+
+    async def test_ack_stops_escalation(self, shop: Shop) -> None:
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        [incident] = await shop.incidents("open")
+        await shop.client.post(f"/api/v1/incidents/{incident['id']}/ack")
+        report = await shop.advance(timedelta(minutes=30))
+        assert [t.decision.reason for t in report.timers] == ["stale_epoch"]
+        assert shop.backup.delivered("triggered") == []
+
+    async def test_replayed_webhook_pages_once(self, shop: Shop) -> None:
+        firing = alert(cluster="eu-1")
+        for _ in range(5):
+            assert (await shop.post_alerts(firing)).status == 200
+            await shop.cycle()
+        assert len(shop.pager.requests) == 1
+        assert len(await shop.incidents()) == 1
+        metrics = await (await shop.client.get("/metrics")).text()
+        assert 'stormwatch_signals_received_total{outcome="accepted",source="alertmanager"} 1.0' in metrics
+        assert 'stormwatch_signals_received_total{outcome="duplicate",source="alertmanager"} 4.0' in metrics
+
+    async def test_groups_by_label_into_separate_incidents(self, shop: Shop) -> None:
+        await shop.post_alerts(alert(cluster="eu-1", instance="a"), alert(cluster="eu-1", instance="b"))
+        await shop.post_alerts(alert(cluster="us-1", instance="c"))
+        await shop.cycle()
+        titles = sorted(i["title"] for i in await shop.incidents())
+        assert titles == ["Connection pool exhausted on eu-1", "Connection pool exhausted on us-1"]
+        assert len(shop.pager.requests) == 2
+
+    async def test_resolves_only_when_every_alert_resolved(self, shop: Shop) -> None:
+        a, b = alert(cluster="eu-1", instance="a"), alert(cluster="eu-1", instance="b")
+        await shop.post_alerts(a, b)
+        await shop.cycle()
+        await shop.post_alerts({**a, "status": "resolved"}, b)
+        await shop.cycle()
+        [incident] = await shop.incidents()
+        assert incident["state"] == "triggered"
+        await shop.post_alerts({**b, "status": "resolved"})
+        await shop.cycle()
+        [incident] = await shop.incidents()
+        assert incident["state"] == "resolved"
+
+    async def test_refire_within_cooldown_reopens_without_paging(self, shop: Shop) -> None:
+        first = alert(cluster="eu-1")
+        await shop.post_alerts(first)
+        await shop.cycle()
+        await shop.post_alerts({**first, "status": "resolved"})
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=3))
+        await shop.post_alerts({**first, "startsAt": shop.clock.now().isoformat()})
+        await shop.cycle()
+        [incident] = await shop.incidents()
+        assert incident["state"] == "triggered"
+        detail = await shop.incident(incident["id"])
+        assert "incident.reopened" in [e["kind"] for e in detail["timeline"]]
+        assert len(shop.pager.delivered("triggered")) == 1
+
+    async def test_refire_after_cooldown_opens_a_new_incident(self, shop: Shop) -> None:
+        first = alert(cluster="eu-1")
+        await shop.post_alerts(first)
+        await shop.cycle()
+        await shop.post_alerts({**first, "status": "resolved"})
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=11))
+        await shop.post_alerts({**first, "startsAt": shop.clock.now().isoformat()})
+        await shop.cycle()
+        states = sorted(i["state"] for i in await shop.incidents())
+        assert states == ["resolved", "triggered"]
+        assert len(shop.pager.delivered("triggered")) == 2
+
+
+class TestSilenceAutoResolve:
+    async def test_resolves_after_quiet_period_counting_replays(self, shop: Shop) -> None:
+        spike = alert("CheckoutErrorSpike", service="checkout")
+        await shop.post_alerts(spike)
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=10))
+        await shop.post_alerts(spike)  # Alertmanager's repeat: same occurrence, still alive
+        await shop.advance(timedelta(minutes=10))
+        [incident] = await shop.incidents()
+        assert incident["state"] == "triggered"
+        await shop.client.post(f"/api/v1/incidents/{incident['id']}/ack")
+        await shop.advance(timedelta(minutes=5))
+        detail = await shop.incident(incident["id"])
+        assert detail["state"] == "resolved"
+        [resolution] = [e for e in detail["timeline"] if e["kind"] == "incident.resolved"]
+        assert resolution["detail"]["reason"] == "no signal for 15m"
+        assert resolution["at"] == (T0 + timedelta(minutes=25)).isoformat()
+
+
+class TestDelivery:
+    async def test_retries_then_dead_letters(self, shop: Shop) -> None:
+        shop.pager.statuses = [503, 502, 500]
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        assert len(shop.pager.requests) == 1
+        await shop.advance(timedelta(seconds=7))
+        assert len(shop.pager.requests) == 1, "the retry waits for its backoff"
+        await shop.advance(timedelta(seconds=5))
+        assert len(shop.pager.requests) == 2
+        await shop.advance(timedelta(seconds=30))
+        assert len(shop.pager.requests) == 3
+        await shop.advance(timedelta(minutes=10))
+        assert len(shop.pager.requests) == 3, "dead-lettered after max_attempts"
+        [incident] = await shop.incidents()
+        kinds = [e["kind"] for e in (await shop.incident(incident["id"]))["timeline"]]
+        assert kinds.count("page.failed") == 2
+        assert kinds.count("page.dead_lettered") == 1
+        metrics = await (await shop.client.get("/metrics")).text()
+        assert 'stormwatch_deliveries_total{channel="pager",outcome="dead",reason="server_error"} 1.0' in metrics
+        assert 'stormwatch_deliveries_total{channel="pager",outcome="retry",reason="server_error"} 2.0' in metrics
+
+    async def test_client_error_is_permanent(self, shop: Shop) -> None:
+        shop.pager.statuses = [400]
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=10))
+        assert len(shop.pager.requests) == 1

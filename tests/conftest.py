@@ -1,0 +1,223 @@
+"""Shared fixtures: one real PostgreSQL (pgserver) per test session, a fresh database per test,
+a page receiver on 127.0.0.1, and the full service app driven by a fake clock."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pgserver
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from detector import migrations, store
+from detector.app import create_app
+from detector.engine import CycleReport
+from detector.settings import Settings
+from detector.web.context import SERVICES, Services
+from tests.fakes import T0, FakeClock, PageReceiver
+
+RULES = """
+components:
+  - name: checkout
+    display_name: Checkout
+channels:
+  - name: pager
+    type: webhook
+    url: {pager_url}
+    retry: {{max_attempts: 3, initial_delay: 10s, max_delay: 1m}}
+  - name: backup
+    type: webhook
+    url: {backup_url}
+escalation_policies:
+  - name: oncall
+    steps:
+      - notify: [pager]
+        escalate_after: 5m
+      - notify: [backup]
+rules:
+  - name: pool-exhausted
+    match: ['alertname="PgBouncerPoolSaturated"']
+    group_by: [cluster]
+    severity: critical
+    title: "Connection pool exhausted on {{{{ labels.cluster }}}}"
+    summary: "{{{{ annotations.summary }}}}"
+    component: checkout
+    escalation_policy: oncall
+    reopen_within: 10m
+  - name: checkout-errors
+    match: ['alertname="CheckoutErrorSpike"']
+    severity: major
+    title: Checkout errors
+    component: checkout
+    escalation_policy: oncall
+    auto_resolve: false
+    resolve_after: 15m
+"""
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+async def database_url(pg_server: Any) -> str:
+    base: str = pg_server.get_uri()
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(base)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return base.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=10, init=store.init_connection
+    )
+    async with pool.acquire() as connection:
+        await migrations.migrate(connection)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def pager() -> AsyncIterator[PageReceiver]:
+    receiver = await PageReceiver().start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture
+async def backup() -> AsyncIterator[PageReceiver]:
+    receiver = await PageReceiver().start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path, pager: PageReceiver, backup: PageReceiver) -> Path:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "shop.yml").write_text(RULES.format(pager_url=pager.url, backup_url=backup.url))
+    return directory
+
+
+def alert(
+    name: str = "PgBouncerPoolSaturated",
+    status: str = "firing",
+    starts_at: datetime = T0,
+    ends_at: datetime | None = None,
+    fingerprint: str | None = None,
+    **labels: str,
+) -> dict[str, Any]:
+    """One alert as Alertmanager puts it in a webhook."""
+    all_labels = {"alertname": name, **labels}
+    return {
+        "status": status,
+        "labels": all_labels,
+        "annotations": {"summary": f"{name} on {labels.get('cluster', '?')}"},
+        "startsAt": starts_at.isoformat(),
+        "endsAt": (ends_at or datetime(1, 1, 1, tzinfo=T0.tzinfo)).isoformat(),
+        "generatorURL": "http://prometheus.example:9090/graph",
+        "fingerprint": fingerprint or uuid.uuid5(uuid.NAMESPACE_OID, json.dumps(all_labels, sort_keys=True)).hex[:16],
+    }
+
+
+def payload(*alerts: dict[str, Any], receiver: str = "stormwatch") -> dict[str, Any]:
+    """A version 4 webhook body around ``alerts``."""
+    firing = any(a["status"] == "firing" for a in alerts)
+    return {
+        "version": "4",
+        "status": "firing" if firing else "resolved",
+        "receiver": receiver,
+        "groupKey": '{}:{alertname="X"}',
+        "truncatedAlerts": 0,
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "alerts": list(alerts),
+    }
+
+
+@dataclass
+class Shop:
+    """The running service under test: HTTP client, services, clock and page receivers."""
+
+    client: TestClient
+    services: Services
+    clock: FakeClock
+    pager: PageReceiver
+    backup: PageReceiver
+
+    async def post_alerts(self, *alerts: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        response = await self.client.post(
+            "/api/v1/alertmanager", json=payload(*alerts), headers=headers or {}
+        )
+        return response
+
+    async def cycle(self) -> CycleReport:
+        """One engine cycle at the fake clock's time."""
+        return await self.services.engine.run_once()
+
+    async def advance(self, delta: timedelta) -> CycleReport:
+        self.clock.advance(delta)
+        return await self.cycle()
+
+    async def incident(self, incident_id: int) -> dict[str, Any]:
+        response = await self.client.get(f"/api/v1/incidents/{incident_id}")
+        assert response.status == 200, await response.text()
+        result: dict[str, Any] = await response.json()
+        return result
+
+    async def incidents(self, state: str = "all") -> list[dict[str, Any]]:
+        response = await self.client.get(f"/api/v1/incidents?state={state}")
+        assert response.status == 200, await response.text()
+        return (await response.json())["incidents"]  # type: ignore[no-any-return]
+
+
+def settings_for(database_url: str, rules_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "rules_dir": rules_dir,
+        "public_url": "https://stormwatch.example",
+        "signing_key": "test-signing-key",
+        "run_engine": False,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def shop(
+    database_url: str,
+    rules_dir: Path,
+    pager: PageReceiver,
+    backup: PageReceiver,
+    settings_overrides: dict[str, Any],
+) -> AsyncIterator[Shop]:
+    clock = FakeClock()
+    app = create_app(settings_for(database_url, rules_dir, **settings_overrides), clock=clock)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield Shop(client, app[SERVICES], clock, pager, backup)
+    finally:
+        await client.close()

@@ -1,0 +1,84 @@
+"""Small real stand-ins used across tests: a clock to drive and an HTTP endpoint that records pages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # Black Friday, 09:00 UTC
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self._now += delta
+        return self._now
+
+
+class PageReceiver:
+    """A real HTTP server on 127.0.0.1 that records what channels POST to it.
+
+    ``statuses`` are answered in order (then 200), to exercise retries and dead-letters.
+    """
+
+    def __init__(self, statuses: Iterable[int] = ()) -> None:
+        self.statuses = list(statuses)
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.answers: list[int] = []
+        self._arrived = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> PageReceiver:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/page"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        status = self.statuses.pop(0) if self.statuses else 200
+        async with self._arrived:
+            self.requests.append(body)
+            self.headers.append(dict(request.headers))
+            self.answers.append(status)
+            self._arrived.notify_all()
+        return web.json_response({"ok": status < 300}, status=status)
+
+    async def wait_for(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` requests arrived (event-driven, bounded by ``timeout``)."""
+        async with self._arrived:
+            await asyncio.wait_for(
+                self._arrived.wait_for(lambda: len(self.requests) >= count), timeout
+            )
+        return self.requests
+
+    def delivered(self, event: str | None = None) -> list[dict[str, Any]]:
+        """Bodies answered 2xx so far, optionally only one event kind."""
+        return [
+            body
+            for body, status in zip(self.requests, self.answers, strict=True)
+            if status < 300 and (event is None or body["event"] == event)
+        ]
