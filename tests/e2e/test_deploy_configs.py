@@ -6,14 +6,14 @@ prometheus). Without them the tests skip, except in CI, where they fail.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.e2e.tools import tool
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,6 @@ COMPOSE_ALERTMANAGER = DEPLOY / "compose" / "alertmanager.yml"
 ALERT_FILES = sorted((PROMETHEUS_DIR / "alerts").glob("*.yml"))
 RULE_TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 
-DEBIAN_PACKAGES = {"amtool": "prometheus-alertmanager", "promtool": "prometheus"}
 ALERTMANAGER_CONFIGS = pytest.mark.parametrize(
     "path", [MAIN_ALERTMANAGER, COMPOSE_ALERTMANAGER], ids=["main", "compose"]
 )
@@ -53,18 +52,6 @@ EXPECTED_ALERTS = {
     "Watchdog",
 }
 SEVERITIES = {"page", "ticket", "info", "none"}
-
-
-def tool(name: str) -> str:
-    """Path of a command-line tool; skip the test without it (fail in CI)."""
-    path = shutil.which(name)
-    if path is None:
-        package = DEBIAN_PACKAGES[name]
-        message = f"{name} is not on PATH: install the Debian package {package}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,133 @@
+"""Durability across replicas and restarts, against one real PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from detector import inbox, migrations, store
+from detector.ack_links import LinkBuilder
+from detector.app import build_channels, create_app
+from detector.delivery_stage import Deliverer
+from detector.engine import Engine
+from detector.intake import WebhookPayload, to_signals
+from detector.metrics import Metrics
+from detector.ruleset.live import LiveRules
+from detector.web.context import SERVICES
+from tests.conftest import alert, payload, settings_for
+from tests.fakes import FakeClock, PageReceiver
+
+INCIDENTS = 40
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+Replica = Callable[[FakeClock], Awaitable[Engine]]
+
+
+@pytest.fixture
+async def replica(
+    database_url: str, rules_dir: Path, session: aiohttp.ClientSession
+) -> AsyncIterator[Replica]:
+    """Builds engines with their own connection pools, as separate processes would have."""
+    pools: list[asyncpg.Pool] = []
+
+    async def build(clock: FakeClock) -> Engine:
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=store.init_connection)
+        pools.append(pool)
+        rules = LiveRules(rules_dir, lambda r: build_channels(r, session), clock.now)
+        links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
+        return Engine(pool, lambda: rules.routes, Deliverer(links, random.Random(7)), clock, Metrics())
+
+    yield build
+    for pool in pools:
+        await pool.close()
+
+
+async def store_alerts(pool: asyncpg.Pool, clock: FakeClock, *alerts: dict[str, Any]) -> None:
+    signals = to_signals(WebhookPayload.model_validate(payload(*alerts)), clock.now())
+    async with pool.acquire() as connection:
+        await inbox.insert_signals(connection, signals)
+
+
+class TestTwoReplicas:
+    async def test_timers_fire_and_pages_go_out_once(
+        self,
+        pool: asyncpg.Pool,
+        replica: Replica,
+        pager: PageReceiver,
+        backup: PageReceiver,
+    ) -> None:
+        clock = FakeClock()
+        first, second = [await replica(clock) for _ in range(2)]
+        await store_alerts(pool, clock, *(alert(cluster=f"c{n}") for n in range(INCIDENTS)))
+        for _ in range(3):
+            await asyncio.gather(first.run_once(), second.run_once())
+        clock.advance(timedelta(minutes=6))
+        for _ in range(3):
+            await asyncio.gather(first.run_once(), second.run_once())
+
+        opened = Counter(page["incident"]["id"] for page in pager.delivered("triggered"))
+        escalated = Counter(page["incident"]["id"] for page in backup.delivered("triggered"))
+        assert len(opened) == INCIDENTS and set(opened.values()) == {1}
+        assert len(escalated) == INCIDENTS and set(escalated.values()) == {1}
+        fired = await pool.fetch("SELECT outcome, count(*) AS n FROM timers WHERE fired_at IS NOT NULL GROUP BY outcome")
+        assert {row["outcome"]: row["n"] for row in fired} == {"escalated": INCIDENTS}
+        pending = await pool.fetchval("SELECT count(*) FROM outbox WHERE state <> 'delivered'")
+        assert pending == 0
+
+    async def test_concurrent_intake_of_the_same_alerts_opens_one_incident(
+        self, pool: asyncpg.Pool, replica: Replica, pager: PageReceiver
+    ) -> None:
+        clock = FakeClock()
+        first, second = [await replica(clock) for _ in range(2)]
+        same = alert(cluster="eu-1")
+        await asyncio.gather(*(store_alerts(pool, clock, same) for _ in range(10)))
+        await asyncio.gather(first.run_once(), second.run_once(), first.run_once())
+        assert await pool.fetchval("SELECT count(*) FROM incidents") == 1
+        assert await pool.fetchval("SELECT count(*) FROM signals") == 1
+        assert len(pager.requests) == 1
+
+
+class TestRestart:
+    async def test_escalation_timer_survives_a_restart(
+        self, database_url: str, rules_dir: Path, pager: PageReceiver, backup: PageReceiver
+    ) -> None:
+        clock = FakeClock()
+        settings = settings_for(database_url, rules_dir)
+        client = TestClient(TestServer(create_app(settings, clock=clock), host="127.0.0.1"))
+        await client.start_server()
+        await client.post("/api/v1/alertmanager", json=payload(alert(cluster="eu-1")))
+        await client.app[SERVICES].engine.run_once()
+        await client.close()
+        assert len(pager.requests) == 1
+
+        clock.advance(timedelta(minutes=5))
+        restarted = TestClient(TestServer(create_app(settings, clock=clock), host="127.0.0.1"))
+        await restarted.start_server()
+        try:
+            await restarted.app[SERVICES].engine.run_once()
+        finally:
+            await restarted.close()
+        [page] = backup.delivered("triggered")
+        assert page["escalation_step"] == 1
+
+    async def test_migrations_apply_once(self, pool: asyncpg.Pool) -> None:
+        async with pool.acquire() as connection:
+            assert await migrations.migrate(connection) == []
+            versions = await connection.fetch("SELECT version FROM schema_migrations")
+        assert [row["version"] for row in versions] == [v for v, _ in migrations.migration_files()]
