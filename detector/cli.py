@@ -12,6 +12,7 @@ from typing import Any
 
 from detector.api_client import ApiClient, ApiError
 from detector.ruleset.loader import RulesInvalid, load_ruleset
+from detector.serve import migrate_only, serve
 from detector.settings import SettingsError, load_settings
 
 DEFAULT_URL = "http://127.0.0.1:9095"
@@ -93,27 +94,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
-        from detector.serve import serve
-
         return serve(load_settings())
     if args.command == "migrate":
-        from detector.serve import migrate_only
-
         return asyncio.run(migrate_only(load_settings()))
     if args.command == "rules":
         return _check_rules(args.directory)
-    api = ApiClient(args.url, args.token)
+    return _client_command(args, ApiClient(args.url, args.token))
+
+
+def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
     if args.command == "incidents" and args.incidents_command == "list":
         return _print(args, api.get(f"/api/v1/incidents?state={args.state}"), _incident_table)
     if args.command == "incidents":
         return _print(args, api.get(f"/api/v1/incidents/{args.id}"), _incident_detail)
     if args.command == "ack":
         return _print(args, api.post(f"/api/v1/incidents/{args.id}/ack", {"by": args.by}), _result)
-    return _print(
-        args,
-        api.post(f"/api/v1/incidents/{args.id}/resolve", {"by": args.by, "reason": args.reason}),
-        _result,
-    )
+    body = {"by": args.by, "reason": args.reason}
+    return _print(args, api.post(f"/api/v1/incidents/{args.id}/resolve", body), _result)
 
 
 def _check_rules(directory: Path | None) -> int:

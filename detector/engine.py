@@ -7,6 +7,7 @@ asked to stop, finishing the cycle in progress, and wakes early when intake comm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -84,19 +85,19 @@ class Engine:
             report.signals = await signal_stage.process_pending(
                 self._pool, rules, self._clock.now()
             )
-        except Exception:  # noqa: BLE001 - one failing stage must not stop paging
+        except Exception:
             self._stage_failed("signals")
         try:
             report.timers = await timer_stage.fire_due(
                 self._pool, rules, self.owner, self._clock.now()
             )
-        except Exception:  # noqa: BLE001 - one failing stage must not stop paging
+        except Exception:
             self._stage_failed("timers")
         try:
             report.deliveries = await delivery_stage.deliver_due(
                 self._pool, self._deliverer, routes, self.owner, self._clock.now()
             )
-        except Exception:  # noqa: BLE001 - one failing stage must not stop paging
+        except Exception:
             self._stage_failed("deliveries")
         self._count(report)
         await self._refresh_open_gauge()
@@ -111,10 +112,8 @@ class Engine:
             if report.busy:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
-            except TimeoutError:
-                pass
         log.info("engine.stopped", owner=self.owner)
 
     def _stage_failed(self, stage: str) -> None:
@@ -148,7 +147,8 @@ class Engine:
     async def _refresh_open_gauge(self) -> None:
         try:
             rows = await self._pool.fetch(
-                "SELECT state, count(*) AS n FROM incidents WHERE state <> 'resolved' GROUP BY state"
+                "SELECT state, count(*) AS n FROM incidents"
+                " WHERE state <> 'resolved' GROUP BY state"
             )
         except (asyncpg.PostgresError, OSError):
             return

@@ -29,7 +29,10 @@ class PendingSignal:
 
 
 def _dedup(signals: Sequence[Signal]) -> list[Signal]:
-    """Keep the last copy of each (source, occurrence, status): one statement cannot touch a row twice."""
+    """Keep the last copy of each (source, occurrence, status).
+
+    One INSERT … ON CONFLICT DO UPDATE statement cannot touch the same row twice.
+    """
     latest: dict[tuple[str, str, datetime, str], Signal] = {}
     for signal in signals:
         latest[(signal.source, signal.fingerprint, signal.starts_at, signal.status)] = signal
@@ -137,7 +140,8 @@ async def keep_rejected(
 async def rejected(connection: Connection, limit: int) -> list[dict[str, Any]]:
     """The most recently rejected webhook bodies with the reason."""
     rows = await connection.fetch(
-        "SELECT id, received_at, field, reason, body FROM rejected_webhooks ORDER BY id DESC LIMIT $1",
+        "SELECT id, received_at, field, reason, body FROM rejected_webhooks"
+        " ORDER BY id DESC LIMIT $1",
         limit,
     )
     return [dict(row) for row in rows]

@@ -43,7 +43,7 @@ class IncidentState(StrEnum):
 
 
 Occurrence = tuple[str, datetime]
-"""An alert occurrence: (fingerprint, startsAt). A re-fire has the same fingerprint, new startsAt."""
+"""An alert occurrence: (fingerprint, startsAt); a re-fire keeps the fingerprint, not startsAt."""
 
 
 @dataclass(frozen=True, slots=True)

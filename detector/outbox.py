@@ -87,10 +87,11 @@ async def record_failed(
     retry_at: datetime | None,
     now: datetime,
 ) -> bool:
-    """Schedule the next attempt, or dead-letter when ``retry_at`` is None; note it on the timeline."""
+    """Schedule the next attempt, or dead-letter when ``retry_at`` is None (on the timeline too)."""
     result: str = await connection.execute(
         """UPDATE outbox SET attempts = attempts + 1, last_error = $3, lease_until = NULL,
-                             state = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'pending' END,
+                             state = CASE WHEN $4::timestamptz IS NULL
+                                          THEN 'dead' ELSE 'pending' END,
                              next_attempt_at = coalesce($4, next_attempt_at)
            WHERE id = $1 AND lease_owner = $2 AND state = 'pending'""",
         message.id,

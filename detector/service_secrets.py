@@ -16,7 +16,8 @@ async def signing_key(pool: asyncpg.Pool, configured: SecretStr | None) -> bytes
         return configured.get_secret_value().encode()
     async with pool.acquire() as connection:
         await connection.execute(
-            "INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO service_secrets (name, value) VALUES ($1, $2)"
+            " ON CONFLICT (name) DO NOTHING",
             _SIGNING_KEY,
             secrets.token_urlsafe(48),
         )

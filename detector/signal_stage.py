@@ -53,7 +53,7 @@ def group_by_incident(
 async def process_pending(
     pool: asyncpg.Pool, rules: RuleSet, now: datetime, limit: int = 500
 ) -> SignalBatchResult:
-    """Process up to ``limit`` pending signals; returns an empty result if another replica is busy."""
+    """Process up to ``limit`` pending signals (nothing while another replica holds the lock)."""
     result = SignalBatchResult()
     async with pool.acquire() as connection, connection.transaction():
         if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PROCESSING_LOCK):

@@ -6,7 +6,6 @@ Callers own the transaction; every function here takes a connection that is insi
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -46,9 +45,7 @@ async def init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
-def incident_from_row(
-    row: asyncpg.Record, alerts: list[asyncpg.Record] | None = None
-) -> Incident:
+def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None = None) -> Incident:
     """Rebuild the frozen incident from its row (and, when given, its alert rows)."""
     held = {
         (a["fingerprint"], a["starts_at"]): AlertState(
@@ -156,7 +153,8 @@ async def apply(connection: Connection, decision: Decision, now: datetime) -> in
     )
     if decision.timers:
         await connection.executemany(
-            "INSERT INTO timers (incident_id, kind, due_at, epoch, payload) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO timers (incident_id, kind, due_at, epoch, payload)"
+            " VALUES ($1, $2, $3, $4, $5)",
             [
                 (incident_id, t.kind.value, t.due_at, incident.epoch, dict(t.payload))
                 for t in decision.timers

@@ -14,7 +14,7 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class EscalationStep:
-    """Channels paged together; ``escalate_after`` is how long to wait for an ack before the next step."""
+    """Channels paged together; ``escalate_after``: how long to wait for an ack before moving on."""
 
     channels: tuple[str, ...]
     escalate_after: timedelta | None = None

@@ -131,7 +131,8 @@ def alert(
         "startsAt": starts_at.isoformat(),
         "endsAt": (ends_at or datetime(1, 1, 1, tzinfo=T0.tzinfo)).isoformat(),
         "generatorURL": "http://prometheus.example:9090/graph",
-        "fingerprint": fingerprint or uuid.uuid5(uuid.NAMESPACE_OID, json.dumps(all_labels, sort_keys=True)).hex[:16],
+        "fingerprint": fingerprint
+        or uuid.uuid5(uuid.NAMESPACE_OID, json.dumps(all_labels, sort_keys=True)).hex[:16],
     }
 
 
@@ -162,11 +163,12 @@ class Shop:
     pager: PageReceiver
     backup: PageReceiver
 
-    async def post_alerts(self, *alerts: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
-        response = await self.client.post(
+    async def post_alerts(
+        self, *alerts: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> Any:
+        return await self.client.post(
             "/api/v1/alertmanager", json=payload(*alerts), headers=headers or {}
         )
-        return response
 
     async def cycle(self) -> CycleReport:
         """One engine cycle at the fake clock's time."""

@@ -1,4 +1,4 @@
-"""Small real stand-ins used across tests: a clock to drive and an HTTP endpoint that records pages."""
+"""Small real stand-ins used across tests: a clock to drive, an HTTP endpoint recording pages."""
 
 from __future__ import annotations
 

@@ -23,7 +23,9 @@ class TestWebhookAuth:
             pytest.param({}, id="no header"),
             pytest.param({"Authorization": "Bearer wrong"}, id="wrong token"),
             pytest.param({"Authorization": "Basic am-token"}, id="wrong scheme"),
-            pytest.param({"Authorization": "Bearer api-token"}, id="api token is not the webhook token"),
+            pytest.param(
+                {"Authorization": "Bearer api-token"}, id="api token is not the webhook token"
+            ),
         ],
     )
     async def test_webhook_rejects_without_token(self, shop: Shop, header: dict[str, str]) -> None:
@@ -34,12 +36,16 @@ class TestWebhookAuth:
         assert await _incident_count(shop) == 0
 
     async def test_webhook_accepts_with_token(self, shop: Shop) -> None:
-        response = await shop.post_alerts(alert(cluster="eu-1"), headers={"Authorization": "Bearer am-token"})
+        response = await shop.post_alerts(
+            alert(cluster="eu-1"), headers={"Authorization": "Bearer am-token"}
+        )
         assert response.status == 200
 
     async def test_api_requires_token(self, shop: Shop) -> None:
         assert (await shop.client.get("/api/v1/incidents")).status == 401
-        ok = await shop.client.get("/api/v1/incidents", headers={"Authorization": "Bearer api-token"})
+        ok = await shop.client.get(
+            "/api/v1/incidents", headers={"Authorization": "Bearer api-token"}
+        )
         assert ok.status == 200
 
     async def test_health_and_metrics_stay_open(self, shop: Shop) -> None:
@@ -58,22 +64,28 @@ class TestWebhookValidation:
         ("body", "field"),
         [
             pytest.param(b"{not json", "body", id="invalid json"),
-            pytest.param(b'{"version": "3", "status": "firing", "alerts": []}', "version", id="old version"),
+            pytest.param(
+                b'{"version": "3", "status": "firing", "alerts": []}', "version", id="old version"
+            ),
             pytest.param(b'{"version": "4", "status": "firing"}', "alerts", id="alerts missing"),
             pytest.param(
-                b'{"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"a": "b"}}]}',
+                b'{"version": "4", "status": "firing",'
+                b' "alerts": [{"status": "firing", "labels": {"a": "b"}}]}',
                 "alerts[0].startsAt",
                 id="startsAt missing",
             ),
             pytest.param(
-                b'{"version": "4", "status": "firing", "alerts": [{"status": "burning", "labels": {"a": "b"},'
+                b'{"version": "4", "status": "firing",'
+                b' "alerts": [{"status": "burning", "labels": {"a": "b"},'
                 b' "startsAt": "2026-11-27T09:00:00Z"}]}',
                 "alerts[0].status",
                 id="unknown status",
             ),
         ],
     )
-    async def test_bad_payload_names_the_field_and_is_kept(self, shop: Shop, body: bytes, field: str) -> None:
+    async def test_bad_payload_names_the_field_and_is_kept(
+        self, shop: Shop, body: bytes, field: str
+    ) -> None:
         response = await shop.client.post("/api/v1/alertmanager", data=body)
         assert response.status == 400
         answer = await response.json()
@@ -123,7 +135,9 @@ class TestIncidentApi:
             pytest.param("/api/v1/incidents/999", 404, "id", id="no such incident"),
         ],
     )
-    async def test_bad_requests_name_the_field(self, shop: Shop, path: str, status: int, field: str) -> None:
+    async def test_bad_requests_name_the_field(
+        self, shop: Shop, path: str, status: int, field: str
+    ) -> None:
         response = await shop.client.get(path)
         assert response.status == status
         assert (await response.json())["field"] == field
@@ -132,7 +146,9 @@ class TestIncidentApi:
         await shop.post_alerts(alert(cluster="eu-1"))
         await shop.cycle()
         [incident] = await shop.incidents()
-        response = await shop.client.post(f"/api/v1/incidents/{incident['id']}/ack", json={"who": "x"})
+        response = await shop.client.post(
+            f"/api/v1/incidents/{incident['id']}/ack", json={"who": "x"}
+        )
         assert response.status == 400
         assert (await response.json())["field"] == "who"
 

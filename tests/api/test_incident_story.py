@@ -24,7 +24,10 @@ class TestPoolExhaustionStory:
         assert page["incident"]["title"] == "Connection pool exhausted on eu-1"
         assert page["incident"]["severity"] == "critical"
         assert page["incident"]["summary"] == "PgBouncerPoolSaturated on eu-1"
-        assert page["links"]["incident"] == f"https://stormwatch.example/api/v1/incidents/{incident_id}"
+        assert (
+            page["links"]["incident"]
+            == f"https://stormwatch.example/api/v1/incidents/{incident_id}"
+        )
         assert page["links"]["acknowledge"].startswith("https://stormwatch.example/ack/")
         assert shop.pager.headers[0]["Idempotency-Key"].startswith(f"{incident_id}:")
         assert shop.backup.requests == []
@@ -41,7 +44,9 @@ class TestPoolExhaustionStory:
         assert len(shop.pager.delivered("acknowledged")) == 1
         assert len(shop.backup.delivered("acknowledged")) == 1
 
-        await shop.post_alerts({**firing, "status": "resolved", "endsAt": (T0 + timedelta(minutes=9)).isoformat()})
+        await shop.post_alerts(
+            {**firing, "status": "resolved", "endsAt": (T0 + timedelta(minutes=9)).isoformat()}
+        )
         await shop.advance(timedelta(minutes=10))
         detail = await shop.incident(incident_id)
         assert detail["state"] == "resolved"
@@ -82,11 +87,19 @@ class TestPoolExhaustionStory:
         assert len(shop.pager.requests) == 1
         assert len(await shop.incidents()) == 1
         metrics = await (await shop.client.get("/metrics")).text()
-        assert 'stormwatch_signals_received_total{outcome="accepted",source="alertmanager"} 1.0' in metrics
-        assert 'stormwatch_signals_received_total{outcome="duplicate",source="alertmanager"} 4.0' in metrics
+        assert (
+            'stormwatch_signals_received_total{outcome="accepted",source="alertmanager"} 1.0'
+            in metrics
+        )
+        assert (
+            'stormwatch_signals_received_total{outcome="duplicate",source="alertmanager"} 4.0'
+            in metrics
+        )
 
     async def test_groups_by_label_into_separate_incidents(self, shop: Shop) -> None:
-        await shop.post_alerts(alert(cluster="eu-1", instance="a"), alert(cluster="eu-1", instance="b"))
+        await shop.post_alerts(
+            alert(cluster="eu-1", instance="a"), alert(cluster="eu-1", instance="b")
+        )
         await shop.post_alerts(alert(cluster="us-1", instance="c"))
         await shop.cycle()
         titles = sorted(i["title"] for i in await shop.incidents())
@@ -173,8 +186,14 @@ class TestDelivery:
         assert kinds.count("page.failed") == 2
         assert kinds.count("page.dead_lettered") == 1
         metrics = await (await shop.client.get("/metrics")).text()
-        assert 'stormwatch_deliveries_total{channel="pager",outcome="dead",reason="server_error"} 1.0' in metrics
-        assert 'stormwatch_deliveries_total{channel="pager",outcome="retry",reason="server_error"} 2.0' in metrics
+        assert (
+            'stormwatch_deliveries_total{channel="pager",outcome="dead",reason="server_error"} 1.0'
+            in metrics
+        )
+        assert (
+            'stormwatch_deliveries_total{channel="pager",outcome="retry",reason="server_error"} 2.0'
+            in metrics
+        )
 
     async def test_client_error_is_permanent(self, shop: Shop) -> None:
         shop.pager.statuses = [400]

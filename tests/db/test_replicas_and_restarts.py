@@ -47,11 +47,15 @@ async def replica(
     pools: list[asyncpg.Pool] = []
 
     async def build(clock: FakeClock) -> Engine:
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=store.init_connection)
+        pool = await asyncpg.create_pool(
+            database_url, min_size=1, max_size=4, init=store.init_connection
+        )
         pools.append(pool)
         rules = LiveRules(rules_dir, lambda r: build_channels(r, session), clock.now)
         links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
-        return Engine(pool, lambda: rules.routes, Deliverer(links, random.Random(7)), clock, Metrics())
+        return Engine(
+            pool, lambda: rules.routes, Deliverer(links, random.Random(7)), clock, Metrics()
+        )
 
     yield build
     for pool in pools:
@@ -83,9 +87,13 @@ class TestTwoReplicas:
 
         opened = Counter(page["incident"]["id"] for page in pager.delivered("triggered"))
         escalated = Counter(page["incident"]["id"] for page in backup.delivered("triggered"))
-        assert len(opened) == INCIDENTS and set(opened.values()) == {1}
-        assert len(escalated) == INCIDENTS and set(escalated.values()) == {1}
-        fired = await pool.fetch("SELECT outcome, count(*) AS n FROM timers WHERE fired_at IS NOT NULL GROUP BY outcome")
+        assert len(opened) == INCIDENTS
+        assert set(opened.values()) == {1}
+        assert len(escalated) == INCIDENTS
+        assert set(escalated.values()) == {1}
+        fired = await pool.fetch(
+            "SELECT outcome, count(*) AS n FROM timers WHERE fired_at IS NOT NULL GROUP BY outcome"
+        )
         assert {row["outcome"]: row["n"] for row in fired} == {"escalated": INCIDENTS}
         pending = await pool.fetchval("SELECT count(*) FROM outbox WHERE state <> 'delivered'")
         assert pending == 0

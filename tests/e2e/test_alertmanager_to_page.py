@@ -24,7 +24,7 @@ from tests.e2e.tools import tool
 from tests.fakes import PageReceiver
 
 pytestmark = pytest.mark.e2e
-WEBHOOK_TOKEN = "am-e2e-token"  # noqa: S105 - test credential
+WEBHOOK_TOKEN = "am-e2e-token"
 
 
 def free_port() -> int:
@@ -38,7 +38,11 @@ async def stormwatch(database_url: str, rules_dir: Path) -> AsyncIterator[str]:
     """A running service on a free loopback port with its engine on."""
     port = free_port()
     settings = settings_for(
-        database_url, rules_dir, run_engine=True, webhook_token=WEBHOOK_TOKEN, port=port,
+        database_url,
+        rules_dir,
+        run_engine=True,
+        webhook_token=WEBHOOK_TOKEN,
+        port=port,
         engine_interval="200ms",
     )
     runner = web.AppRunner(create_app(settings), access_log=None)
