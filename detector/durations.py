@@ -33,21 +33,22 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(delta: timedelta) -> str:
     """Render a timedelta the way it would be written in a rule file."""
-    total = int(delta.total_seconds())
-    if total == 0:
-        return "0s"
+    total = round(delta.total_seconds() * 1000)
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
         count, total = divmod(total, size)
         if count:
             parts.append(f"{count}{unit}")
-    return "".join(parts)
+    return "".join(parts) or "0s"
 
 
 def _coerce(value: object) -> object:
     """Accept ``30s``/``5m`` text as well as plain seconds."""
-    if isinstance(value, str) and not value.strip().replace(".", "", 1).isdigit():
-        return parse_duration(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.replace(".", "", 1).isdigit():
+            return timedelta(seconds=float(text))
+        return parse_duration(text)
     return value
 
 

@@ -6,6 +6,8 @@ Data lives under ``DATA_DIR/pgdata`` and survives restarts; the server stops wit
 from __future__ import annotations
 
 import asyncio
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,11 @@ class EmbeddedPostgres:
 
     async def start(self) -> str:
         """Start (or attach to) the server and return an asyncpg-usable URL."""
-        import pgserver  # noqa: PLC0415 - only the embedded mode needs it
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR as root
+            warnings.simplefilter("ignore")
+            import pgserver  # noqa: PLC0415 - only the embedded mode needs it
 
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
         self._pgdata.mkdir(parents=True, exist_ok=True)
         self._server = await asyncio.to_thread(
             pgserver.get_server,  # type: ignore[attr-defined] # untyped re-export

@@ -46,11 +46,11 @@ def decide_signals(
 
     ``current`` is the open incident for the group, or else the most recently resolved one.
     """
-    has_firing = any(signal.status is AlertStatus.FIRING for signal in signals)
     if current is not None and current.is_open:
         return _attach(current, signals, match.rule, now)
-    if not has_firing:
-        return Decision("resolved_without_open_incident")
+    held = current.alerts if current is not None else {}
+    if not any(s.status is AlertStatus.FIRING and s.occurrence not in held for s in signals):
+        return Decision("no_new_firing_alert")
     if current is not None and _within_reopen(current, match.rule, now):
         return _reopen(current, signals, match.rule, now)
     return _open(signals, match, policy, now)

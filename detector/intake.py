@@ -10,7 +10,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from detector.fieldpath import field_path
 from detector.model import AlertStatus, Signal, Source
@@ -28,8 +28,8 @@ class WebhookAlert(_Lenient):
     status: AlertStatus
     labels: dict[str, str] = Field(min_length=1)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    startsAt: AwareDatetime
+    endsAt: AwareDatetime | None = None
     generatorURL: str = ""
     fingerprint: str = Field(default="", pattern=r"^[0-9a-fA-F]*$", max_length=64)
 

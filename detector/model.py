@@ -120,18 +120,21 @@ class TimerKind(StrEnum):
 
     ESCALATE = "escalate"
     SILENCE_CHECK = "silence_check"
+    CONDITION_CHECK = "condition_check"
 
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """A durable timer as the engine claims it."""
+    """A durable timer as the engine claims it: about an incident, or a rule group's condition."""
 
     id: int
-    incident_id: int
+    incident_id: int | None
     kind: TimerKind
     due_at: datetime
     epoch: int
     payload: Mapping[str, Any]
+    rule: str | None = None
+    group_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

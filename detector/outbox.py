@@ -33,7 +33,8 @@ def backoff(policy: RetrySpec, attempts: int, rng: random.Random) -> timedelta |
     """
     if attempts >= policy.max_attempts:
         return None
-    base = min(policy.initial_delay * (1 << (attempts - 1)), policy.max_delay)
+    doublings = min(attempts - 1, 32)  # past this the cap applies anyway; avoids overflow
+    base = min(policy.initial_delay * (1 << doublings), policy.max_delay)
     return base * rng.uniform(0.8, 1.2)
 
 

@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 
 from detector import inbox, store
-from detector.incidents import decide_signals
+from detector.correlation import correlate
 from detector.model import Decision, Signal
 from detector.ruleset.rules import RuleMatch, RuleSet
 
@@ -65,18 +65,16 @@ async def process_pending(
         for (rule_name, group_key), (match, signals) in groups.items():
             try:
                 async with connection.transaction():
-                    current = await store.lock_group(connection, rule_name, group_key)
-                    decision = decide_signals(
-                        current, signals, match, rules.policy_for(match.rule), now
-                    )
-                    await store.apply(connection, decision, now)
-                    result.decisions.append(decision)
+                    decision = await correlate(connection, rules, match, signals, now)
             except (asyncpg.PostgresError, store.IncidentConflict, ValueError, KeyError):
                 log.exception("signals.group_failed", rule=rule_name, group_key=group_key)
                 failed = {s.occurrence for s in signals}
                 for item in pending:
                     if item.signal.occurrence in failed:
                         outcomes[item.id] = "error"
+                continue
+            if decision is not None:
+                result.decisions.append(decision)
         await inbox.mark_processed(connection, outcomes, now)
         result.outcomes.update(outcomes.values())
     return result

@@ -1,4 +1,4 @@
-"""Engine stage 2: fire due timers (escalations, silence checks), each exactly once."""
+"""Engine stage 2: fire due timers (escalations, silence checks, condition checks), each once."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from detector import store, timers
+from detector import condition_store, store, timers
+from detector.correlation import correlate
 from detector.incidents import decide_timer
 from detector.model import Decision, Timer
-from detector.ruleset.rules import RuleSet
+from detector.ruleset.rules import RuleMatch, RuleSet
+from detector.store import Connection
 
 LEASE = timedelta(seconds=60)
 
@@ -32,17 +34,52 @@ async def fire_due(
         claimed = await timers.claim_due(connection, owner, now, LEASE, limit)
     fired = []
     for timer in claimed:
-        async with pool.acquire() as connection, connection.transaction():
-            incident = await store.lock_incident(connection, timer.incident_id)
-            if incident is None:
-                continue
-            rule = rules.rules.get(incident.rule)
-            last_seen = (
-                await store.last_seen(connection, timer.incident_id) or incident.last_signal_at
-            )
-            decision = decide_timer(incident, timer, rule, last_seen, now)
-            if not await timers.mark_fired(connection, timer.id, owner, decision.reason, now):
-                continue
-            await store.apply(connection, decision, now)
+        try:
+            decision = await _fire(pool, rules, timer, owner, now)
+        except _LeaseLost:
+            continue
         fired.append(FiredTimer(timer, now - timer.due_at, decision))
     return fired
+
+
+class _LeaseLost(Exception):
+    """Another replica took the timer over; this transaction must not commit."""
+
+
+async def _fire(
+    pool: asyncpg.Pool, rules: RuleSet, timer: Timer, owner: str, now: datetime
+) -> Decision:
+    async with pool.acquire() as connection, connection.transaction():
+        if timer.incident_id is None:
+            decision = await _check_condition(connection, rules, timer, now)
+        else:
+            decision = await _incident_timer(connection, rules, timer, timer.incident_id, now)
+        if not await timers.mark_fired(connection, timer.id, owner, decision.reason, now):
+            raise _LeaseLost
+    return decision
+
+
+async def _incident_timer(
+    connection: Connection, rules: RuleSet, timer: Timer, incident_id: int, now: datetime
+) -> Decision:
+    incident = await store.lock_incident(connection, incident_id)
+    if incident is None:
+        return Decision("incident_gone")
+    last_seen = await store.last_seen(connection, incident_id) or incident.last_signal_at
+    decision = decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now)
+    await store.apply(connection, decision, now)
+    return decision
+
+
+async def _check_condition(
+    connection: Connection, rules: RuleSet, timer: Timer, now: datetime
+) -> Decision:
+    rule = rules.rules.get(timer.rule or "")
+    if rule is None or timer.group_key is None:
+        return Decision("rule_removed")
+    stored = await condition_store.lock(connection, rule.name, timer.group_key)
+    if stored.check_at != timer.due_at:
+        return Decision("superseded")
+    match = RuleMatch(rule, timer.group_key, stored.group_labels)
+    decision = await correlate(connection, rules, match, (), now)
+    return decision or Decision("condition_pending")

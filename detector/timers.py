@@ -22,7 +22,7 @@ async def claim_due(
              SELECT id FROM timers
              WHERE fired_at IS NULL AND due_at <= $2 AND (lease_until IS NULL OR lease_until < $2)
              ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)
-           RETURNING id, incident_id, kind, due_at, epoch, payload""",
+           RETURNING id, incident_id, kind, due_at, epoch, payload, rule, group_key""",
         owner,
         now,
         lease,
@@ -36,6 +36,8 @@ async def claim_due(
             due_at=row["due_at"],
             epoch=row["epoch"],
             payload=row["payload"],
+            rule=row["rule"],
+            group_key=row["group_key"],
         )
         for row in rows
     ]

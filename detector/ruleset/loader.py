@@ -113,8 +113,10 @@ def cross_check(files: Iterable[LoadedFile]) -> list[RuleError]:
         for section in SECTIONS:
             for index, entry in enumerate(getattr(item.content, section)):
                 where = f"{item.name}:{item.document.line_of((section, index))}"
-                first = defined[section].setdefault(entry.name, where)
-                if first != where:
+                if entry.name not in defined[section]:
+                    defined[section][entry.name] = where
+                else:
+                    first = defined[section][entry.name]
                     errors.append(
                         _error(
                             item,

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    model_validator,
 )
 
 from detector.durations import Duration
@@ -25,6 +26,12 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$|^\.\.\.$")]
 Template = Annotated[str, AfterValidator(check_template)]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s: a zero window can never fire")
+    return value
 
 
 def _matcher(value: object) -> object:
@@ -45,21 +52,74 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
+Selector = tuple[MatcherField, ...]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
+class ThresholdSpec(Strict):
+    """At least ``count`` matching alerts within ``within`` (optionally distinct label values)."""
+
+    count: int = Field(ge=1, le=10_000)
+    within: PositiveDuration
+    distinct: LabelName | None = None
+
+
+class AbsentSpec(Strict):
+    """After a matching alert fires, expect an ``expect`` alert within ``within``, else open."""
+
+    expect: Selector = Field(min_length=1)
+    within: PositiveDuration
+
+
+class HeartbeatSpec(Strict):
+    """The matching alert must keep arriving; open when none was seen for ``within``."""
+
+    within: PositiveDuration
+
+
+CONDITION_FIELDS = ("for_", "threshold", "absent", "heartbeat", "all_of")
+
+
 class RuleSpec(Strict):
-    """What to watch, what incident it opens, and who is paged."""
+    """What to watch, when it counts, what incident it opens, and who is paged."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
     name: Name
     description: str = ""
-    match: tuple[MatcherField, ...] = Field(min_length=1)
+    match: Selector = ()
     group_by: tuple[LabelName, ...] = ()
+    for_: PositiveDuration | None = Field(default=None, alias="for")
+    threshold: ThresholdSpec | None = None
+    absent: AbsentSpec | None = None
+    heartbeat: HeartbeatSpec | None = None
+    all_of: tuple[Selector, ...] | None = Field(default=None, min_length=2)
     severity: Severity
     title: Template
     summary: Template = ""
     component: Name | None = None
     escalation_policy: Name | None = None
     auto_resolve: bool = True
-    resolve_after: Duration | None = None
+    resolve_after: PositiveDuration | None = None
     reopen_within: Duration = timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> RuleSpec:
+        chosen = [name.rstrip("_") for name in CONDITION_FIELDS if getattr(self, name) is not None]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"use only one of for, threshold, absent, heartbeat, all_of (got {', '.join(chosen)})"
+            )
+        if not self.match and self.all_of is None:
+            raise ValueError(
+                "match: at least one matcher is required (only all_of rules may omit it)"
+            )
+        return self
+
+    @property
+    def has_condition(self) -> bool:
+        """True when matching alone does not open the incident."""
+        return any(getattr(self, name) is not None for name in CONDITION_FIELDS)
 
 
 class ComponentSpec(Strict):

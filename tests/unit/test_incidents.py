@@ -222,13 +222,13 @@ class TestDecideSignalsOpenIncident:
             pytest.param(
                 None,
                 [signal("a", RESOLVED)],
-                "resolved_without_open_incident",
+                "no_new_firing_alert",
                 id="resolved signal without incident",
             ),
             pytest.param(
                 resolved_incident(),
                 [signal("a", RESOLVED)],
-                "resolved_without_open_incident",
+                "no_new_firing_alert",
                 id="resolved signal after incident resolved",
             ),
             pytest.param(incident(held("a")), [signal("a")], "nothing_new", id="replayed firing"),
@@ -379,18 +379,12 @@ class TestDecideSignalsReopen:
         assert list(fresh.alerts) == [("b", now)]
         assert decision.pages == pages(PageEvent.TRIGGERED, 0, "pager")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG detector/incidents.py decide_signals: a firing replay of an occurrence the "
-        "resolved incident already holds as resolved reopens it, _settle resolves it again and "
-        "RESOLVED pages go out a second time (reason 'reopened_and_resolved')",
-    )
     def test_stale_firing_of_resolved_occurrence_does_not_reopen(self) -> None:
         current = resolved_incident(resolved_at=T0 + MIN)
 
         decision = decide_signals(current, [signal("a")], match(), POLICY, T0 + 2 * MIN)
 
-        assert decision.reason == "nothing_new"
+        assert decision.reason == "no_new_firing_alert"
         assert_nothing_changes(decision)
 
 

@@ -216,12 +216,6 @@ class TestLoadRulesetErrors:
             f"first defined at {directory}/a.yml:2"
         ]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG detector/ruleset/loader.py cross_check: duplicates are found by comparing "
-        "'file:line' strings, so two entries with the same name on one line (YAML flow style) "
-        "are not reported and the later one silently wins",
-    )
     def test_duplicate_names_on_one_flow_style_line_are_reported(self, tmp_path: Path) -> None:
         components = (
             "components: [{name: payments, display_name: Payments}, "

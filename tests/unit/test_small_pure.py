@@ -1,0 +1,276 @@
+"""Small pure units: durations, rule text templates, escalation policies, HTTP status decisions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from detector.durations import Duration, format_duration, parse_duration
+from detector.ruleset.templates import check_template, render
+from responders.channels import classify_status
+from responders.escalation import EscalationPolicy, EscalationStep
+
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+SEC = timedelta(seconds=1)
+MIN = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+DURATION = TypeAdapter(Duration)
+
+
+class TestParseDuration:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            pytest.param("90s", 90 * SEC, id="seconds"),
+            pytest.param("5m", 5 * MIN, id="minutes"),
+            pytest.param("1h30m", HOUR + 30 * MIN, id="compound"),
+            pytest.param("1d2h3m4s", DAY + 2 * HOUR + 3 * MIN + 4 * SEC, id="all units"),
+            pytest.param("2w", 14 * DAY, id="weeks"),
+            pytest.param("250ms", timedelta(milliseconds=250), id="milliseconds"),
+            pytest.param("1m500ms", MIN + timedelta(milliseconds=500), id="minutes and ms"),
+            pytest.param("0s", timedelta(0), id="zero"),
+            pytest.param(" 5m\n", 5 * MIN, id="surrounding whitespace"),
+        ],
+    )
+    def test_valid(self, text: str, expected: timedelta) -> None:
+        assert parse_duration(text) == expected
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            pytest.param("5x", id="unknown unit"),
+            pytest.param("5", id="no unit"),
+            pytest.param("m", id="no number"),
+            pytest.param("1.5h", id="fraction"),
+            pytest.param("-5m", id="negative"),
+            pytest.param("5m30", id="trailing number"),
+            pytest.param("5 m", id="space inside"),
+            pytest.param("5M", id="upper case unit"),
+        ],
+    )
+    def test_invalid_names_the_text_and_the_fix(self, text: str) -> None:
+        with pytest.raises(
+            ValueError, match="use a number with a unit, like 30s, 5m or 1h30m"
+        ) as e:
+            parse_duration(text)
+
+        assert repr(text) in str(e.value)
+
+    @pytest.mark.parametrize("text", [pytest.param("", id="empty"), pytest.param("  ", id="blank")])
+    def test_empty(self, text: str) -> None:
+        with pytest.raises(ValueError, match="empty duration"):
+            parse_duration(text)
+
+
+class TestFormatDuration:
+    @pytest.mark.parametrize(
+        ("delta", "expected"),
+        [
+            pytest.param(timedelta(0), "0s", id="zero"),
+            pytest.param(90 * SEC, "1m30s", id="seconds carry into minutes"),
+            pytest.param(HOUR + 30 * MIN, "1h30m", id="no zero parts"),
+            pytest.param(8 * DAY + SEC, "8d1s", id="days, not weeks"),
+            pytest.param(15 * MIN, "15m", id="minutes"),
+        ],
+    )
+    def test_format(self, delta: timedelta, expected: str) -> None:
+        assert format_duration(delta) == expected
+
+    @pytest.mark.parametrize("text", ["30s", "5m", "1h30m", "2d3h", "1w"])
+    def test_round_trip(self, text: str) -> None:
+        delta = parse_duration(text)
+
+        assert parse_duration(format_duration(delta)) == delta
+
+    @pytest.mark.parametrize("text", ["1500ms", "500ms"])
+    def test_round_trip_sub_second(self, text: str) -> None:
+        delta = parse_duration(text)
+
+        assert parse_duration(format_duration(delta)) == delta
+
+
+class TestDurationField:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            pytest.param("5m", 5 * MIN, id="text with unit"),
+            pytest.param(30, 30 * SEC, id="integer seconds"),
+            pytest.param(1.5, 1.5 * SEC, id="float seconds"),
+            pytest.param(MIN, MIN, id="timedelta"),
+        ],
+    )
+    def test_accepts(self, value: object, expected: timedelta) -> None:
+        assert DURATION.validate_python(value) == expected
+
+    def test_rejects_bad_text_with_the_parse_reason(self) -> None:
+        with pytest.raises(ValidationError, match="invalid duration '5x'"):
+            DURATION.validate_python("5x")
+
+    def test_serialises_as_rule_file_text(self) -> None:
+        assert DURATION.dump_python(HOUR + 30 * MIN) == "1h30m"
+
+    @pytest.mark.parametrize("value", ["30", "30.0"])
+    def test_accepts_plain_seconds_as_text(self, value: str) -> None:
+        assert DURATION.validate_python(value) == 30 * SEC
+
+
+class TestCheckTemplate:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            pytest.param("Checkout errors", id="no placeholder"),
+            pytest.param("Pool exhausted on {{ labels.cluster }}", id="label"),
+            pytest.param("{{annotations.summary}}", id="annotation without spaces"),
+            pytest.param("{{ $labels.cluster }}", id="prometheus style $labels"),
+            pytest.param("{{ labels.db }} on {{ labels.cluster }}", id="two placeholders"),
+            pytest.param("", id="empty"),
+        ],
+    )
+    def test_valid_is_returned_unchanged(self, text: str) -> None:
+        assert check_template(text) == text
+
+    @pytest.mark.parametrize(
+        ("text", "reason"),
+        [
+            pytest.param(
+                "{{ .Labels.cluster }}",
+                "unknown placeholder '{{ .Labels.cluster }}': "
+                "use {{ labels.NAME }} or {{ annotations.NAME }}",
+                id="alertmanager go template",
+            ),
+            pytest.param("{{ labels }}", "unknown placeholder '{{ labels }}'", id="no name"),
+            pytest.param(
+                "{{ labels.cluster | upper }}",
+                "unknown placeholder '{{ labels.cluster | upper }}'",
+                id="filters are not supported",
+            ),
+            pytest.param("{{ }}", "unknown placeholder '{{ }}'", id="empty placeholder"),
+            pytest.param("Pool on {{ labels.cluster", "unclosed '{{' in template", id="unclosed"),
+        ],
+    )
+    def test_invalid_names_the_placeholder(self, text: str, reason: str) -> None:
+        with pytest.raises(ValueError, match=r"^(unknown|unclosed)") as raised:
+            check_template(text)
+
+        assert str(raised.value).startswith(reason)
+
+
+class TestRender:
+    LABELS = {"cluster": "eu-prod-1", "database": "orders"}  # noqa: RUF012  # read-only table
+    ANNOTATIONS = {"summary": "no idle server connection"}  # noqa: RUF012  # read-only table
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            pytest.param("Pool on {{ labels.cluster }}", "Pool on eu-prod-1", id="label"),
+            pytest.param("{{annotations.summary}}", "no idle server connection", id="annotation"),
+            pytest.param(
+                "{{ labels.database }} on {{ $labels.cluster }}",
+                "orders on eu-prod-1",
+                id="two placeholders",
+            ),
+            pytest.param("[{{ labels.missing }}]", "[]", id="missing label renders empty"),
+            pytest.param("{{ .Labels.x }}", "{{ .Labels.x }}", id="unknown kept literally"),
+            pytest.param("Checkout errors", "Checkout errors", id="plain text"),
+        ],
+    )
+    def test_render(self, text: str, expected: str) -> None:
+        assert render(text, self.LABELS, self.ANNOTATIONS) == expected
+
+
+POLICY = EscalationPolicy(
+    "oncall",
+    (
+        EscalationStep(("pager",), escalate_after=5 * MIN),
+        EscalationStep(("backup", "pager"), escalate_after=10 * MIN),
+        EscalationStep(("manager",)),
+    ),
+)
+
+
+class TestEscalationPolicy:
+    @pytest.mark.parametrize(
+        ("step", "expected"),
+        [
+            pytest.param(0, ("pager",), id="first"),
+            pytest.param(1, ("backup", "pager"), id="second"),
+            pytest.param(2, ("manager",), id="last"),
+            pytest.param(3, (), id="past the end"),
+            pytest.param(-1, (), id="negative"),
+        ],
+    )
+    def test_channels_at(self, step: int, expected: tuple[str, ...]) -> None:
+        assert POLICY.channels_at(step) == expected
+
+    @pytest.mark.parametrize(
+        ("step", "expected"),
+        [
+            pytest.param(0, ("pager",), id="first step only"),
+            pytest.param(1, ("pager", "backup"), id="each channel once in first-paged order"),
+            pytest.param(2, ("pager", "backup", "manager"), id="all"),
+            pytest.param(9, ("pager", "backup", "manager"), id="past the end clamps"),
+        ],
+    )
+    def test_channels_through(self, step: int, expected: tuple[str, ...]) -> None:
+        assert POLICY.channels_through(step) == expected
+
+    @pytest.mark.parametrize(
+        ("policy", "step", "expected"),
+        [
+            pytest.param(POLICY, 0, T0 + 5 * MIN, id="after step 0"),
+            pytest.param(POLICY, 1, T0 + 10 * MIN, id="after step 1"),
+            pytest.param(POLICY, 2, None, id="last step never escalates"),
+            pytest.param(
+                EscalationPolicy("p", (EscalationStep(("a",)), EscalationStep(("b",)))),
+                0,
+                None,
+                id="step without escalate_after",
+            ),
+        ],
+    )
+    def test_next_escalation(
+        self, policy: EscalationPolicy, step: int, expected: datetime | None
+    ) -> None:
+        assert policy.next_escalation(step, T0) == expected
+
+    def test_json_snapshot_round_trips(self) -> None:
+        snapshot = json.loads(json.dumps(POLICY.to_json()))
+
+        assert snapshot["steps"][0] == {"channels": ["pager"], "escalate_after": 300.0}
+        assert snapshot["steps"][2]["escalate_after"] is None
+        assert EscalationPolicy.from_json(snapshot) == POLICY
+
+
+class TestClassifyStatus:
+    @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
+    def test_2xx_is_delivered(self, status: int) -> None:
+        assert classify_status(status) is None
+
+    @pytest.mark.parametrize(
+        ("status", "reason", "retryable"),
+        [
+            pytest.param(429, "rate_limited", True, id="429 rate limited"),
+            pytest.param(408, "server_error", True, id="408 request timeout"),
+            pytest.param(425, "server_error", True, id="425 too early"),
+            pytest.param(500, "server_error", True, id="500"),
+            pytest.param(502, "server_error", True, id="502 bad gateway"),
+            pytest.param(503, "server_error", True, id="503 unavailable"),
+            pytest.param(400, "rejected", False, id="400 bad request"),
+            pytest.param(401, "rejected", False, id="401 unauthorized"),
+            pytest.param(403, "rejected", False, id="403 forbidden"),
+            pytest.param(404, "rejected", False, id="404 not found"),
+            pytest.param(410, "rejected", False, id="410 gone"),
+            pytest.param(301, "rejected", False, id="301 redirect not followed"),
+        ],
+    )
+    def test_failures(self, status: int, reason: str, retryable: bool) -> None:
+        error = classify_status(status)
+
+        assert error is not None
+        assert (error.reason, error.retryable) == (reason, retryable)
+        assert str(error) == f"{reason}: HTTP {status}"
