@@ -1,8 +1,9 @@
 """create_app(settings): the one place that constructs things and wires them together.
 
 Start-up order: database (embedded if no URL) → migrations → HTTP client → rules and channels →
-signing key → intake batcher → engine. Shutdown runs the reverse: the engine finishes its cycle,
-in-flight commits drain, the pool closes, the embedded database stops.
+signing key → intake batcher → engine → Alertmanager reconciler (when ALERTMANAGER_URL is set).
+Shutdown runs the reverse: the reconciler and then the engine finish their run, in-flight commits
+drain, the pool closes, the embedded database stops.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import aiohttp
@@ -28,6 +29,7 @@ from detector.engine import Engine
 from detector.inbox import InsertResult
 from detector.metrics import Metrics
 from detector.model import Source
+from detector.reconcile import AlertmanagerClient, Reconciler
 from detector.ruleset.live import ChannelConfigError, LiveRules
 from detector.ruleset.rules import RuleSet
 from detector.service_secrets import signing_key
@@ -40,6 +42,8 @@ from responders.channels.webhook import WebhookChannel
 
 log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 32 * 1024 * 1024
+RECONCILER = web.AppKey("reconciler", Reconciler)
+"""The app's reconciler, present only when ``alertmanager_url`` is set (tests call it directly)."""
 
 
 def create_app(
@@ -76,8 +80,18 @@ def _lifecycle(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def
             )
             app[SERVICES] = Services(settings, pool, rules, metrics, clock, batcher, engine, key)
             task = asyncio.create_task(engine.run()) if settings.run_engine else None
+            reconciler = build_reconciler(settings, pool, session, clock, metrics, engine.wake)
+            reconciling = None
+            if reconciler is not None:
+                app[RECONCILER] = reconciler
+                if settings.run_engine:
+                    reconciling = asyncio.create_task(reconciler.run())
             log.info("service.started", url=settings.base_url, rules=len(rules.current.rules))
             yield
+            if reconciler is not None:
+                reconciler.stop()
+            if reconciling is not None:
+                await reconciling
             engine.stop()
             if task is not None:
                 await task
@@ -109,6 +123,29 @@ async def database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     finally:
         if embedded is not None:
             await embedded.stop()
+
+
+def build_reconciler(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    metrics: Metrics,
+    wake: Callable[[], None],
+) -> Reconciler | None:
+    """The Alertmanager reconciler, or None when no Alertmanager URL is configured."""
+    if settings.alertmanager_url is None:
+        return None
+    client = AlertmanagerClient(session, settings.alertmanager_url, settings.alertmanager_token)
+    return Reconciler(
+        pool,
+        client,
+        clock,
+        metrics,
+        interval=settings.reconcile_interval,
+        grace=settings.reconcile_grace,
+        wake=wake,
+    )
 
 
 def build_channels(rules: RuleSet, session: aiohttp.ClientSession) -> Mapping[str, Channel]:

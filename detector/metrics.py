@@ -80,6 +80,17 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.reconcile_runs = Counter(
+            "stormwatch_reconcile_runs_total",
+            "Reconciliations with Alertmanager, by outcome (ok, fetch_failed, ...).",
+            ["outcome"],
+            registry=r,
+        )
+        self.reconciled_alerts = Counter(
+            "stormwatch_reconciled_alerts_total",
+            "Alerts resolved because they were gone from Alertmanager.",
+            registry=r,
+        )
         self.rules_loaded = Gauge(
             "stormwatch_rules_loaded", "Rules in the running rule set.", registry=r
         )

@@ -56,6 +56,22 @@ class Settings(BaseSettings):
     rejected_keep: int = Field(
         default=200, ge=0, le=100_000, description="rejected webhook bodies kept"
     )
+    alertmanager_url: str | None = Field(
+        default=None,
+        description="Alertmanager base URL; when set, open incidents are reconciled with its "
+        "GET /api/v2/alerts (resolved notifications are lost for silenced or inhibited alerts)",
+    )
+    alertmanager_token: SecretStr | None = Field(
+        default=None, description="bearer token sent to Alertmanager's API"
+    )
+    reconcile_interval: Duration = Field(
+        default=timedelta(minutes=5), description="pause between reconciliations"
+    )
+    reconcile_grace: Duration = Field(
+        default=timedelta(minutes=5),
+        description="only alerts last heard of longer ago than this (and an Alertmanager "
+        "running longer than this) are reconciled, so a just-fired alert is never resolved",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -71,6 +87,22 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _alertmanager_http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("reconcile_interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
 
     @property
     def base_url(self) -> str:

@@ -73,7 +73,7 @@ def _is_expected(rule: RuleSpec, signal: Signal) -> bool:
 def _for(
     duration: timedelta, state: State, signals: Sequence[Signal], now: datetime
 ) -> ConditionResult:
-    pending = _track_firing(state.get("pending", {}), signals, now)
+    pending = _track_firing(state.get("pending", {}), signals)
     ripe = {k: v for k, v in pending.items() if now >= _at(v["since"]) + duration}
     waiting = {k: v for k, v in pending.items() if k not in ripe}
     if ripe:
@@ -89,7 +89,9 @@ def _threshold(
     for signal in signals:
         if signal.status is AlertStatus.FIRING:
             value = signal.labels.get(spec.distinct, "") if spec.distinct else signal.fingerprint
-            events.append({"at": now.isoformat(), "value": value, "signal": _dump(signal)})
+            events.append(
+                {"at": signal.received_at.isoformat(), "value": value, "signal": _dump(signal)}
+            )
     counted = len({e["value"] for e in events}) if spec.distinct else len(events)
     if counted >= spec.count:
         latest = {(e["signal"]["fingerprint"], e["signal"]["starts_at"]): e for e in events}
@@ -100,11 +102,11 @@ def _threshold(
 def _absent(
     rule: RuleSpec, within: timedelta, state: State, signals: Sequence[Signal], now: datetime
 ) -> ConditionResult:
-    armed: dict[str, Any] = dict(state.get("armed", {}))
+    armed: dict[str, Any] = dict(state.get("pending", {}))
     if any(_is_expected(rule, s) and s.status is AlertStatus.FIRING for s in signals):
         return ConditionResult({}, note="expected_arrived")
     triggers = [s for s in signals if not _is_expected(rule, s)]
-    armed = _track_firing(armed, triggers, now)
+    armed = _track_firing(armed, triggers)
     overdue = {k: v for k, v in armed.items() if now >= _at(v["since"]) + within}
     if overdue:
         return ConditionResult({}, _signals(overdue), note="expected_missing")
@@ -114,7 +116,7 @@ def _absent(
 
 def _all_of(rule: RuleSpec, state: State, signals: Sequence[Signal]) -> ConditionResult:
     selectors = rule.all_of or ()
-    firing = _track_firing(state.get("pending", {}), signals, None)
+    firing = _track_firing(state.get("pending", {}), signals)
     covered = {
         index
         for index, selector in enumerate(selectors)
@@ -137,7 +139,7 @@ def _heartbeat(
 ) -> ConditionResult:
     fingerprints = sorted({*state.get("fingerprints", []), *(s.fingerprint for s in signals)})
     seen = [_at(state["last_seen"])] if "last_seen" in state else []
-    seen += [now for s in signals if s.status is AlertStatus.FIRING]
+    seen += [s.received_at for s in signals if s.status is AlertStatus.FIRING]
     seen += [last_seen] if last_seen is not None else []
     if not seen:
         return ConditionResult({}, note="not_started")
@@ -175,18 +177,15 @@ def _lost_signal(rule: RuleSpec, lost_since: str | None, now: datetime) -> Signa
     )
 
 
-def _track_firing(
-    pending: Mapping[str, Any], signals: Sequence[Signal], now: datetime | None
-) -> dict[str, Any]:
-    """Keep firing occurrences (with when first seen); drop those that resolved."""
+def _track_firing(pending: Mapping[str, Any], signals: Sequence[Signal]) -> dict[str, Any]:
+    """Keep firing occurrences (with when they first arrived); drop those that resolved."""
     tracked = dict(pending)
     for signal in signals:
         key = f"{signal.fingerprint}@{signal.starts_at.isoformat()}"
         if signal.status is AlertStatus.RESOLVED:
             tracked.pop(key, None)
         elif key not in tracked:
-            since = (now or signal.received_at).isoformat()
-            tracked[key] = {"since": since, "signal": _dump(signal)}
+            tracked[key] = {"since": signal.received_at.isoformat(), "signal": _dump(signal)}
     return tracked
 
 

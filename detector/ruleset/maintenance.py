@@ -1,27 +1,23 @@
-"""Silences and maintenance windows kept in rule files.
+"""Silences and maintenance windows from rule files: while one is active, incidents are still
+opened and recorded, but nobody is paged and no customer notice goes out.
 
-While one is active, incidents are still opened and recorded (the timeline stays complete), but
-nobody is paged and no customer notice goes out. Both kinds say what they cover with rule names
-and/or Alertmanager label matchers, and must say why (``comment``):
+Both kinds cover rule names and/or Alertmanager label matchers and must say why (``comment``). A
+silence is one-off, between two instants written with an offset. A maintenance window recurs on
+the wall clock of an IANA zone, as Alertmanager time intervals do, with these decisions:
 
-* a silence is one-off, between two absolute instants written with an offset;
-* a maintenance window recurs: ``start``-``end`` on the wall clock of an IANA zone on some weekdays.
+* ``end`` before ``start`` crosses midnight (23:00-02:00); ``end: "24:00"`` runs to midnight;
+* an occurrence belongs to the day it STARTS: ``[friday]`` 23:00-02:00 is Friday 23:00 to Saturday
+  02:00 (Alertmanager cannot cross midnight; its friday 23:00-24:00 + saturday 00:00-02:00 is the
+  same time);
+* weekday ranges are cyclic, Monday first: ``friday:monday`` is four days; every range
+  Alertmanager accepts (Sunday first, ascending) names the same days here;
+* spring forward: a skipped clock time means the moment of the jump, so Europe/Berlin 02:00-03:00
+  does not happen that night and 01:00-03:00 lasts one real hour;
+* fall back: ``start`` takes the first reading of a repeated time and ``end`` the last, so an
+  occurrence is one unbroken stretch covering every clock reading inside it (01:00-03:00 lasts
+  three real hours; no page slips out when the clock shows 02:30 the second time).
 
-Recurring windows follow the local wall clock, like Alertmanager time intervals, with these rules:
-
-* ``end`` earlier than ``start`` crosses midnight (23:00-02:00); ``end: "24:00"`` runs to midnight;
-* an occurrence belongs to the day it STARTS: ``weekdays: [friday]`` with 23:00-02:00 runs from
-  Friday 23:00 to Saturday 02:00. Alertmanager cannot cross midnight; there one would write friday
-  23:00-24:00 plus saturday 00:00-02:00, which is the same time;
-* weekday ranges are cyclic from Monday: ``friday:monday`` is Friday to Monday. Every range
-  Alertmanager accepts (Sunday-first, ascending) names the same days here;
-* spring forward: a time the clock skips means the moment of the jump, so 02:00-03:00 in
-  Europe/Berlin does not happen that night and 01:00-03:00 lasts one real hour;
-* fall back: ``start`` is the first reading of a repeated time and ``end`` the last, so each
-  occurrence is one unbroken stretch covering every clock reading inside it: 01:00-03:00 lasts
-  three real hours and a page cannot slip through when the clock shows 02:30 the second time.
-
-Pure: no I/O; callers pass ``now``, an aware datetime.
+Pure: no I/O; callers pass ``now`` (aware).
 """
 
 from __future__ import annotations
@@ -32,13 +28,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
     BeforeValidator,
-    Field,
     PlainSerializer,
     WithJsonSchema,
     model_validator,
@@ -47,15 +42,7 @@ from pydantic import (
 from detector.ruleset.matchers import matches_all
 from detector.ruleset.schema import MatcherField, Name, Strict
 
-__all__ = [
-    "ActiveWindow",
-    "MaintenanceWindowSpec",
-    "SilenceSpec",
-    "Weekday",
-    "active_window",
-    "never_active",
-]
-
+_T = TypeVar("_T")
 DAY_MINUTES = 24 * 60
 _CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d|24:00")
 
@@ -130,6 +117,13 @@ def _weekday(text: str) -> Weekday:
     raise ValueError(f"unknown weekday {word!r}{hint}: use monday..sunday or monday:friday")
 
 
+def _not_empty(value: tuple[_T, ...]) -> tuple[_T, ...]:
+    """Like ``min_length=1``, but silent when an item already failed: one error per mistake."""
+    if not value:
+        raise ValueError("empty list: list at least one or leave the key out")
+    return value
+
+
 def _non_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("say why: the change, the ticket or who asked")
@@ -176,8 +170,8 @@ class _Scope(Strict):
     """What a silence or window covers: listed rules, matching labels, or both at once."""
 
     name: Name
-    match: tuple[MatcherField, ...] = Field(default=(), min_length=1)
-    rules: tuple[Name, ...] = Field(default=(), min_length=1)
+    match: Annotated[tuple[MatcherField, ...], AfterValidator(_not_empty)] = ()
+    rules: Annotated[tuple[Name, ...], AfterValidator(_not_empty)] = ()
     comment: Comment
 
     @model_validator(mode="after")

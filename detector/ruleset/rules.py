@@ -38,7 +38,7 @@ class RuleSet:
         """Every rule whose matchers accept the signal's labels, with its grouping."""
         matches = []
         for rule in self.rules.values():
-            if matches_all(rule.match, signal.labels):
+            if sees(rule, signal.labels):
                 labels = group_labels(rule, signal.labels)
                 matches.append(RuleMatch(rule, group_key(labels), labels))
         return matches
@@ -46,6 +46,15 @@ class RuleSet:
     def policy_for(self, rule: RuleSpec) -> EscalationPolicy | None:
         """The escalation policy a rule pages, if any."""
         return self.policies.get(rule.escalation_policy) if rule.escalation_policy else None
+
+
+def sees(rule: RuleSpec, labels: Mapping[str, str]) -> bool:
+    """Whether a rule needs to see an alert: its matchers, plus what its condition watches."""
+    if rule.absent is not None and matches_all(rule.absent.expect, labels):
+        return True
+    if not matches_all(rule.match, labels):
+        return False
+    return rule.all_of is None or any(matches_all(s, labels) for s in rule.all_of)
 
 
 def group_labels(rule: RuleSpec, labels: Mapping[str, str]) -> dict[str, str]:

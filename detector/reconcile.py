@@ -1,0 +1,412 @@
+"""Reconciliation with Alertmanager: resolve alerts whose resolved notification never came.
+
+Alertmanager drops the resolved notification of an alert that resolves while silenced, inhibited
+or time-muted (prometheus/alertmanager#226), so an incident fed only by webhooks could stay open
+forever. Every ``reconcile_interval`` the reconciler compares the firing alerts held by open
+incidents with ``GET /api/v2/alerts`` and stores a synthetic ``resolved`` signal in the inbox for
+each occurrence Alertmanager no longer has. The engine then resolves it through the usual path
+(alerts.resolved → all resolved → incident resolved, resolved page): one way to resolve, not two.
+
+:func:`plan` is the pure decision; :class:`AlertmanagerClient` and :class:`Reconciler` are the
+I/O around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+import aiohttp
+import asyncpg
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+
+from detector import inbox, store
+from detector.clock import Clock
+from detector.metrics import Metrics
+from detector.model import AlertStatus, Signal, Source
+from detector.store import Connection
+
+log = structlog.get_logger(__name__)
+
+RECEIVER = "stormwatch-reconciler"
+"""The receiver name synthetic resolved signals carry, so they are told apart in the inbox."""
+TIMELINE_KIND = "alerts.reconciled"
+GONE_REASON = "gone from Alertmanager"
+_RECONCILE_LOCK = 0x5707_2EC0  # distinct from the migration and signal-processing locks
+_TIMELINE_SAMPLE = 20
+
+
+class Outcome(StrEnum):
+    """How one reconciliation run ended (the ``outcome`` label of the runs metric)."""
+
+    OK = "ok"
+    FETCH_FAILED = "fetch_failed"
+    ALERTMANAGER_RESTARTED = "alertmanager_restarted"
+    LOCKED = "locked"
+    STORE_FAILED = "store_failed"
+
+
+class GoneReason(StrEnum):
+    """Why an occurrence counts as gone from Alertmanager."""
+
+    ABSENT = "absent"
+    REFIRED = "refired"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldAlert:
+    """A firing occurrence an open incident holds, and when its latest signal arrived."""
+
+    incident_id: int
+    fingerprint: str
+    starts_at: datetime
+    last_seen: datetime
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GoneAlert:
+    """An occurrence to resolve, with the reason the planner gave."""
+
+    alert: HeldAlert
+    reason: GoneReason
+
+
+# --- pure core ----------------------------------------------------------------------------------
+
+
+def _ms(moment: datetime) -> datetime:
+    """Millisecond precision: the API truncates startsAt to ms while webhooks carry it in full."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def plan(
+    held: Sequence[HeldAlert], listed: Mapping[str, datetime], now: datetime, grace: timedelta
+) -> list[GoneAlert]:
+    """The held occurrences to resolve, given Alertmanager's ``fingerprint → startsAt`` list.
+
+    Every alert Alertmanager lists counts as present whatever its state (active, suppressed by a
+    silence or inhibition, unprocessed): only its absence says it resolved. Occurrences whose
+    latest signal is not older than ``grace`` are left alone, so an alert that just fired and is
+    racing the API (or an Alertmanager that just restarted) is never resolved by mistake.
+    """
+    held_keys = {(a.incident_id, a.fingerprint, _ms(a.starts_at)) for a in held}
+    gone = []
+    for alert in held:
+        if now - alert.last_seen <= grace:
+            continue
+        reason = _gone_reason(alert, listed.get(alert.fingerprint), held_keys)
+        if reason is not None:
+            gone.append(GoneAlert(alert, reason))
+    return gone
+
+
+def _gone_reason(
+    alert: HeldAlert, listed_start: datetime | None, held_keys: set[tuple[int, str, datetime]]
+) -> GoneReason | None:
+    """Alertmanager keeps the earliest startsAt when it merges re-posts of an ongoing alert.
+
+    So a later listed startsAt is a new occurrence (ours ended); an earlier one is the same alert
+    merged (e.g. from an HA Prometheus pair), and ours is only gone once the incident also holds
+    the occurrence under the merged startsAt.
+    """
+    if listed_start is None:
+        return GoneReason.ABSENT
+    listed, ours = _ms(listed_start), _ms(alert.starts_at)
+    if listed > ours:
+        return GoneReason.REFIRED
+    if listed < ours and (alert.incident_id, alert.fingerprint, listed) in held_keys:
+        return GoneReason.SUPERSEDED
+    return None
+
+
+def alertmanager_settled(started_at: datetime, reported_at: datetime, grace: timedelta) -> bool:
+    """Alertmanager keeps alerts in memory only: after a restart its list is empty until
+    Prometheus re-sends, so an Alertmanager younger than the grace is not trusted.
+
+    Both times come from Alertmanager's own clock (``uptime`` and the ``Date`` header).
+    """
+    return reported_at - started_at >= grace
+
+
+def resolved_signal(alert: HeldAlert, now: datetime) -> Signal:
+    """The synthetic ``resolved`` signal that closes an occurrence through the normal path."""
+    return Signal(
+        source=Source.ALERTMANAGER,
+        name=alert.labels.get("alertname", ""),
+        fingerprint=alert.fingerprint,
+        status=AlertStatus.RESOLVED,
+        starts_at=alert.starts_at,
+        ends_at=now,
+        labels=alert.labels,
+        annotations={},
+        received_at=now,
+        receiver=RECEIVER,
+    )
+
+
+def timeline_entries(
+    gone: Sequence[GoneAlert], now: datetime
+) -> dict[int, list[tuple[str, datetime, dict[str, Any]]]]:
+    """One ``alerts.reconciled`` entry per affected incident (fingerprints sampled, count exact)."""
+    by_incident: dict[int, list[str]] = {}
+    for item in gone:
+        by_incident.setdefault(item.alert.incident_id, []).append(item.alert.fingerprint)
+    return {
+        incident_id: [
+            (
+                TIMELINE_KIND,
+                now,
+                {
+                    "count": len(fingerprints),
+                    "fingerprints": sorted(fingerprints)[:_TIMELINE_SAMPLE],
+                    "reason": GONE_REASON,
+                },
+            )
+        ]
+        for incident_id, fingerprints in by_incident.items()
+    }
+
+
+# --- Alertmanager API ---------------------------------------------------------------------------
+
+
+class _ListedAlert(BaseModel):
+    """One alert of ``GET /api/v2/alerts``; other fields vary by version and are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    fingerprint: str = Field(min_length=1)
+    startsAt: datetime
+
+
+class _Status(BaseModel):
+    """``GET /api/v2/status``: ``uptime`` is when the process started."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    uptime: datetime
+
+
+_LISTED = TypeAdapter(list[_ListedAlert])
+
+
+def parse_alerts(body: bytes) -> dict[str, datetime]:
+    """``fingerprint → startsAt`` from a ``GET /api/v2/alerts`` body; raises ValueError if bad.
+
+    The state (``active``, ``suppressed``, ``unprocessed``) is deliberately not read: a silenced
+    or inhibited alert is still firing, only its notifications are muted.
+    """
+    return {a.fingerprint.lower(): a.startsAt for a in _LISTED.validate_json(body)}
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What Alertmanager holds now: ``fingerprint → startsAt``, and how long it has run."""
+
+    listed: Mapping[str, datetime]
+    started_at: datetime
+    reported_at: datetime | None
+
+
+class FetchError(Exception):
+    """Alertmanager could not be read; ``reason`` is a low-cardinality word for logs."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class AlertSource(Protocol):
+    """Where the reconciler reads the alerts that are still present."""
+
+    async def snapshot(self) -> Snapshot:
+        """The current alert list, or raise FetchError."""
+        ...
+
+
+class AlertmanagerClient:
+    """Reads Alertmanager's v2 API; the URL and token never appear in logs or errors."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        token: SecretStr | None = None,
+        timeout: timedelta = timedelta(seconds=10),
+    ) -> None:
+        self._session = session
+        self._url = url.rstrip("/")
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout.total_seconds())
+
+    async def snapshot(self) -> Snapshot:
+        """Status first, then the list: default filters include silenced and inhibited alerts."""
+        status_body, date = await self._get("/api/v2/status")
+        alerts_body, _ = await self._get("/api/v2/alerts")
+        try:
+            status = _Status.model_validate_json(status_body)
+            listed = parse_alerts(alerts_body)
+        except ValueError:
+            raise FetchError("bad_response") from None
+        return Snapshot(listed, status.uptime, date)
+
+    async def _get(self, path: str) -> tuple[bytes, datetime | None]:
+        headers = {"Accept": "application/json"}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        try:
+            async with self._session.get(
+                self._url + path, headers=headers, timeout=self._timeout
+            ) as response:
+                if response.status != 200:
+                    raise FetchError("http_status", response.status)
+                return await response.read(), _http_date(response.headers.get("Date"))
+        except TimeoutError:
+            raise FetchError("timeout") from None
+        except aiohttp.ClientError as err:
+            raise FetchError(type(err).__name__) from None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the periodic task --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """What one run did, for tests and logs."""
+
+    outcome: Outcome
+    gone: tuple[GoneAlert, ...] = ()
+
+
+async def held_alerts(connection: Connection) -> list[HeldAlert]:
+    """Firing occurrences of open incidents that came from Alertmanager and have no stored
+    resolved signal yet (one pending in the inbox, or one this task already wrote)."""
+    rows = await connection.fetch(
+        """SELECT a.incident_id, a.fingerprint, a.starts_at, a.labels,
+                  max(s.last_received_at) AS last_seen
+           FROM incidents i
+           JOIN incident_alerts a ON a.incident_id = i.id AND a.status = 'firing'
+           JOIN signals s ON s.source = 'alertmanager' AND s.fingerprint = a.fingerprint
+                         AND s.starts_at = a.starts_at
+           WHERE i.state <> 'resolved'
+             AND NOT EXISTS (
+               SELECT 1 FROM signals r
+               WHERE r.source = 'alertmanager' AND r.fingerprint = a.fingerprint
+                 AND r.starts_at = a.starts_at AND r.status = 'resolved')
+           GROUP BY a.incident_id, a.fingerprint, a.starts_at
+           ORDER BY a.incident_id, a.fingerprint, a.starts_at"""
+    )
+    return [
+        HeldAlert(r["incident_id"], r["fingerprint"], r["starts_at"], r["last_seen"], r["labels"])
+        for r in rows
+    ]
+
+
+class Reconciler:
+    """Runs :func:`plan` against Alertmanager every interval; one replica at a time."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        source: AlertSource,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        interval: timedelta,
+        grace: timedelta,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._source = source
+        self._clock = clock
+        self._metrics = metrics
+        self._interval = interval.total_seconds()
+        self._grace = grace
+        self._wake = wake
+        self._stopping = asyncio.Event()
+        for outcome in Outcome:
+            metrics.reconcile_runs.labels(outcome)
+
+    def stop(self) -> None:
+        """Stop after the run in progress."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Reconcile every interval until stopped; a failing run never ends the loop."""
+        log.info("reconcile.started", interval_s=self._interval)
+        while not await self._stopped_within(self._interval):
+            try:
+                await self.reconcile_once()
+            except Exception:
+                log.exception("reconcile.failed")
+        log.info("reconcile.stopped")
+
+    async def reconcile_once(self) -> ReconcileReport:
+        """One run: fetch, plan, store synthetic resolved signals, wake the engine."""
+        now = self._clock.now()
+        try:
+            snapshot = await self._source.snapshot()
+        except FetchError as err:
+            log.warning("reconcile.fetch_failed", reason=err.reason, status=err.status)
+            return self._finish(ReconcileReport(Outcome.FETCH_FAILED))
+        if not alertmanager_settled(snapshot.started_at, snapshot.reported_at or now, self._grace):
+            log.info("reconcile.alertmanager_restarted", started_at=snapshot.started_at.isoformat())
+            return self._finish(ReconcileReport(Outcome.ALERTMANAGER_RESTARTED))
+        try:
+            report = await self._resolve_gone(snapshot.listed, now)
+        except (asyncpg.PostgresError, OSError):
+            log.exception("reconcile.store_failed")
+            return self._finish(ReconcileReport(Outcome.STORE_FAILED))
+        if report.gone and self._wake is not None:
+            self._wake()
+        return self._finish(report)
+
+    async def _resolve_gone(self, listed: Mapping[str, datetime], now: datetime) -> ReconcileReport:
+        """Plan and write in one transaction under the advisory lock."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            if not await connection.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1)", _RECONCILE_LOCK
+            ):
+                return ReconcileReport(Outcome.LOCKED)
+            gone = plan(await held_alerts(connection), listed, now, self._grace)
+            if gone:
+                signals = [resolved_signal(item.alert, now) for item in gone]
+                await inbox.insert_signals(connection, signals)
+                for incident_id, entries in timeline_entries(gone, now).items():
+                    await store.add_timeline(connection, incident_id, entries)
+        return ReconcileReport(Outcome.OK, tuple(gone))
+
+    def _finish(self, report: ReconcileReport) -> ReconcileReport:
+        self._metrics.reconcile_runs.labels(report.outcome).inc()
+        if report.gone:
+            self._metrics.reconciled_alerts.inc(len(report.gone))
+            log.info(
+                "reconcile.resolved",
+                alerts=len(report.gone),
+                incidents=len({g.alert.incident_id for g in report.gone}),
+            )
+        return report
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        return self._stopping.is_set()

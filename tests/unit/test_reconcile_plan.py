@@ -1,0 +1,195 @@
+"""Reconciliation, the pure part: which held alerts are gone from Alertmanager, what is written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from detector.model import AlertStatus, Source
+from detector.reconcile import (
+    GONE_REASON,
+    RECEIVER,
+    GoneAlert,
+    GoneReason,
+    HeldAlert,
+    alertmanager_settled,
+    parse_alerts,
+    plan,
+    resolved_signal,
+    timeline_entries,
+)
+
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+SEC = timedelta(seconds=1)
+MIN = timedelta(minutes=1)
+GRACE = 5 * MIN
+NOW = T0 + timedelta(hours=1)
+FP = "2d1daebe3b0a5bcd"
+OLD = NOW - GRACE - SEC  # last signal comfortably older than the grace
+
+
+def held(
+    starts_at: datetime = T0, last_seen: datetime = OLD, fingerprint: str = FP, incident: int = 1
+) -> HeldAlert:
+    return HeldAlert(incident, fingerprint, starts_at, last_seen, {"alertname": "PoolSaturated"})
+
+
+# The body Alertmanager 0.25 returned in the lab: one active, one silenced, one inhibited alert.
+AM_025_BODY = json.dumps(
+    [
+        {
+            "annotations": {},
+            "endsAt": "2026-11-27T09:10:21.869Z",
+            "fingerprint": fingerprint,
+            "receivers": [{"name": "stormwatch"}],
+            "startsAt": "2026-11-27T09:00:00.000Z",
+            "status": {"inhibitedBy": inhibited, "silencedBy": silenced, "state": state},
+            "updatedAt": "2026-11-27T09:05:21.869Z",
+            "labels": {"alertname": name},
+        }
+        for fingerprint, name, state, silenced, inhibited in [
+            ("00000000000000a1", "Active", "active", [], []),
+            ("00000000000000b2", "Silenced", "suppressed", ["d4e56995"], []),
+            ("00000000000000c3", "Inhibited", "suppressed", [], ["00000000000000a1"]),
+        ]
+    ]
+).encode()
+
+
+class TestPlan:
+    @pytest.mark.parametrize(
+        ("alerts", "listed", "expected"),
+        [
+            pytest.param([held()], {}, [GoneReason.ABSENT], id="gone from Alertmanager"),
+            pytest.param([held()], {FP: T0}, [], id="present"),
+            pytest.param(
+                [held()],
+                {FP: T0 + 10 * MIN},
+                [GoneReason.REFIRED],
+                id="present with a new startsAt",
+            ),
+            pytest.param(
+                [held(starts_at=T0 + 30 * SEC)],
+                {FP: T0},
+                [],
+                id="earlier startsAt is the same alert merged (HA Prometheus)",
+            ),
+            pytest.param(
+                [held(starts_at=T0), held(starts_at=T0 + 30 * SEC)],
+                {FP: T0},
+                [None, GoneReason.SUPERSEDED],
+                id="merged duplicate we also hold under the earlier startsAt",
+            ),
+            pytest.param(
+                [held(starts_at=T0 + timedelta(microseconds=123_987))],
+                {FP: T0 + timedelta(milliseconds=123)},
+                [],
+                id="API truncates startsAt to milliseconds",
+            ),
+            pytest.param(
+                [held(last_seen=NOW - GRACE + SEC)], {}, [], id="within grace: just fired, racing"
+            ),
+            pytest.param([held(last_seen=NOW - GRACE)], {}, [], id="exactly at grace is kept"),
+            pytest.param(
+                [held(fingerprint="00000000000000b2"), held(fingerprint="00000000000000c3")],
+                parse_alerts(AM_025_BODY),
+                [],
+                id="silenced and inhibited still present",
+            ),
+            pytest.param(
+                [held(fingerprint="00000000000000a1"), held(fingerprint="00000000000000ff")],
+                parse_alerts(AM_025_BODY),
+                [None, GoneReason.ABSENT],
+                id="only the absent one of several",
+            ),
+        ],
+    )
+    def test_decides(
+        self,
+        alerts: list[HeldAlert],
+        listed: Mapping[str, datetime],
+        expected: list[GoneReason | None],
+    ) -> None:
+        gone = plan(alerts, listed, NOW, GRACE)
+        wanted = [
+            GoneAlert(alert, reason)
+            for alert, reason in zip(alerts, expected, strict=False)
+            if reason is not None
+        ]
+        assert gone == wanted
+
+    def test_nothing_held_nothing_gone(self) -> None:
+        assert plan([], {}, NOW, GRACE) == []
+
+
+class TestParseAlerts:
+    def test_reads_fingerprint_and_starts_at_of_every_state(self) -> None:
+        assert parse_alerts(AM_025_BODY) == {
+            "00000000000000a1": T0,
+            "00000000000000b2": T0,
+            "00000000000000c3": T0,
+        }
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            pytest.param(b"{}", id="object instead of array"),
+            pytest.param(b'[{"startsAt": "2026-11-27T09:00:00Z"}]', id="no fingerprint"),
+            pytest.param(b'[{"fingerprint": "ab"}]', id="no startsAt"),
+            pytest.param(b"<html>", id="not json"),
+        ],
+    )
+    def test_rejects_bad_bodies(self, body: bytes) -> None:
+        with pytest.raises(ValueError):  # noqa: PT011 - pydantic's ValidationError is a ValueError
+            parse_alerts(body)
+
+
+class TestAlertmanagerSettled:
+    @pytest.mark.parametrize(
+        ("running_for", "settled"),
+        [
+            pytest.param(SEC, False, id="just restarted: list still empty"),
+            pytest.param(GRACE, True, id="running for the grace"),
+            pytest.param(timedelta(days=3), True, id="long running"),
+        ],
+    )
+    def test_trusts_alertmanager_after_grace(self, running_for: timedelta, settled: bool) -> None:
+        assert alertmanager_settled(NOW - running_for, NOW, GRACE) is settled
+
+
+class TestWrites:
+    def test_resolved_signal_closes_the_same_occurrence(self) -> None:
+        signal = resolved_signal(held(), NOW)
+        assert signal.source is Source.ALERTMANAGER
+        assert signal.status is AlertStatus.RESOLVED
+        assert signal.occurrence == (FP, T0)
+        assert (signal.ends_at, signal.received_at) == (NOW, NOW)
+        assert signal.receiver == RECEIVER
+        assert signal.name == "PoolSaturated"
+        assert signal.labels == {"alertname": "PoolSaturated"}
+
+    def test_one_timeline_entry_per_incident(self) -> None:
+        gone = [
+            GoneAlert(held(fingerprint="b", incident=1), GoneReason.ABSENT),
+            GoneAlert(held(fingerprint="a", incident=1), GoneReason.REFIRED),
+            GoneAlert(held(fingerprint="c", incident=2), GoneReason.ABSENT),
+        ]
+        assert timeline_entries(gone, NOW) == {
+            1: [
+                (
+                    "alerts.reconciled",
+                    NOW,
+                    {"count": 2, "fingerprints": ["a", "b"], "reason": GONE_REASON},
+                )
+            ],
+            2: [
+                (
+                    "alerts.reconciled",
+                    NOW,
+                    {"count": 1, "fingerprints": ["c"], "reason": GONE_REASON},
+                )
+            ],
+        }
