@@ -12,6 +12,9 @@ from typing import Any
 
 from detector.api_client import ApiClient, ApiError
 from detector.ruleset.loader import RulesInvalid, load_ruleset
+from detector.ruleset.schema import RulesFile
+from detector.ruletest.runner import run_file
+from detector.ruletest.schema import RuleTestFile
 from detector.serve import migrate_only, serve
 from detector.settings import SettingsError, load_settings
 
@@ -38,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "directory", nargs="?", type=Path, help="default: STORMWATCH_RULES_DIR or ./rules"
+    )
+    test = rules.add_parser(
+        "test", help="run rule tests: alerts at relative times in, expected incidents and pages out"
+    )
+    test.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    schema = rules.add_parser("schema", help="print the JSON Schema of rule files (for editors)")
+    schema.add_argument(
+        "--tests", action="store_true", help="print the schema of rule-test files instead"
     )
 
     client = argparse.ArgumentParser(add_help=False)
@@ -98,7 +109,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "migrate":
         return asyncio.run(migrate_only(load_settings()))
     if args.command == "rules":
-        return _check_rules(args.directory)
+        return _rules_command(args)
     return _client_command(args, ApiClient(args.url, args.token))
 
 
@@ -111,6 +122,36 @@ def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
         return _print(args, api.post(f"/api/v1/incidents/{args.id}/ack", {"by": args.by}), _result)
     body = {"by": args.by, "reason": args.reason}
     return _print(args, api.post(f"/api/v1/incidents/{args.id}/resolve", body), _result)
+
+
+def _rules_command(args: argparse.Namespace) -> int:
+    if args.rules_command == "test":
+        return _test_rules(args.files)
+    if args.rules_command == "schema":
+        model = RuleTestFile if args.tests else RulesFile
+        print(json.dumps(model.model_json_schema(by_alias=True), indent=2))
+        return 0
+    return _check_rules(args.directory)
+
+
+def _test_rules(files: list[Path]) -> int:
+    passed = failed = 0
+    for path in files:
+        try:
+            results = run_file(path)
+        except RulesInvalid as err:
+            for error in err.errors:
+                print(error)
+            failed += 1
+            continue
+        for result in results:
+            print(f"{result.location}: {result.name} ... {'ok' if result.passed else 'FAILED'}")
+            if not result.passed:
+                print("    " + result.diff.rstrip().replace("\n", "\n    "))
+            passed += result.passed
+            failed += not result.passed
+    print(f"{passed} scenarios passed, {failed} failed")
+    return 1 if failed else 0
 
 
 def _check_rules(directory: Path | None) -> int:

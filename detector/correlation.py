@@ -1,24 +1,58 @@
 """Signals of one (rule, group) through the rule's condition to the incident decision.
 
-Shared by the signal stage (new signals) and the timer stage (a condition check falls due with no
-new signals). Runs inside the caller's transaction, with the group's rows locked.
+``plan`` is the pure core, shared by the engine and by ``stormwatch rules test``; ``correlate``
+loads and saves around it inside the caller's transaction (the signal stage for new signals, the
+timer stage when a condition check falls due with no new signals).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
 
 from detector import condition_store, store
 from detector.incidents import decide_signals
-from detector.model import Decision, Signal
-from detector.ruleset.conditions import evaluate
+from detector.model import Decision, Incident, Signal
+from detector.ruleset.conditions import ConditionResult, State, evaluate
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import Connection
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPlan:
+    """The condition's new state (None for rules without one) and the incident decision."""
+
+    condition: ConditionResult | None
+    decision: Decision | None
+
+
+def plan(
+    rules: RuleSet,
+    match: RuleMatch,
+    current: Incident | None,
+    state: State,
+    signals: Sequence[Signal],
+    now: datetime,
+    last_seen: datetime | None,
+) -> GroupPlan:
+    """Decide what a group's new signals (or a due condition check) change."""
+    rule = match.rule
+    condition = None
+    released = tuple(signals)
+    if rule.has_condition:
+        incident_open = current is not None and current.is_open
+        condition = evaluate(rule, state, signals, now, incident_open, last_seen)
+        released = condition.release
+    if not released:
+        return GroupPlan(condition, None)
+    return GroupPlan(
+        condition, decide_signals(current, released, match, rules.policy_for(rule), now)
+    )
 
 
 async def correlate(
@@ -28,25 +62,28 @@ async def correlate(
     signals: Sequence[Signal],
     now: datetime,
 ) -> Decision | None:
-    """Evaluate the rule's condition and, for what it releases, decide and apply."""
+    """Load the group, plan, save the condition state and apply the decision."""
     rule = match.rule
     current = await store.lock_group(connection, rule.name, match.group_key)
-    released = tuple(signals)
+    stored = condition_store.StoredCondition()
+    seen = None
     if rule.has_condition:
         stored = await condition_store.lock(connection, rule.name, match.group_key)
-        seen = None
         if rule.heartbeat is not None:
             watched = condition_store.fingerprints(stored.state)
             seen = await condition_store.last_seen(connection, watched)
-        incident_open = current is not None and current.is_open
-        result = evaluate(rule, stored.state, signals, now, incident_open, seen)
+    result = plan(rules, match, current, stored.state, signals, now, seen)
+    if result.condition is not None:
         await condition_store.save(
-            connection, rule.name, match.group_key, match.group_labels, stored, result, now
+            connection,
+            rule.name,
+            match.group_key,
+            match.group_labels,
+            stored,
+            result.condition,
+            now,
         )
-        log.debug("condition.evaluated", rule=rule.name, note=result.note)
-        released = result.release
-    if not released:
-        return None
-    decision = decide_signals(current, released, match, rules.policy_for(rule), now)
-    await store.apply(connection, decision, now)
-    return decision
+        log.debug("condition.evaluated", rule=rule.name, note=result.condition.note)
+    if result.decision is not None:
+        await store.apply(connection, result.decision, now)
+    return result.decision

@@ -87,14 +87,15 @@ def _load_file(path: Path) -> tuple[list[RuleError], LoadedFile | None]:
     try:
         content = RulesFile.model_validate(data)
     except ValidationError as err:
-        errors.extend(_schema_errors(name, document, err))
+        errors.extend(schema_errors(name, document, err))
         return errors, None
     return errors, LoadedFile(name, document, content)
 
 
-def _schema_errors(
+def schema_errors(
     name: str, document: PositionedDocument, err: ValidationError
 ) -> Iterator[RuleError]:
+    """Pydantic errors as ``file:line: field: reason``."""
     for error in err.errors():
         loc = tuple(part for part in error["loc"] if part != "webhook")
         reason = error["msg"].removeprefix("Value error, ")
