@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
+from dataclasses import dataclass
+from datetime import timedelta
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -28,13 +31,14 @@ from detector.embedded_db import EmbeddedPostgres
 from detector.engine import Engine
 from detector.inbox import InsertResult
 from detector.metrics import Metrics
+from detector.reload import RulesReloader
 from detector.model import Source
 from detector.reconcile import AlertmanagerClient, Reconciler
 from detector.ruleset.live import ChannelConfigError, LiveRules
 from detector.ruleset.rules import RuleSet
 from detector.service_secrets import signing_key
 from detector.settings import Settings
-from detector.web import ack_page, incidents_api, ops, webhook
+from detector.web import ack_page, incidents_api, ops, rules_api, webhook
 from detector.web.context import METRICS, SERVICES, Services
 from detector.web.responses import request_context
 from responders.channels import Channel
@@ -56,7 +60,7 @@ def create_app(
     )
     app[METRICS] = metrics or Metrics()
     app.add_routes([web.post("/api/v1/alertmanager", webhook.receive_alertmanager)])
-    app.add_routes(incidents_api.routes() + ack_page.routes() + ops.routes())
+    app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
     app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock()))
     return app
 
@@ -68,7 +72,7 @@ def _lifecycle(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def
             session = await stack.enter_async_context(aiohttp.ClientSession())
             rules = LiveRules(settings.rules_dir, lambda r: build_channels(r, session), clock.now)
             metrics = app[METRICS]
-            metrics.rules_loaded.set(len(rules.current.rules))
+            reloader = RulesReloader(rules, settings.rules_dir, metrics)
             key = await signing_key(pool, settings.signing_key)
             batcher = IntakeBatcher(pool, lambda result: _count_intake(metrics, result))
             deliverer = Deliverer(
@@ -78,7 +82,10 @@ def _lifecycle(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def
             engine = Engine(
                 pool, lambda: rules.routes, deliverer, clock, metrics, settings.engine_interval
             )
-            app[SERVICES] = Services(settings, pool, rules, metrics, clock, batcher, engine, key)
+            app[SERVICES] = Services(
+                settings, pool, rules, reloader, metrics, clock, batcher, engine, key
+            )
+            watching = _watch_rules(reloader, settings)
             task = asyncio.create_task(engine.run()) if settings.run_engine else None
             reconciler = build_reconciler(settings, pool, session, clock, metrics, engine.wake)
             reconciling = None
@@ -96,6 +103,7 @@ def _lifecycle(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def
             if task is not None:
                 await task
             await batcher.drain()
+            watching.stop()
             log.info("service.stopped")
 
     return run
@@ -146,6 +154,32 @@ def build_reconciler(
         grace=settings.reconcile_grace,
         wake=wake,
     )
+
+
+@dataclass
+class _RuleWatch:
+    """The file watcher task and the SIGHUP handler, undone together at shutdown."""
+
+    task: asyncio.Task[None] | None
+    sighup: bool
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        if self.sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+
+def _watch_rules(reloader: RulesReloader, settings: Settings) -> _RuleWatch:
+    """Reload on file change (when an interval is set) and on SIGHUP (where signals work)."""
+    task = None
+    if settings.rules_watch_interval > timedelta(0):
+        task = asyncio.create_task(reloader.watch(settings.rules_watch_interval))
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload, "sighup")
+    except (NotImplementedError, RuntimeError, ValueError):
+        return _RuleWatch(task, sighup=False)
+    return _RuleWatch(task, sighup=True)
 
 
 def build_channels(rules: RuleSet, session: aiohttp.ClientSession) -> Mapping[str, Channel]:

@@ -91,6 +91,19 @@ class Metrics:
             "Alerts resolved because they were gone from Alertmanager.",
             registry=r,
         )
+        self.rules_reload_success = Gauge(
+            "stormwatch_rules_last_reload_success",
+            "1 if the last load of the rules directory succeeded, 0 if it was rejected.",
+            registry=r,
+        )
+        self.rules_reload_time = Gauge(
+            "stormwatch_rules_last_reload_timestamp_seconds",
+            "When the rules directory was last loaded or rejected.",
+            registry=r,
+        )
+        self.rules_reloads = Counter(
+            "stormwatch_rules_reloads_total", "Rule reloads by outcome.", ["outcome"], registry=r
+        )
         self.rules_loaded = Gauge(
             "stormwatch_rules_loaded", "Rules in the running rule set.", registry=r
         )

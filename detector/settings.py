@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     engine_interval: Duration = Field(
         default=timedelta(seconds=1), description="pause between engine cycles when idle"
     )
+    rules_watch_interval: Duration = Field(
+        default=timedelta(seconds=2), description="how often to look for rule file changes; 0 off"
+    )
     run_engine: bool = Field(
         default=True, description="run engine cycles here; off for API-only replicas"
     )

@@ -185,7 +185,7 @@ class Shop:
         return result
 
     async def incidents(self, state: str = "all") -> list[dict[str, Any]]:
-        response = await self.client.get(f"/api/v1/incidents?state={state}")
+        response = await self.client.get(f"/api/v1/incidents?state={state}&limit=1000")
         assert response.status == 200, await response.text()
         return (await response.json())["incidents"]  # type: ignore[no-any-return]
 

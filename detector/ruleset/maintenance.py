@@ -13,9 +13,10 @@ the wall clock of an IANA zone, as Alertmanager time intervals do, with these de
   Alertmanager accepts (Sunday first, ascending) names the same days here;
 * spring forward: a skipped clock time means the moment of the jump, so Europe/Berlin 02:00-03:00
   does not happen that night and 01:00-03:00 lasts one real hour;
-* fall back: ``start`` takes the first reading of a repeated time and ``end`` the last, so an
-  occurrence is one unbroken stretch covering every clock reading inside it (01:00-03:00 lasts
-  three real hours; no page slips out when the clock shows 02:30 the second time).
+* fall back: an occurrence is one unbroken stretch, from the first moment the clock reads
+  ``start`` (or later) to the last moment it reads earlier than ``end``. So 01:00-03:00 lasts three
+  real hours, 01:00-02:30 lasts until the second 02:30 (no page slips out when the clock shows
+  02:10 again) and 01:00-02:00 ends at the first 02:00 (the repeat starts at 02:00).
 
 Pure: no I/O; callers pass ``now`` (aware).
 """
@@ -244,18 +245,23 @@ class MaintenanceWindowSpec(_Scope):
 
 
 def _instant(day: date, minutes: int, zone: ZoneInfo, *, last: bool) -> datetime:
-    """The UTC instant the clock in ``zone`` reads ``minutes`` after midnight on ``day``.
+    """The UTC instant the clock in ``zone`` first reads ``minutes`` past midnight on ``day``
+    or later; with ``last``, the last instant it still reads earlier than that.
 
-    A repeated reading gives its first instant, or its second with ``last``. A skipped reading
-    gives the jump, the first instant the clock reads later than it.
+    The two differ only on a fall-back night: "earlier" readings come again in the repeated hour.
+    A skipped reading gives the jump either way.
     """
     wall = datetime.combine(day, time(), tzinfo=zone) + timedelta(minutes=minutes)
     first = wall.replace(fold=0).astimezone(UTC)
     second = wall.replace(fold=1).astimezone(UTC)
-    if first <= second:  # an ordinary or a repeated reading
-        return second if last else first
-    # Skipped: fold=1 reads it with the new offset (earlier instant), fold=0 with the old one.
-    return _jump(second, first, zone)
+    if first > second:  # skipped: fold=1 reads it with the new offset, fold=0 with the old one
+        return _jump(second, first, zone)
+    if not last or first == second:
+        return first
+    # Repeated: earlier readings recur unless ``wall`` is where the repeat begins (then the clock
+    # read later than ``wall`` just before its second reading).
+    just_before = (second - timedelta(seconds=1)).astimezone(zone).replace(tzinfo=None)
+    return second if just_before < wall.replace(tzinfo=None) else first
 
 
 def _jump(before: datetime, after: datetime, zone: ZoneInfo) -> datetime:

@@ -11,6 +11,7 @@ from detector.batcher import IntakeBatcher
 from detector.clock import Clock
 from detector.engine import Engine
 from detector.metrics import Metrics
+from detector.reload import RulesReloader
 from detector.ruleset.live import LiveRules
 from detector.settings import Settings
 
@@ -22,6 +23,7 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     rules: LiveRules
+    reloader: RulesReloader
     metrics: Metrics
     clock: Clock
     batcher: IntakeBatcher

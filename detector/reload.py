@@ -1,0 +1,71 @@
+"""Hot reload of the rules directory: on file change, on SIGHUP, and on API request.
+
+Every trigger goes through :meth:`RulesReloader.reload`, which validates the whole directory and
+swaps it in atomically, or keeps the running rules and reports why (log, metric, status API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+
+from detector.metrics import Metrics
+from detector.ruleset.live import LiveRules, ReloadStatus
+
+log = structlog.get_logger(__name__)
+
+
+def directory_state(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a rule file is edited, added or removed (names, sizes, mtimes)."""
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return ()
+    return tuple(
+        (entry.name, stat.st_mtime_ns, stat.st_size)
+        for entry in entries
+        if entry.suffix in {".yml", ".yaml"} and (stat := entry.stat())
+    )
+
+
+class RulesReloader:
+    """Reloads ``live`` and records the outcome in metrics and logs."""
+
+    def __init__(self, live: LiveRules, directory: Path, metrics: Metrics) -> None:
+        self._live = live
+        self._directory = directory
+        self._metrics = metrics
+        self._seen = directory_state(directory)
+        self._record(live.status)
+
+    def reload(self, trigger: str) -> ReloadStatus:
+        """Validate and swap in the directory's rules, or keep the running ones."""
+        self._seen = directory_state(self._directory)
+        status = self._live.reload()
+        self._record(status)
+        if status.ok:
+            log.info("rules.reloaded", trigger=trigger, rules=len(self._live.current.rules))
+        else:
+            log.error("rules.reload_failed", trigger=trigger, errors=list(status.errors))
+        return status
+
+    def reload_if_changed(self) -> ReloadStatus | None:
+        """Reload when a rule file was edited, added or removed since the last load."""
+        if directory_state(self._directory) == self._seen:
+            return None
+        return self.reload("file_change")
+
+    async def watch(self, interval: timedelta) -> None:
+        """Poll the directory every ``interval`` (runs until cancelled)."""
+        while True:
+            await asyncio.sleep(interval.total_seconds())
+            self.reload_if_changed()
+
+    def _record(self, status: ReloadStatus) -> None:
+        self._metrics.rules_reload_success.set(1 if status.ok else 0)
+        self._metrics.rules_reload_time.set(status.at.timestamp())
+        self._metrics.rules_reloads.labels("success" if status.ok else "failure").inc()
+        self._metrics.rules_loaded.set(len(self._live.current.rules))

@@ -1,0 +1,162 @@
+"""Hot reload: a valid edit is swapped in whole, an invalid one keeps the running rules."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import RULES, Shop, alert
+
+VARIANT = """
+channels:
+  - name: pager
+    type: webhook
+    url: {url}
+rules:
+  - name: pool-exhausted
+    match: ['alertname="PgBouncerPoolSaturated"']
+    group_by: [cluster]
+    severity: {severity}
+    title: "{title} {{{{ labels.cluster }}}}"
+"""
+
+
+def rewrite(rules_dir: Path, text: str) -> None:
+    (rules_dir / "shop.yml").write_text(text)
+
+
+def variant(shop: Shop, severity: str, title: str) -> str:
+    return VARIANT.format(url=shop.pager.url, severity=severity, title=title)
+
+
+async def status(shop: Shop) -> dict[str, Any]:
+    return await (await shop.client.get("/api/v1/rules/status")).json()  # type: ignore[no-any-return]
+
+
+async def metric(shop: Shop, name: str) -> str:
+    text = await (await shop.client.get("/metrics")).text()
+    return next(line for line in text.splitlines() if line.startswith(name + " "))
+
+
+class TestReload:
+    async def test_valid_edit_is_swapped_in(self, shop: Shop, rules_dir: Path) -> None:
+        rewrite(rules_dir, variant(shop, "minor", "B"))
+        response = await shop.client.post("/api/v1/rules/reload")
+        assert response.status == 200
+        body = await response.json()
+        assert body["running"]["rules"] == ["pool-exhausted"]
+        assert body["last_reload"]["success"] is True
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        [incident] = await shop.incidents()
+        assert (incident["severity"], incident["title"]) == ("minor", "B eu-1")
+
+    async def test_invalid_edit_keeps_running_rules_and_says_why(
+        self, shop: Shop, rules_dir: Path
+    ) -> None:
+        rewrite(
+            rules_dir,
+            RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url).replace(
+                "severity: critical", "severity: catastrophic"
+            ),
+        )
+        response = await shop.client.post("/api/v1/rules/reload")
+        assert response.status == 422
+        body = await response.json()
+        [error] = body["last_reload"]["errors"]
+        assert error.startswith(f"{rules_dir / 'shop.yml'}:")
+        assert "rules[0].severity" in error
+        assert body["running"]["rules"] == ["checkout-errors", "pool-exhausted"]
+        assert (
+            await metric(shop, "stormwatch_rules_last_reload_success")
+            == "stormwatch_rules_last_reload_success 0.0"
+        )
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        [incident] = await shop.incidents()
+        assert incident["severity"] == "critical"
+
+    async def test_file_change_is_noticed(self, shop: Shop, rules_dir: Path) -> None:
+        assert shop.services.reloader.reload_if_changed() is None
+        rewrite(rules_dir, variant(shop, "minor", "B"))
+        outcome = shop.services.reloader.reload_if_changed()
+        assert outcome is not None
+        assert outcome.ok
+        assert sorted(shop.services.rules.current.rules) == ["pool-exhausted"]
+
+    async def test_sighup_reloads(self, shop: Shop, rules_dir: Path) -> None:
+        rewrite(rules_dir, variant(shop, "minor", "B"))
+        os.kill(os.getpid(), signal.SIGHUP)
+        async with asyncio.timeout(5):  # the loop handles the signal on its next turn
+            while "checkout-errors" in shop.services.rules.current.rules:
+                await asyncio.sleep(0.01)
+        assert (await status(shop))["running"]["rules"] == ["pool-exhausted"]
+
+    async def test_incident_of_a_removed_rule_stays_and_can_be_resolved(
+        self, shop: Shop, rules_dir: Path
+    ) -> None:
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
+        rewrite(
+            rules_dir,
+            text[: text.index("  - name: pool-exhausted")]
+            + text[text.index("  - name: checkout-errors") :],
+        )
+        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+        await shop.post_alerts(alert(cluster="eu-1", instance="b"))
+        await shop.advance(timedelta(minutes=6))
+        [incident] = await shop.incidents("open")
+        assert incident["rule"] == "pool-exhausted"
+        assert len(shop.backup.delivered("triggered")) == 1, (
+            "the snapshotted policy still escalates"
+        )
+        resolved = await shop.client.post(f"/api/v1/incidents/{incident['id']}/resolve")
+        assert (await resolved.json())["result"] == "resolved"
+        unmatched = await (await shop.client.get("/api/v1/signals/unmatched")).json()
+        assert [s["labels"]["instance"] for s in unmatched["signals"]] == ["b"]
+
+
+class TestReloadUnderLoad:
+    WEBHOOKS = 200
+
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"rules_watch_interval": "0s"}
+
+    async def test_no_signal_lost_and_no_rule_half_applied(
+        self, shop: Shop, rules_dir: Path
+    ) -> None:
+        sets = [
+            variant(shop, "minor", "A"),
+            variant(shop, "critical", "B"),
+            "rules: [{name: broken",
+        ]
+
+        async def send(worker: int) -> list[int]:
+            statuses = []
+            for n in range(worker, self.WEBHOOKS, 10):
+                response = await shop.post_alerts(alert(cluster=f"c{n}"))
+                statuses.append(response.status)
+            return statuses
+
+        async def reload_repeatedly() -> None:
+            for n in range(30):
+                rewrite(rules_dir, sets[n % 3])
+                await shop.client.post("/api/v1/rules/reload")
+                await shop.cycle()
+
+        results = await asyncio.gather(*(send(w) for w in range(10)), reload_repeatedly())
+        assert all(status == 200 for statuses in results[:-1] for status in statuses)
+        while (await shop.cycle()).signals.processed:
+            pass
+        assert await shop.services.pool.fetchval("SELECT count(*) FROM signals") == self.WEBHOOKS
+        pairs = {(i["severity"], i["title"].split()[0]) for i in await shop.incidents()}
+        assert pairs <= {("minor", "A"), ("critical", "B"), ("critical", "Connection")}
+        assert len(await shop.incidents()) == self.WEBHOOKS
