@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
 
 from detector import store
 from detector.incidents import decide_ack, decide_resolve
-from detector.model import Decision
+from detector.model import Decision, Incident
+from detector.muting import mute
 from detector.ruleset.rules import RuleSet
 
 
@@ -20,23 +22,33 @@ async def acknowledge(
     pool: asyncpg.Pool, incident_id: int, by: str, via: str, rules: RuleSet, now: datetime
 ) -> Decision:
     """Acknowledge; a second ack is a no-op that says so."""
-    async with pool.acquire() as connection, connection.transaction():
-        incident = await store.lock_incident(connection, incident_id)
-        if incident is None:
-            raise IncidentNotFound(incident_id)
-        decision = decide_ack(incident, by, via, rules.rules.get(incident.rule), now)
-        await store.apply(connection, decision, now)
-        return decision
+    return await _act(
+        pool,
+        incident_id,
+        lambda i: decide_ack(i, by, via, rules.rules.get(i.rule), now),
+        rules,
+        now,
+    )
 
 
 async def resolve(
-    pool: asyncpg.Pool, incident_id: int, by: str, reason: str, now: datetime
+    pool: asyncpg.Pool, incident_id: int, by: str, reason: str, rules: RuleSet, now: datetime
 ) -> Decision:
     """Resolve by hand; works for incidents whose rule was since removed."""
+    return await _act(pool, incident_id, lambda i: decide_resolve(i, by, reason, now), rules, now)
+
+
+async def _act(
+    pool: asyncpg.Pool,
+    incident_id: int,
+    decide: Callable[[Incident], Decision],
+    rules: RuleSet,
+    now: datetime,
+) -> Decision:
     async with pool.acquire() as connection, connection.transaction():
         incident = await store.lock_incident(connection, incident_id)
         if incident is None:
             raise IncidentNotFound(incident_id)
-        decision = decide_resolve(incident, by, reason, now)
+        decision = mute(decide(incident), rules, now)
         await store.apply(connection, decision, now)
         return decision

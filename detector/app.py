@@ -12,10 +12,9 @@ import asyncio
 import os
 import random
 import signal
-from dataclasses import dataclass
-from datetime import timedelta
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import aiohttp
 import asyncpg
@@ -24,6 +23,7 @@ from aiohttp import web
 
 from detector import migrations, store
 from detector.ack_links import LinkBuilder
+from detector.background import BackgroundLoops
 from detector.batcher import IntakeBatcher
 from detector.clock import Clock, SystemClock
 from detector.delivery_stage import Deliverer
@@ -31,9 +31,9 @@ from detector.embedded_db import EmbeddedPostgres
 from detector.engine import Engine
 from detector.inbox import InsertResult
 from detector.metrics import Metrics
-from detector.reload import RulesReloader
 from detector.model import Source
 from detector.reconcile import AlertmanagerClient, Reconciler
+from detector.reload import RulesReloader
 from detector.ruleset.live import ChannelConfigError, LiveRules
 from detector.ruleset.rules import RuleSet
 from detector.service_secrets import signing_key
@@ -68,45 +68,81 @@ def create_app(
 def _lifecycle(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
     async def run(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            pool = await stack.enter_async_context(database(settings))
-            session = await stack.enter_async_context(aiohttp.ClientSession())
-            rules = LiveRules(settings.rules_dir, lambda r: build_channels(r, session), clock.now)
-            metrics = app[METRICS]
-            reloader = RulesReloader(rules, settings.rules_dir, metrics)
-            key = await signing_key(pool, settings.signing_key)
-            batcher = IntakeBatcher(pool, lambda result: _count_intake(metrics, result))
-            deliverer = Deliverer(
-                links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
-                rng=random.Random(),  # noqa: S311 - jitter, not security
+            services = await _start_services(stack, app[METRICS], settings, clock)
+            app[SERVICES] = services
+            reconciler = build_reconciler(
+                settings,
+                services.pool,
+                services.session,
+                clock,
+                services.metrics,
+                services.engine.wake,
             )
-            engine = Engine(
-                pool, lambda: rules.routes, deliverer, clock, metrics, settings.engine_interval
-            )
-            app[SERVICES] = Services(
-                settings, pool, rules, reloader, metrics, clock, batcher, engine, key
-            )
-            watching = _watch_rules(reloader, settings)
-            task = asyncio.create_task(engine.run()) if settings.run_engine else None
-            reconciler = build_reconciler(settings, pool, session, clock, metrics, engine.wake)
-            reconciling = None
             if reconciler is not None:
                 app[RECONCILER] = reconciler
-                if settings.run_engine:
-                    reconciling = asyncio.create_task(reconciler.run())
-            log.info("service.started", url=settings.base_url, rules=len(rules.current.rules))
+            loops = _start_loops(services, reconciler)
+            sighup = _reload_on_sighup(services.reloader)
+            log.info(
+                "service.started", url=settings.base_url, rules=len(services.rules.current.rules)
+            )
             yield
-            if reconciler is not None:
-                reconciler.stop()
-            if reconciling is not None:
-                await reconciling
-            engine.stop()
-            if task is not None:
-                await task
-            await batcher.drain()
-            watching.stop()
+            if sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            await loops.stop_all()
+            await services.batcher.drain()
             log.info("service.stopped")
 
     return run
+
+
+async def _start_services(
+    stack: AsyncExitStack, metrics: Metrics, settings: Settings, clock: Clock
+) -> Services:
+    """Construct everything requests and loops share, in dependency order."""
+    pool = await stack.enter_async_context(database(settings))
+    session = await stack.enter_async_context(aiohttp.ClientSession())
+    rules = LiveRules(settings.rules_dir, lambda r: build_channels(r, session), clock.now)
+    key = await signing_key(pool, settings.signing_key)
+    deliverer = Deliverer(
+        links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
+        rng=random.Random(),  # noqa: S311 - jitter, not security
+    )
+    return Services(
+        settings=settings,
+        pool=pool,
+        session=session,
+        rules=rules,
+        reloader=RulesReloader(rules, settings.rules_dir, metrics),
+        metrics=metrics,
+        clock=clock,
+        batcher=IntakeBatcher(pool, lambda result: _count_intake(metrics, result)),
+        engine=Engine(
+            pool, lambda: rules.routes, deliverer, clock, metrics, settings.engine_interval
+        ),
+        signing_key=key,
+    )
+
+
+def _start_loops(services: Services, reconciler: Reconciler | None) -> BackgroundLoops:
+    """The rule watcher everywhere; engine and reconciler where this replica runs the engine."""
+    loops = BackgroundLoops()
+    settings = services.settings
+    if settings.rules_watch_interval > timedelta(0):
+        loops.start(services.reloader.watch(settings.rules_watch_interval))
+    if settings.run_engine:
+        loops.start(services.engine.run(), services.engine.stop)
+        if reconciler is not None:
+            loops.start(reconciler.run(), reconciler.stop)
+    return loops
+
+
+def _reload_on_sighup(reloader: RulesReloader) -> bool:
+    """``kill -HUP`` reloads the rules, as for Prometheus and Alertmanager (main thread only)."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload, "sighup")
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
 
 
 @asynccontextmanager
@@ -154,32 +190,6 @@ def build_reconciler(
         grace=settings.reconcile_grace,
         wake=wake,
     )
-
-
-@dataclass
-class _RuleWatch:
-    """The file watcher task and the SIGHUP handler, undone together at shutdown."""
-
-    task: asyncio.Task[None] | None
-    sighup: bool
-
-    def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-        if self.sighup:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-
-
-def _watch_rules(reloader: RulesReloader, settings: Settings) -> _RuleWatch:
-    """Reload on file change (when an interval is set) and on SIGHUP (where signals work)."""
-    task = None
-    if settings.rules_watch_interval > timedelta(0):
-        task = asyncio.create_task(reloader.watch(settings.rules_watch_interval))
-    try:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload, "sighup")
-    except (NotImplementedError, RuntimeError, ValueError):
-        return _RuleWatch(task, sighup=False)
-    return _RuleWatch(task, sighup=True)
 
 
 def build_channels(rules: RuleSet, session: aiohttp.ClientSession) -> Mapping[str, Channel]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from detector.api_client import ApiClient, ApiError
 from detector.ruleset.loader import RulesInvalid, load_ruleset
-from detector.ruleset.schema import RulesFile
+from detector.ruleset.rules_file import RulesFile
 from detector.ruletest.runner import run_file
 from detector.ruletest.schema import RuleTestFile
 from detector.serve import migrate_only, serve

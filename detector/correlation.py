@@ -16,6 +16,7 @@ import structlog
 from detector import condition_store, store
 from detector.incidents import decide_signals
 from detector.model import Decision, Incident, Signal
+from detector.muting import mute
 from detector.ruleset.conditions import ConditionResult, State, evaluate
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import Connection
@@ -50,9 +51,8 @@ def plan(
         released = condition.release
     if not released:
         return GroupPlan(condition, None)
-    return GroupPlan(
-        condition, decide_signals(current, released, match, rules.policy_for(rule), now)
-    )
+    decision = decide_signals(current, released, match, rules.policy_for(rule), now)
+    return GroupPlan(condition, mute(decision, rules, now))
 
 
 async def correlate(

@@ -122,6 +122,7 @@ def _open(
         summary=render(rule.summary, labels, first.annotations),
         component=rule.component,
         policy=policy,
+        paged=policy.channels_at(0) if policy else (),
         opened_at=now,
         last_signal_at=now,
         alerts=alerts,
@@ -229,7 +230,8 @@ def _escalate(incident: Incident, step: int, now: datetime) -> Decision:
     channels = incident.policy.channels_at(step) if incident.policy else ()
     if not channels:
         return Decision("no_more_steps")
-    escalated = replace(incident, escalation_step=step)
+    paged = tuple(dict.fromkeys((*incident.paged, *channels)))
+    escalated = replace(incident, escalation_step=step, paged=paged)
     return Decision(
         "escalated",
         incident=escalated,
@@ -296,7 +298,7 @@ def _pages(incident: Incident, event: PageEvent) -> tuple[PageOrder, ...]:
     if event is PageEvent.TRIGGERED:
         channels = incident.policy.channels_at(incident.escalation_step)
     else:
-        channels = incident.policy.channels_through(incident.escalation_step)
+        channels = incident.paged  # follow-ups only to those who got the page
     return tuple(PageOrder(channel, event, incident.escalation_step) for channel in channels)
 
 

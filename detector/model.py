@@ -103,6 +103,8 @@ class Incident:
     id: int | None = None
     epoch: int = 0
     escalation_step: int = 0
+    paged: tuple[str, ...] = ()
+    """Channels that received a page, so acks and resolutions go to them and no one else."""
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     resolved_at: datetime | None = None

@@ -33,8 +33,8 @@ class IncidentConflict(Exception):
 
 _INCIDENT_COLUMNS = """
     id, rule, group_key, group_labels, state, severity, title, summary, component, policy,
-    epoch, escalation_step, opened_at, last_signal_at, acknowledged_at, acknowledged_by,
-    resolved_at, resolved_by
+    epoch, escalation_step, paged_channels, opened_at, last_signal_at, acknowledged_at,
+    acknowledged_by, resolved_at, resolved_by
 """
 
 
@@ -71,6 +71,7 @@ def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None =
         policy=EscalationPolicy.from_json(row["policy"]) if row["policy"] else None,
         epoch=row["epoch"],
         escalation_step=row["escalation_step"],
+        paged=tuple(row["paged_channels"]),
         opened_at=row["opened_at"],
         last_signal_at=row["last_signal_at"],
         acknowledged_at=row["acknowledged_at"],
@@ -220,12 +221,14 @@ async def _save_incident(connection: Connection, incident: Incident, now: dateti
         incident.resolved_at,
         incident.resolved_by,
         now,
+        list(incident.paged),
     )
     if incident.id is not None:
         await connection.execute(
             """UPDATE incidents SET state = $2, severity = $3, title = $4, summary = $5, epoch = $6,
                  escalation_step = $7, last_signal_at = $8, acknowledged_at = $9,
-                 acknowledged_by = $10, resolved_at = $11, resolved_by = $12, updated_at = $13
+                 acknowledged_by = $10, resolved_at = $11, resolved_by = $12, updated_at = $13,
+                 paged_channels = $14
                WHERE id = $1""",
             incident.id,
             *values,
@@ -234,8 +237,9 @@ async def _save_incident(connection: Connection, incident: Incident, now: dateti
     new_id: int | None = await connection.fetchval(
         """INSERT INTO incidents (state, severity, title, summary, epoch, escalation_step,
              last_signal_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, updated_at,
-             rule, group_key, group_labels, component, policy, opened_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+             paged_channels, rule, group_key, group_labels, component, policy, opened_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                   $19)
            ON CONFLICT (rule, group_key) WHERE state <> 'resolved' DO NOTHING RETURNING id""",
         *values,
         incident.rule,

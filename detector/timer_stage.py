@@ -11,6 +11,7 @@ from detector import condition_store, store, timers
 from detector.correlation import correlate
 from detector.incidents import decide_timer
 from detector.model import Decision, Timer
+from detector.muting import mute
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import Connection
 
@@ -66,7 +67,9 @@ async def _incident_timer(
     if incident is None:
         return Decision("incident_gone")
     last_seen = await store.last_seen(connection, incident_id) or incident.last_signal_at
-    decision = decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now)
+    decision = mute(
+        decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now), rules, now
+    )
     await store.apply(connection, decision, now)
     return decision
 

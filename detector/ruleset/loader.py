@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
 from detector.fieldpath import field_path
+from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec, never_active
+from detector.ruleset.matchers import Matcher, MatchOp
 from detector.ruleset.positions import PositionedDocument, RuleError, parse
 from detector.ruleset.rules import RuleSet
-from detector.ruleset.schema import RulesFile
+from detector.ruleset.rules_file import SECTIONS, RulesFile
+from detector.ruleset.schema import RuleSpec
 from responders.escalation import EscalationPolicy, EscalationStep
-
-SECTIONS = ("rules", "components", "channels", "escalation_policies")
 
 
 class RulesInvalid(Exception):
@@ -41,8 +43,9 @@ def rule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in {".yml", ".yaml"} and p.is_file())
 
 
-def load_ruleset(directory: Path) -> RuleSet:
+def load_ruleset(directory: Path, now: datetime | None = None) -> RuleSet:
     """Validate every file in ``directory`` and build the rule set, or raise RulesInvalid."""
+    now = now or datetime.now(UTC)
     if not directory.is_dir():
         raise RulesInvalid([RuleError(str(directory), 1, "", "rules directory does not exist")])
     errors: list[RuleError] = []
@@ -53,7 +56,7 @@ def load_ruleset(directory: Path) -> RuleSet:
         if result is not None:
             loaded.append(result)
     if not errors:
-        errors.extend(cross_check(loaded))
+        errors.extend(cross_check(loaded, now))
     if not errors and not any(item.content.rules for item in loaded):
         errors.append(
             RuleError(str(directory), 1, "rules", "no rules defined: nothing would be detected")
@@ -106,7 +109,7 @@ def schema_errors(
         yield RuleError(name, document.line_of(loc), field_path(loc), reason)
 
 
-def cross_check(files: Iterable[LoadedFile]) -> list[RuleError]:
+def cross_check(files: Iterable[LoadedFile], now: datetime) -> list[RuleError]:
     """Checks that span files: unique names and references that resolve."""
     errors: list[RuleError] = []
     defined: dict[str, dict[str, str]] = {section: {} for section in SECTIONS}
@@ -126,11 +129,32 @@ def cross_check(files: Iterable[LoadedFile]) -> list[RuleError]:
                         )
                     )
     for item in files:
-        errors.extend(_reference_errors(item, defined))
+        errors.extend(_reference_errors(item, defined, now))
     return errors
 
 
-def _reference_errors(item: LoadedFile, defined: dict[str, dict[str, str]]) -> Iterator[RuleError]:
+def _reference_errors(
+    item: LoadedFile, defined: dict[str, dict[str, str]], now: datetime
+) -> Iterator[RuleError]:
+    yield from _rule_errors(item, defined)
+    yield from _policy_errors(item, defined)
+    for index, channel in enumerate(item.content.channels):
+        if (channel.url is None) == (channel.url_env is None):
+            yield _error(item, ("channels", index), "set exactly one of url or url_env")
+    for section in ("silences", "maintenance_windows"):
+        windows: tuple[SilenceSpec | MaintenanceWindowSpec, ...] = getattr(item.content, section)
+        for index, window in enumerate(windows):
+            problem = never_active(window, now)
+            if problem is not None:
+                yield _error(item, (section, index), problem)
+            for rule_index, rule_name in enumerate(window.rules):
+                if rule_name not in defined["rules"]:
+                    yield _error(
+                        item, (section, index, "rules", rule_index), f"unknown rule {rule_name!r}"
+                    )
+
+
+def _rule_errors(item: LoadedFile, defined: dict[str, dict[str, str]]) -> Iterator[RuleError]:
     for index, rule in enumerate(item.content.rules):
         if rule.component and rule.component not in defined["components"]:
             yield _error(
@@ -142,6 +166,40 @@ def _reference_errors(item: LoadedFile, defined: dict[str, dict[str, str]]) -> I
                 ("rules", index, "escalation_policy"),
                 f"unknown escalation policy {rule.escalation_policy!r}",
             )
+        problem = never_fires(rule)
+        if problem is not None:
+            yield _error(item, ("rules", index), problem)
+
+
+def never_fires(rule: RuleSpec) -> str | None:
+    """Why a rule's condition can never be met, if it visibly cannot."""
+    spec = rule.threshold
+    if spec is not None and spec.distinct in rule.group_by and spec.count > 1:
+        return (
+            f"threshold can never fire: {spec.distinct!r} is also a group_by label, so each "
+            f"incident group sees one value of it, never {spec.count}"
+        )
+    for index, selector in enumerate(rule.all_of or ()):
+        for wanted in selector:
+            for given in rule.match:
+                if contradicts(given, wanted):
+                    return (
+                        f"all_of[{index}] can never match together with match: {given} vs {wanted}"
+                    )
+    return None
+
+
+def contradicts(first: Matcher, second: Matcher) -> bool:
+    """Two equality matchers on the same label with different values exclude each other."""
+    return (
+        first.name == second.name
+        and first.op is MatchOp.EQUAL
+        and second.op is MatchOp.EQUAL
+        and first.value != second.value
+    )
+
+
+def _policy_errors(item: LoadedFile, defined: dict[str, dict[str, str]]) -> Iterator[RuleError]:
     for index, policy in enumerate(item.content.escalation_policies):
         for step_index, step in enumerate(policy.steps):
             where = ("escalation_policies", index, "steps", step_index)
@@ -152,9 +210,6 @@ def _reference_errors(item: LoadedFile, defined: dict[str, dict[str, str]]) -> I
                     )
             if step.escalate_after is None and step_index + 1 < len(policy.steps):
                 yield _error(item, where, "escalate_after is required when another step follows")
-    for index, channel in enumerate(item.content.channels):
-        if (channel.url is None) == (channel.url_env is None):
-            yield _error(item, ("channels", index), "set exactly one of url or url_env")
 
 
 def _error(item: LoadedFile, path: tuple[str | int, ...], reason: str) -> RuleError:
@@ -177,5 +232,10 @@ def build(files: Iterable[LoadedFile]) -> RuleSet:
             for content in contents
             for p in content.escalation_policies
         },
+        windows=tuple(window for content in contents for window in _windows(content)),
         files=tuple(item.name for item in files),
     )
+
+
+def _windows(content: RulesFile) -> tuple[SilenceSpec | MaintenanceWindowSpec, ...]:
+    return (*content.silences, *content.maintenance_windows)

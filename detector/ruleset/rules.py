@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from detector.model import Signal
+from detector.ruleset.maintenance import (
+    ActiveWindow,
+    MaintenanceWindowSpec,
+    SilenceSpec,
+    active_window,
+)
 from detector.ruleset.matchers import matches_all
 from detector.ruleset.schema import ComponentSpec, RuleSpec, WebhookChannelSpec
 from responders.escalation import EscalationPolicy
@@ -32,6 +39,7 @@ class RuleSet:
     components: Mapping[str, ComponentSpec]
     channels: Mapping[str, WebhookChannelSpec]
     policies: Mapping[str, EscalationPolicy]
+    windows: tuple[SilenceSpec | MaintenanceWindowSpec, ...] = ()
     files: tuple[str, ...] = ()
 
     def route(self, signal: Signal) -> list[RuleMatch]:
@@ -42,6 +50,12 @@ class RuleSet:
                 labels = group_labels(rule, signal.labels)
                 matches.append(RuleMatch(rule, group_key(labels), labels))
         return matches
+
+    def maintenance(
+        self, rule: str, labels: Mapping[str, str], now: datetime
+    ) -> ActiveWindow | None:
+        """The silence or maintenance window muting this rule's pages now, if any."""
+        return active_window(self.windows, rule, labels, now)
 
     def policy_for(self, rule: RuleSpec) -> EscalationPolicy | None:
         """The escalation policy a rule pages, if any."""

@@ -108,7 +108,8 @@ class RuleSpec(Strict):
         chosen = [name.rstrip("_") for name in CONDITION_FIELDS if getattr(self, name) is not None]
         if len(chosen) > 1:
             raise ValueError(
-                f"use only one of for, threshold, absent, heartbeat, all_of (got {', '.join(chosen)})"
+                "use only one of for, threshold, absent, heartbeat, all_of"
+                f" (got {', '.join(chosen)})"
             )
         if not self.match and self.all_of is None:
             raise ValueError(
@@ -165,12 +166,3 @@ class EscalationPolicySpec(Strict):
 
     name: Name
     steps: tuple[StepSpec, ...] = Field(min_length=1)
-
-
-class RulesFile(Strict):
-    """One YAML file in the rules directory; any section may be absent."""
-
-    rules: tuple[RuleSpec, ...] = ()
-    components: tuple[ComponentSpec, ...] = ()
-    channels: tuple[ChannelSpec, ...] = ()
-    escalation_policies: tuple[EscalationPolicySpec, ...] = ()

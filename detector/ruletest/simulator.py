@@ -20,6 +20,7 @@ from detector.model import (
     Timer,
     TimerKind,
 )
+from detector.muting import mute
 from detector.ruleset.conditions import State
 from detector.ruleset.rules import RuleMatch, RuleSet
 
@@ -94,7 +95,7 @@ class Simulation:
                     decision = decide_ack(incident, ACTOR, "test", self.rules.rules.get(rule), now)
                 else:
                     decision = decide_resolve(incident, ACTOR, "resolved in test", now)
-                self._apply(decision, now)
+                self._apply(mute(decision, self.rules, now), now)
 
     def next_timer(self) -> datetime | None:
         """When the earliest pending timer falls due."""
@@ -111,7 +112,8 @@ class Simulation:
                 rule = self.rules.rules.get(incident.rule)
                 seen = self._last_seen({a.fingerprint for a in incident.alerts.values()})
                 last_seen = max(filter(None, (seen, incident.last_signal_at)))
-                self._apply(decide_timer(incident, timer, rule, last_seen, now), now)
+                decision = decide_timer(incident, timer, rule, last_seen, now)
+                self._apply(mute(decision, self.rules, now), now)
 
     def _check_condition(self, timer: Timer, now: datetime) -> None:
         group = self._groups.get((timer.rule or "", timer.group_key or ""))

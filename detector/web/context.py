@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -22,6 +23,7 @@ class Services:
 
     settings: Settings
     pool: asyncpg.Pool
+    session: aiohttp.ClientSession
     rules: LiveRules
     reloader: RulesReloader
     metrics: Metrics

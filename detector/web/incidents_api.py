@@ -79,7 +79,12 @@ async def resolve(request: web.Request) -> web.Response:
     body = await _action_body(request)
     try:
         decision = await actions.resolve(
-            services.pool, incident_id, body.by, body.reason, services.clock.now()
+            services.pool,
+            incident_id,
+            body.by,
+            body.reason,
+            services.rules.current,
+            services.clock.now(),
         )
     except actions.IncidentNotFound:
         return error(404, "no such incident", field="id")

@@ -109,6 +109,9 @@ def incident(*alerts: AlertState, **overrides: Any) -> Incident:
         "alerts": {alert.occurrence: alert for alert in alerts},
         **overrides,
     }
+    if "paged" not in overrides:  # everyone up to the current step got the page
+        steps = POLICY.steps[: fields.get("escalation_step", 0) + 1]
+        fields["paged"] = tuple(dict.fromkeys(c for step in steps for c in step.channels))
     return Incident(**fields)
 
 
@@ -282,12 +285,15 @@ class TestDecideSignalsOpenIncident:
             pytest.param(0, ("pager",), id="step 0"),
             pytest.param(1, ("pager", "backup"), id="step 1 pages each channel once"),
             pytest.param(2, ("pager", "backup", "manager"), id="last step"),
+            pytest.param(1, (), id="pages held by a maintenance window: nobody to tell"),
         ],
     )
     def test_last_alert_resolving_resolves_and_tells_everyone_paged(
         self, step: int, expected_channels: tuple[str, ...]
     ) -> None:
-        current = incident(held("a"), held("b", RESOLVED), escalation_step=step)
+        current = incident(
+            held("a"), held("b", RESOLVED), escalation_step=step, paged=expected_channels
+        )
 
         decision = decide_signals(current, [signal("a", RESOLVED)], match(), POLICY, T0 + MIN)
 

@@ -208,18 +208,6 @@ class TestEscalationPolicy:
         assert POLICY.channels_at(step) == expected
 
     @pytest.mark.parametrize(
-        ("step", "expected"),
-        [
-            pytest.param(0, ("pager",), id="first step only"),
-            pytest.param(1, ("pager", "backup"), id="each channel once in first-paged order"),
-            pytest.param(2, ("pager", "backup", "manager"), id="all"),
-            pytest.param(9, ("pager", "backup", "manager"), id="past the end clamps"),
-        ],
-    )
-    def test_channels_through(self, step: int, expected: tuple[str, ...]) -> None:
-        assert POLICY.channels_through(step) == expected
-
-    @pytest.mark.parametrize(
         ("policy", "step", "expected"),
         [
             pytest.param(POLICY, 0, T0 + 5 * MIN, id="after step 0"),

@@ -1,0 +1,33 @@
+"""One file of the rules directory: every section an SRE may write, each optional."""
+
+from __future__ import annotations
+
+from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec
+from detector.ruleset.schema import (
+    ChannelSpec,
+    ComponentSpec,
+    EscalationPolicySpec,
+    RuleSpec,
+    Strict,
+)
+
+SECTIONS = (
+    "rules",
+    "components",
+    "channels",
+    "escalation_policies",
+    "silences",
+    "maintenance_windows",
+)
+"""Sections whose entries have a ``name`` that must be unique across the directory."""
+
+
+class RulesFile(Strict):
+    """One YAML file in the rules directory; any section may be absent."""
+
+    rules: tuple[RuleSpec, ...] = ()
+    components: tuple[ComponentSpec, ...] = ()
+    channels: tuple[ChannelSpec, ...] = ()
+    escalation_policies: tuple[EscalationPolicySpec, ...] = ()
+    silences: tuple[SilenceSpec, ...] = ()
+    maintenance_windows: tuple[MaintenanceWindowSpec, ...] = ()

@@ -1,0 +1,120 @@
+"""Silences and maintenance windows in rule files: incidents recorded, nobody paged until it ends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RULES, Shop, alert
+from tests.fakes import PageReceiver
+
+WINDOWS = """
+silences:
+  - name: eu-1-pgbouncer-upgrade
+    match: ['cluster="eu-1"']
+    starts_at: 2026-11-27T08:30:00Z
+    ends_at: 2026-11-27T10:00:00Z
+    comment: PgBouncer 1.23 rollout, pools restart one by one
+    created_by: maria
+maintenance_windows:
+  - name: nightly-vacuum
+    rules: [checkout-errors]
+    location: Europe/Berlin
+    weekdays: ['monday:sunday']
+    start: "10:00"
+    end: "10:30"
+    comment: Nightly maintenance of the checkout database
+"""
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path, pager: PageReceiver, backup: PageReceiver) -> Path:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "shop.yml").write_text(RULES.format(pager_url=pager.url, backup_url=backup.url))
+    (directory / "windows.yml").write_text(WINDOWS)
+    return directory
+
+
+class TestSilence:
+    async def test_incident_recorded_but_pages_held_until_the_silence_ends(
+        self, shop: Shop
+    ) -> None:
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        [incident] = await shop.incidents()
+        assert incident["state"] == "triggered"
+        assert shop.pager.requests == []
+        detail = await shop.incident(incident["id"])
+        [muted] = [e for e in detail["timeline"] if e["kind"] == "pages.muted"]
+        assert muted["detail"] == {
+            "window": "eu-1-pgbouncer-upgrade",
+            "until": "2026-11-27T10:00:00+00:00",
+            "channels": ["pager"],
+        }
+        await shop.advance(timedelta(minutes=59))
+        assert shop.pager.requests == []
+        await shop.advance(timedelta(minutes=1))
+        assert len(shop.pager.delivered("triggered")) == 1, "still open when the silence ends: page"
+        await shop.advance(timedelta(minutes=5))
+        assert len(shop.backup.delivered("triggered")) == 1, "and escalation goes on from there"
+
+    async def test_incident_resolved_inside_the_silence_never_pages(self, shop: Shop) -> None:
+        firing = alert(cluster="eu-1")
+        await shop.post_alerts(firing)
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=20))
+        await shop.post_alerts({**firing, "status": "resolved"})
+        await shop.advance(timedelta(hours=2))
+        assert (await shop.incidents())[0]["state"] == "resolved"
+        assert shop.pager.requests == []
+        assert shop.backup.requests == []
+
+    async def test_other_clusters_still_page(self, shop: Shop) -> None:
+        await shop.post_alerts(alert(cluster="us-1"))
+        await shop.cycle()
+        assert len(shop.pager.delivered("triggered")) == 1
+
+
+class TestRecurringWindow:
+    async def test_rule_named_by_the_window_is_held_during_it(self, shop: Shop) -> None:
+        # 09:00 UTC is 10:00 in Berlin on 27 November: inside nightly-vacuum's 10:00-10:30.
+        spike = alert("CheckoutErrorSpike", service="checkout")
+        await shop.post_alerts(spike)
+        await shop.cycle()
+        assert shop.pager.requests == []
+        for _ in range(3):  # Alertmanager's repeats keep it from resolving by silence
+            await shop.advance(timedelta(minutes=10))
+            await shop.post_alerts(spike)
+        assert len(shop.pager.delivered("triggered")) == 1
+
+
+class TestWindowValidation:
+    @pytest.mark.parametrize(
+        ("text", "reason"),
+        [
+            (
+                "silences: [{name: s, rules: [nope], starts_at: 2026-11-27T08:00:00Z, ends_at: 2026-11-27T09:00:00Z, comment: c}]",
+                "silences[0].rules[0]: unknown rule 'nope'",
+            ),
+            (
+                "silences: [{name: s, match: ['a=\"b\"'], starts_at: 2026-11-27T08:00:00, ends_at: 2026-11-27T09:00:00Z, comment: c}]",
+                "silences[0].starts_at",
+            ),
+            (
+                "maintenance_windows: [{name: w, rules: [pool-exhausted], location: Mars/Olympus, start: '01:00', end: '02:00', comment: c}]",
+                "maintenance_windows[0].location",
+            ),
+        ],
+        ids=["unknown rule", "time without offset", "unknown time zone"],
+    )
+    async def test_bad_window_is_rejected_on_reload(
+        self, shop: Shop, rules_dir: Path, text: str, reason: str
+    ) -> None:
+        (rules_dir / "windows.yml").write_text(text + "\n")
+        response = await shop.client.post("/api/v1/rules/reload")
+        assert response.status == 422
+        [error] = (await response.json())["last_reload"]["errors"]
+        assert f"{rules_dir / 'windows.yml'}:1: {reason}" in error
