@@ -34,6 +34,7 @@ import platform
 import random
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -337,11 +338,12 @@ class Driver:
             due = self.tally.started + slot * interval
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             self.tally.offered += 1
-            item = self.feed.next() if idle else None
+            item = self.feed.next() if idle and time.monotonic() < deadline else None
             if item is None:
                 self.tally.unsent += 1
                 continue
-            self.tally.late += time.monotonic() - due > SCHEDULE_SLACK_S
+            if time.monotonic() - due > SCHEDULE_SLACK_S:
+                self.tally.late += 1
             tasks.append(asyncio.create_task(self._exchange_and_return(idle, *item, deadline)))
         return tasks
 
@@ -420,9 +422,8 @@ class Report:
     """The merged figures of one run against one server."""
 
     run: Run
-    server: str
     tallies: list[Tally]
-    cpu: str
+    cpu: CpuUse
 
     @property
     def ok(self) -> int:
@@ -454,6 +455,26 @@ class Report:
         """Non-2xx answers and requests whose outcome is unknown, by kind."""
         return sum((t.failures for t in self.tallies), Counter())
 
+    @property
+    def server_us_per_webhook(self) -> float | None:
+        """Server process CPU per 2xx webhook: steadier than throughput on a shared machine."""
+        if self.cpu.server is None or not self.ok:
+            return None
+        return self.cpu.server * self.cpu.wall / self.ok * 1e6
+
+    def cpu_text(self) -> str:
+        """Cores per process and machine load, as one phrase."""
+        server = ""
+        if self.cpu.server is not None:
+            server = f"server process {self.cpu.server:.2f} cores"
+            server += f" ({self.server_us_per_webhook or 0:,.0f} µs per webhook), "
+        rest = self.cpu.machine * (os.cpu_count() or 1) - (self.cpu.server or 0) - self.cpu.client
+        return (
+            f"{server}load generator {self.cpu.client:.2f} cores, everything else "
+            f"(PostgreSQL, kernel, other work) {max(0.0, rest):.2f} cores; "
+            f"machine {self.cpu.machine:.0%} busy"
+        )
+
     def latency_ms(self) -> tuple[float, float]:
         """p50 and p99 from send to 2xx."""
         ordered = sorted(x for t in self.tallies for x in t.latencies)
@@ -467,7 +488,8 @@ class Report:
             f"  {self.webhooks_per_s:,.0f} webhooks/s, {self.alerts_per_s:,.0f} alerts/s "
             f"durable (2xx: {self.ok:,} in {self.elapsed:.2f} s); "
             f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms",
-            f"  errors: {errors}; CPU: {self.cpu}",
+            f"  errors: {errors}",
+            f"  CPU: {self.cpu_text()}",
         ]
         if self.run.mode == "open":
             offered = sum(t.offered for t in self.tallies)
@@ -500,6 +522,26 @@ def _process_ticks(pid: int | None) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def idle_check() -> str:
+    """How busy the machine is before we start: another workload makes every figure low."""
+    busy, total = _machine_ticks()
+    time.sleep(1.0)
+    busy_after, total_after = _machine_ticks()
+    share = (busy_after - busy) / max(1, total_after - total)
+    warning = "" if share < 0.1 else " - OTHER PROCESSES ARE BUSY: figures will be low and noisy"
+    return f"idle:    machine {share:.0%} busy in the second before the runs{warning}"
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """Cores busy during a run; ``server`` is None when the server was not started here."""
+
+    server: float | None
+    client: float
+    machine: float
+    wall: float
+
+
 class CpuMeter:
     """Where the CPU went during a run: server process, load generator, whole machine.
 
@@ -513,16 +555,17 @@ class CpuMeter:
         self._process = _process_ticks(pid)
         self._wall = time.monotonic()
 
-    def read(self, tallies: list[Tally]) -> str:
+    def read(self, tallies: list[Tally]) -> CpuUse:
         """Cores used since construction; the client's figure comes from the workers."""
         busy, total = _machine_ticks()
         wall = time.monotonic() - self._wall
-        hz = os.sysconf("SC_CLK_TCK")
-        server = (_process_ticks(self._pid) - self._process) / hz / wall
-        client = sum(t.client_cpu for t in tallies) / wall
-        machine = (busy - self._machine[0]) / max(1, total - self._machine[1])
-        shown = f"server process {server:.2f} cores, " if self._pid else ""
-        return f"{shown}load generator {client:.2f} cores, machine {machine:.0%} busy"
+        server = (_process_ticks(self._pid) - self._process) / os.sysconf("SC_CLK_TCK") / wall
+        return CpuUse(
+            server=server if self._pid else None,
+            client=sum(t.client_cpu for t in tallies) / wall,
+            machine=(busy - self._machine[0]) / max(1, total - self._machine[1]),
+            wall=wall,
+        )
 
 
 # --- servers --------------------------------------------------------------------------------
@@ -605,6 +648,11 @@ def started(
             process.wait()
 
 
+def rules_dir() -> Path:
+    """The repository's rules, unless STORMWATCH_RULES_DIR names another set to measure with."""
+    return Path(os.environ.get("STORMWATCH_RULES_DIR") or REPO / "rules").resolve()
+
+
 def start_service(stack: ExitStack, scratch: Path) -> Target:
     """The real service on an embedded PostgreSQL in ``scratch``, configured only by us."""
     port = free_port()
@@ -613,7 +661,7 @@ def start_service(stack: ExitStack, scratch: Path) -> Target:
         "STORMWATCH_HOST": "127.0.0.1",
         "STORMWATCH_PORT": str(port),
         "STORMWATCH_DATA_DIR": str(scratch / "data"),
-        "STORMWATCH_RULES_DIR": str(REPO / "rules"),
+        "STORMWATCH_RULES_DIR": str(rules_dir()),
         "STORMWATCH_LOG_LEVEL": "warning",
         "STORMWATCH_WEBHOOK_TOKEN": secrets.token_urlsafe(24),
     }
@@ -643,16 +691,17 @@ def counters(url: str) -> dict[str, float]:
     status, text = get(url, "/metrics")
     if status != 200:
         raise RuntimeError(f"GET /metrics answered {status}")
-    values: Counter[str] = Counter()
+    values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "stormwatch_signals_received_total" and (
                 sample.labels.get("source") == "alertmanager"
             ):
-                values[sample.labels["outcome"]] += sample.value
+                outcome = sample.labels["outcome"]
+                values[outcome] = values.get(outcome, 0.0) + sample.value
             elif sample.name == "stormwatch_signals_processed_total":
-                values["processed"] += sample.value
-    return dict(values)
+                values["processed"] = values.get("processed", 0.0) + sample.value
+    return values
 
 
 def wait_for_engine(url: str, timeout: float) -> str:
@@ -753,7 +802,7 @@ def execute(pool: Pool, target: Target, run: Run, args: argparse.Namespace, seri
     time.sleep(max(0.0, start_at - time.monotonic()))
     meter = CpuMeter(target.pid)
     tallies = pending.get(args.duration + args.grace + 60)
-    report = Report(run, target.name, tallies, meter.read(tallies))
+    report = Report(run, tallies, meter.read(tallies))
     print(report.describe(), flush=True)
     return report
 
@@ -824,6 +873,7 @@ def header(args: argparse.Namespace) -> str:
     )
     packages = ("aiohttp", "asyncpg", "pydantic", "pgserver")
     versions = ", ".join(v for v in map(_version, packages) if v)
+    service = args.url or f"python -m detector serve, embedded PostgreSQL, rules {rules_dir()}"
     return "\n".join(
         [
             f"# Stormwatch ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -835,6 +885,8 @@ def header(args: argparse.Namespace) -> str:
             f"load:    {args.duration:g} s per run (hard stop {args.grace:g} s later, at most "
             f"{args.max_requests:,} webhooks), {args.replay_share:.0%} byte-identical replays, "
             f"{args.workers} client process(es), HTTP/1.1 keep-alive over loopback",
+            f"service: {service}",
+            idle_check(),
         ]
     )
 
@@ -847,48 +899,77 @@ def _ratio(service: float, bare: float) -> str:
     return f"{service / bare:.2f}" if bare else "-"
 
 
-def summary(
-    service: dict[str, Report], bare: dict[str, Report], verdict: Verdict, args: argparse.Namespace
-) -> str:
-    """A Markdown table for the README: figures, targets, and service against bare aiohttp."""
-    a, b, c = service["a"], service["b"], service["c"]
-    a_p50, a_p99 = a.latency_ms()
-    bare_p50, bare_p99 = bare["a"].latency_ms()
-    b_p50, b_p99 = b.latency_ms()
-    offered = sum(t.offered for t in b.tallies)
-    off = sum(t.unsent + t.late for t in b.tallies)
-    rows = [
-        ("figure", "target", "service", "bare aiohttp", "service/bare"),
-        ("---", "---", "---", "---", "---"),
+def _micros(value: float | None) -> str:
+    return f"{value:,.0f} µs" if value is not None else "-"
+
+
+Row = tuple[str, str, str, str, str]
+
+
+def _max_rate_rows(a: Report, bare: Report, args: argparse.Namespace) -> list[Row]:
+    """Run a): throughput against the targets, latency, and server CPU per webhook."""
+    p50, p99 = a.latency_ms()
+    bare_p50, bare_p99 = bare.latency_ms()
+    return [
         (
             f"a) webhooks/s durable ({args.alerts} alerts, {args.concurrency} conns)",
             f">= {TARGET_WEBHOOKS:,}",
             f"{a.webhooks_per_s:,.0f} ({_mark(a.webhooks_per_s >= TARGET_WEBHOOKS)})",
-            f"{bare['a'].webhooks_per_s:,.0f}",
-            _ratio(a.webhooks_per_s, bare["a"].webhooks_per_s),
+            f"{bare.webhooks_per_s:,.0f}",
+            _ratio(a.webhooks_per_s, bare.webhooks_per_s),
         ),
         (
             "a) alerts/s durable",
             f">= {TARGET_ALERTS:,}",
             f"{a.alerts_per_s:,.0f} ({_mark(a.alerts_per_s >= TARGET_ALERTS)})",
-            f"{bare['a'].alerts_per_s:,.0f}",
-            _ratio(a.alerts_per_s, bare["a"].alerts_per_s),
+            f"{bare.alerts_per_s:,.0f}",
+            _ratio(a.alerts_per_s, bare.alerts_per_s),
         ),
         (
             "a) latency p50 / p99",
             "",
-            f"{a_p50:.1f} / {a_p99:.1f} ms",
+            f"{p50:.1f} / {p99:.1f} ms",
             f"{bare_p50:.1f} / {bare_p99:.1f} ms",
             "",
         ),
         (
+            "a) server process CPU per webhook",
+            "",
+            _micros(a.server_us_per_webhook),
+            _micros(bare.server_us_per_webhook),
+            _ratio(a.server_us_per_webhook or 0, bare.server_us_per_webhook or 0),
+        ),
+    ]
+
+
+def _fixed_rate_rows(b: Report, args: argparse.Namespace) -> list[Row]:
+    """Run b): latency at the offered rate, and whether the client kept the schedule."""
+    p50, p99 = b.latency_ms()
+    offered = sum(t.offered for t in b.tallies)
+    off = sum(t.unsent + t.late for t in b.tallies)
+    met = _mark(p99 <= TARGET_P99_MS and off == 0)
+    return [
+        (
             f"b) latency p50 / p99 at {args.rate:,.0f} webhooks/s offered",
             f"p99 <= {TARGET_P99_MS:g} ms",
-            f"{b_p50:.1f} / {b_p99:.1f} ms ({_mark(b_p99 <= TARGET_P99_MS and off == 0)})",
+            f"{p50:.1f} / {p99:.1f} ms ({met})",
             "",
             "",
         ),
         ("b) webhooks not sent on schedule", "0", f"{off:,} of {offered:,}", "", ""),
+    ]
+
+
+def summary(
+    service: dict[str, Report], bare: dict[str, Report], verdict: Verdict, args: argparse.Namespace
+) -> str:
+    """A Markdown table for the README: figures, targets, and service against bare aiohttp."""
+    c = service["c"]
+    rows: list[Row] = [
+        ("figure", "target", "service", "bare aiohttp", "service/bare"),
+        ("---", "---", "---", "---", "---"),
+        *_max_rate_rows(service["a"], bare["a"], args),
+        *_fixed_rate_rows(service["b"], args),
         (
             f"c) alerts/s durable ({args.large_alerts:,}-alert groups, "
             f"{args.large_concurrency} conns)",
@@ -911,7 +992,7 @@ def summary(
 # --- command line ---------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def _parser() -> argparse.ArgumentParser:
     """Options; every default is what the README's figures were taken with."""
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
     p.add_argument("--url", help="a running service on loopback (default: start one here)")
@@ -943,7 +1024,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=120.0,
         help="seconds to wait for the engine's backlog between runs",
     )
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parsed and checked options, plus the alert times shared by every worker."""
+    p = _parser()
     args = p.parse_args(argv)
+    if min(args.duration, args.rate, args.grace) <= 0 or not 0 <= args.replay_share < 1:
+        p.error("duration, rate and grace must be positive, replay share in [0, 1)")
     if min(args.concurrency, args.large_concurrency) < args.workers:
         p.error("every worker needs a connection: concurrency must be >= workers")
     if not 1 <= min(args.alerts, args.large_alerts) <= max(args.alerts, args.large_alerts) < 65536:
@@ -958,13 +1047,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run everything; exit 1 if the service's counters disagree with what it acknowledged."""
-    args = parse_args(argv)
-    print(header(args), flush=True)
+def measure(
+    args: argparse.Namespace, scratch: Path
+) -> tuple[dict[str, Report], dict[str, Report], Verdict]:
+    """The bare baseline first, then the service; servers stop when the block ends."""
     runs = plan(args)
     with ExitStack() as stack:
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stormwatch-")))
         pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(args.workers))
         bare_server = start_bare(stack, scratch)
         bare = {k: execute(pool, bare_server, runs[k], args, 8 + i) for i, k in enumerate("ac")}
@@ -973,7 +1061,36 @@ def main(argv: list[str] | None = None) -> int:
         else:
             service = start_service(stack, scratch)
         reports, verdict = drive_service(pool, service, runs, args)
+    return reports, bare, verdict
+
+
+def keep_logs(scratch: Path) -> None:
+    """Keep the server and PostgreSQL logs for a failed run; drop the database (hundreds of MB)."""
+    pg_log = scratch / "data" / "pgdata" / "log"  # where pgserver has PostgreSQL write its log
+    if pg_log.is_file():
+        shutil.copy(pg_log, scratch / "postgresql.log")
+    shutil.rmtree(scratch / "data", ignore_errors=True)
+    print(f"\nlogs kept in {scratch}: {', '.join(sorted(p.name for p in scratch.iterdir()))}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything; exit 1 if the service's counters disagree with what it acknowledged.
+
+    Server logs (and the embedded database with its log) are kept when anything failed.
+    """
+    args = parse_args(argv)
+    print(header(args), flush=True)
+    scratch = Path(tempfile.mkdtemp(prefix="stormwatch-bench-"))
+    try:
+        reports, bare, verdict = measure(args, scratch)
+    except BaseException:
+        keep_logs(scratch)
+        raise
     print("\n" + summary(reports, bare, verdict, args))
+    if verdict.ok and not any(r.failures for r in reports.values()):
+        shutil.rmtree(scratch, ignore_errors=True)
+    else:
+        keep_logs(scratch)
     return 0 if verdict.ok else 1
 
 

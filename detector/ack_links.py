@@ -13,6 +13,7 @@ import json
 from datetime import datetime, timedelta
 
 from detector.clock import Clock
+from detector.model import PageEvent
 from responders.paging import PageContent, PageLinks
 
 
@@ -71,7 +72,7 @@ class LinkBuilder:
     def __call__(self, content: PageContent) -> PageLinks:
         """Links for one page."""
         acknowledge = None
-        if content.event == "triggered":
+        if PageEvent(content.event).needs_ack:
             token = make_token(self._key, content.incident_id, self._clock.now() + self._ttl)
             acknowledge = f"{self._base}/ack/{token}"
         return PageLinks(

@@ -74,11 +74,13 @@ async def save(
 
 
 async def last_seen(connection: Connection, fingerprints: list[str]) -> datetime | None:
-    """When any of these alerts last arrived, replays included (heartbeats repeat unchanged)."""
+    """When any of these alerts last arrived firing, replays included (heartbeats repeat
+    unchanged); a resolved notification is not a heartbeat."""
     if not fingerprints:
         return None
     value: datetime | None = await connection.fetchval(
-        "SELECT max(last_received_at) FROM signals WHERE fingerprint = ANY($1::text[])",
+        "SELECT max(last_received_at) FROM signals"
+        " WHERE fingerprint = ANY($1::text[]) AND status = 'firing'",
         fingerprints,
     )
     return value

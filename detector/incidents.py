@@ -170,6 +170,7 @@ def _reopen(
             *_alert_entries(changed, now),
         ),
         timers=_escalation_timer(reopened, 0, now) + _silence_timer(reopened, rule),
+        pages=_pages(reopened, PageEvent.REOPENED),
         changed_alerts=changed,
     )
     return _settle(decision, rule, now)
@@ -297,8 +298,8 @@ def _pages(incident: Incident, event: PageEvent) -> tuple[PageOrder, ...]:
         return ()
     if event is PageEvent.TRIGGERED:
         channels = incident.policy.channels_at(incident.escalation_step)
-    else:
-        channels = incident.paged  # follow-ups only to those who got the page
+    else:  # follow-ups only to those who got the page (a reopen tells them it is back)
+        channels = incident.paged
     return tuple(PageOrder(channel, event, incident.escalation_step) for channel in channels)
 
 

@@ -152,8 +152,14 @@ class PageEvent(StrEnum):
     """Which change a page tells the on-call channel about."""
 
     TRIGGERED = "triggered"
+    REOPENED = "reopened"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+
+    @property
+    def needs_ack(self) -> bool:
+        """Whether the page asks someone to act (and so carries an acknowledge link)."""
+        return self in (PageEvent.TRIGGERED, PageEvent.REOPENED)
 
 
 @dataclass(frozen=True, slots=True)

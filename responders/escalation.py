@@ -31,13 +31,6 @@ class EscalationPolicy:
         """The channels paged at ``step`` (none past the end of the chain)."""
         return self.steps[step].channels if 0 <= step < len(self.steps) else ()
 
-    def channels_through(self, step: int) -> tuple[str, ...]:
-        """Every channel paged from the first step up to ``step``, once each, in order."""
-        seen: dict[str, None] = {}
-        for index in range(min(step, len(self.steps) - 1) + 1):
-            seen.update(dict.fromkeys(self.steps[index].channels))
-        return tuple(seen)
-
     def next_escalation(self, step: int, since: datetime) -> datetime | None:
         """When the page at ``step`` escalates if nobody acknowledges, or None at the last step."""
         if step + 1 >= len(self.steps):

@@ -16,11 +16,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from detector.durations import format_duration
 from detector.model import AlertStatus, Signal, Source
 from detector.ruleset.matchers import matches_all
 from detector.ruleset.schema import RuleSpec, ThresholdSpec
 
 State = dict[str, Any]
+HEARTBEAT_RECHECK = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,23 +147,29 @@ def _heartbeat(
         return ConditionResult({}, note="not_started")
     latest = max(seen)
     kept: State = {"fingerprints": fingerprints, "last_seen": latest.isoformat()}
-    lost = _lost_signal(rule, state.get("lost_since"), now)
+    lost_since = state.get("lost_since")
+    # Repeats of the same heartbeat never reach here (the inbox keeps one row per occurrence),
+    # so while it is missing, look again regularly for replays that arrived meanwhile.
+    recheck = now + min(within, HEARTBEAT_RECHECK)
     if now >= latest + within:
-        if incident_open:
+        if lost_since is not None:
             return ConditionResult(
-                {**kept, "lost_since": state.get("lost_since")}, note="still_missing"
+                {**kept, "lost_since": lost_since}, check_at=recheck, note="still_missing"
             )
         kept["lost_since"] = (latest + within).isoformat()
-        return ConditionResult(
-            kept, (_lost_signal(rule, kept["lost_since"], now),), note="heartbeat_lost"
-        )
-    release = (replace(lost, status=AlertStatus.RESOLVED, ends_at=now),) if incident_open else ()
+        lost = _lost_signal(rule, kept["lost_since"], now)
+        return ConditionResult(kept, (lost,), check_at=recheck, note="heartbeat_lost")
+    release: tuple[Signal, ...] = ()
+    if lost_since is not None and incident_open:
+        back = _lost_signal(rule, lost_since, now)
+        release = (replace(back, status=AlertStatus.RESOLVED, ends_at=now),)
     return ConditionResult(kept, release, check_at=latest + within, note="heartbeat_seen")
 
 
-def _lost_signal(rule: RuleSpec, lost_since: str | None, now: datetime) -> Signal:
-    """The synthetic alert a heartbeat incident holds: "no heartbeat since …"."""
-    since = _at(lost_since) if lost_since else now
+def _lost_signal(rule: RuleSpec, lost_since: str, now: datetime) -> Signal:
+    """The synthetic alert a heartbeat incident holds; its occurrence starts when it was lost."""
+    since = _at(lost_since)
+    within = rule.heartbeat.within if rule.heartbeat else timedelta(0)
     return Signal(
         source=Source.ALERTMANAGER,
         name=rule.name,
@@ -170,9 +178,7 @@ def _lost_signal(rule: RuleSpec, lost_since: str | None, now: datetime) -> Signa
         starts_at=since,
         ends_at=None,
         labels={"alertname": rule.name},
-        annotations={
-            "summary": f"no heartbeat for {rule.heartbeat.within if rule.heartbeat else ''}"
-        },
+        annotations={"summary": f"no heartbeat for {format_duration(within)}"},
         received_at=now,
     )
 

@@ -123,7 +123,7 @@ class Simulation:
     def _correlate(self, match: RuleMatch, signals: list[Signal], now: datetime) -> None:
         key = (match.rule.name, match.group_key)
         group = self._groups.setdefault(key, _Group(match))
-        seen = self._last_seen(set(group.state.get("fingerprints", [])))
+        seen = self._last_seen(set(group.state.get("fingerprints", [])), firing_only=True)
         result = plan(self.rules, match, self._current(key), group.state, signals, now, seen)
         if result.condition is not None:
             group.state = result.condition.state
@@ -160,6 +160,10 @@ class Simulation:
     def _push(self, timer: Timer) -> None:
         heapq.heappush(self._timers, (timer.due_at, next(self._sequence), timer))
 
-    def _last_seen(self, fingerprints: set[str]) -> datetime | None:
-        times = [at for (fp, _, _), at in self._received.items() if fp in fingerprints]
+    def _last_seen(self, fingerprints: set[str], firing_only: bool = False) -> datetime | None:
+        times = [
+            at
+            for (fp, _, status), at in self._received.items()
+            if fp in fingerprints and not (firing_only and status != AlertStatus.FIRING)
+        ]
         return max(times, default=None)

@@ -119,7 +119,7 @@ class TestPoolExhaustionStory:
         [incident] = await shop.incidents()
         assert incident["state"] == "resolved"
 
-    async def test_refire_within_cooldown_reopens_without_paging(self, shop: Shop) -> None:
+    async def test_refire_within_cooldown_reopens_the_same_incident(self, shop: Shop) -> None:
         first = alert(cluster="eu-1")
         await shop.post_alerts(first)
         await shop.cycle()
@@ -132,7 +132,10 @@ class TestPoolExhaustionStory:
         assert incident["state"] == "triggered"
         detail = await shop.incident(incident["id"])
         assert "incident.reopened" in [e["kind"] for e in detail["timeline"]]
-        assert len(shop.pager.delivered("triggered")) == 1
+        assert len(shop.pager.delivered("triggered")) == 1, "no second incident, no new page"
+        [reopened] = shop.pager.delivered("reopened")
+        assert reopened["incident"]["id"] == incident["id"]
+        assert "acknowledge" in reopened["links"]
 
     async def test_refire_after_cooldown_opens_a_new_incident(self, shop: Shop) -> None:
         first = alert(cluster="eu-1")

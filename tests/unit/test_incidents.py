@@ -338,7 +338,7 @@ class TestDecideSignalsReopen:
             pytest.param(10 * MIN - SEC, id="just inside reopen_within"),
         ],
     )
-    def test_firing_within_reopen_window_reopens_without_paging(
+    def test_firing_within_reopen_window_reopens_and_tells_who_was_paged(
         self, since_resolved: timedelta
     ) -> None:
         current = resolved_incident(
@@ -358,7 +358,7 @@ class TestDecideSignalsReopen:
             None,
             None,
         )
-        assert decision.pages == ()
+        assert decision.pages == pages(PageEvent.REOPENED, 0, "pager", "backup", "manager")
         assert decision.timers == (TimerSpec(TimerKind.ESCALATE, now + 5 * MIN, {"step": 1}),)
         assert decision.timeline[0].kind == "incident.reopened"
 

@@ -7,7 +7,7 @@ falls back on 27 October at 03:00 CEST (01:00Z); America/New_York springs forwar
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -54,6 +54,12 @@ def silence(**changes: Any) -> SilenceSpec:
 
 def window(**changes: Any) -> MaintenanceWindowSpec:
     return MaintenanceWindowSpec.model_validate(_with(WINDOW, changes))
+
+
+def _wall(day: date, text: str) -> datetime:
+    """Naive local wall time ``text`` ("HH:MM", up to "24:00") on ``day``."""
+    hours, minutes = text.split(":")
+    return datetime.combine(day, time()) + timedelta(hours=int(hours), minutes=int(minutes))
 
 
 def _with(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -554,6 +560,12 @@ class TestRecurringActiveUntil:
                 id="berlin fall start on repeated time first",
             ),
             pytest.param(
+                {"end": "02:00"},
+                utc(2024, 10, 27, 0, 30),  # 02:30 CEST: the clock never reads <02:00 again
+                None,
+                id="berlin fall end where the repeat begins takes the first",
+            ),
+            pytest.param(
                 {"start": "22:00", "end": "04:00", "weekdays": ["saturday"]},
                 utc(2024, 10, 27, 2, 30),
                 utc(2024, 10, 27, 3),
@@ -612,6 +624,43 @@ class TestRecurringActiveUntil:
             date(2024, 6, 1): timedelta(hours=2),
             date(2024, 10, 27): timedelta(hours=3),
         }
+
+    @pytest.mark.parametrize(
+        ("zone", "day"),
+        [
+            pytest.param("Europe/Berlin", date(2024, 3, 31), id="berlin spring"),
+            pytest.param("Europe/Berlin", date(2024, 10, 27), id="berlin fall"),
+            pytest.param("America/New_York", date(2024, 3, 10), id="new york spring"),
+            pytest.param("America/New_York", date(2024, 11, 3), id="new york fall"),
+            pytest.param("Australia/Lord_Howe", date(2024, 4, 7), id="lord howe half hour"),
+        ],
+    )
+    @pytest.mark.parametrize(
+        ("start", "end"),
+        [
+            ("01:00", "03:00"),
+            ("02:00", "02:30"),
+            ("02:30", "04:00"),
+            ("00:00", "02:00"),
+            ("22:00", "02:15"),
+            ("01:30", "24:00"),
+        ],
+    )
+    def test_occurrence_matches_its_definition(
+        self, zone: str, day: date, start: str, end: str
+    ) -> None:
+        """From the first moment the clock reads start or later to the last it reads < end."""
+        spec = window(location=zone, start=start, end=end)
+        start_wall = _wall(day, start)
+        end_wall = _wall(day + timedelta(days=end < start), end)
+        step = timedelta(minutes=5)
+        grid = [
+            utc(day.year, day.month, day.day) - timedelta(hours=16) + step * i for i in range(900)
+        ]
+        walls = [(t, t.astimezone(spec.location).replace(tzinfo=None)) for t in grid]
+        first = next(t for t, wall in walls if wall >= start_wall)
+        last = max(t for t, wall in walls if wall < end_wall)
+        assert spec.occurrence(day) == (first, last + step)
 
 
 class TestActiveWindow:
