@@ -1,4 +1,4 @@
-"""Silences and maintenance windows in rule files: incidents recorded, nobody paged until it ends."""
+"""Silences and maintenance windows in rule files: incidents recorded, nobody paged meanwhile."""
 
 from __future__ import annotations
 
@@ -96,15 +96,18 @@ class TestWindowValidation:
         ("text", "reason"),
         [
             (
-                "silences: [{name: s, rules: [nope], starts_at: 2026-11-27T08:00:00Z, ends_at: 2026-11-27T09:00:00Z, comment: c}]",
+                "silences: [{name: s, rules: [nope], comment: c,"
+                " starts_at: 2026-11-27T08:00:00Z, ends_at: 2026-11-27T09:00:00Z}]",
                 "silences[0].rules[0]: unknown rule 'nope'",
             ),
             (
-                "silences: [{name: s, match: ['a=\"b\"'], starts_at: 2026-11-27T08:00:00, ends_at: 2026-11-27T09:00:00Z, comment: c}]",
+                "silences: [{name: s, match: ['a=\"b\"'], comment: c,"
+                " starts_at: 2026-11-27T08:00:00, ends_at: 2026-11-27T09:00:00Z}]",
                 "silences[0].starts_at",
             ),
             (
-                "maintenance_windows: [{name: w, rules: [pool-exhausted], location: Mars/Olympus, start: '01:00', end: '02:00', comment: c}]",
+                "maintenance_windows: [{name: w, rules: [pool-exhausted], comment: c,"
+                " location: Mars/Olympus, start: '01:00', end: '02:00'}]",
                 "maintenance_windows[0].location",
             ),
         ],

@@ -94,7 +94,7 @@ class TestReload:
         rewrite(rules_dir, variant(shop, "minor", "B"))
         os.kill(os.getpid(), signal.SIGHUP)
         async with asyncio.timeout(5):  # the loop handles the signal on its next turn
-            while "checkout-errors" in shop.services.rules.current.rules:
+            while "checkout-errors" in shop.services.rules.current.rules:  # noqa: ASYNC110 - OS signal, no event to await
                 await asyncio.sleep(0.01)
         assert (await status(shop))["running"]["rules"] == ["pool-exhausted"]
 

@@ -97,7 +97,9 @@ async def restart(database_url: str, rules_dir: Path) -> AsyncIterator[object]:
 
 
 class TestFor:
-    async def test_opens_after_holding_for_the_duration_across_a_restart(self, shop: Shop, restart) -> None:  # type: ignore[no-untyped-def]
+    async def test_opens_after_holding_for_the_duration_across_a_restart(
+        self, shop: Shop, restart
+    ) -> None:  # type: ignore[no-untyped-def]
         await shop.post_alerts(alert("CheckoutLatencyP99High", service="checkout"))
         await shop.cycle()
         await shop.advance(timedelta(minutes=4))
@@ -120,7 +122,9 @@ class TestThreshold:
     async def test_needs_two_distinct_locations_within_the_window(self, shop: Shop) -> None:
         await shop.post_alerts(alert("SyntheticCheckoutFailed", location="fra"))
         await shop.advance(timedelta(minutes=1))
-        await shop.post_alerts(alert("SyntheticCheckoutFailed", location="fra", starts_at=T0 + timedelta(minutes=1)))
+        await shop.post_alerts(
+            alert("SyntheticCheckoutFailed", location="fra", starts_at=T0 + timedelta(minutes=1))
+        )
         await shop.advance(timedelta(minutes=1))
         assert await titles(shop) == [], "one location twice is not two locations"
         await shop.post_alerts(alert("SyntheticCheckoutFailed", location="iad"))
