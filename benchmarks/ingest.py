@@ -730,11 +730,9 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        """Both counters exactly as expected."""
-        return (self.accepted, self.duplicates) == (
-            self.expected_accepted,
-            self.expected_duplicates,
-        )
+        """Both counters exactly as expected, and something was stored to check at all."""
+        expected = (self.expected_accepted, self.expected_duplicates)
+        return self.expected_accepted > 0 and (self.accepted, self.duplicates) == expected
 
     @property
     def word(self) -> str:

@@ -51,7 +51,27 @@ def evaluate(
     if incident_open:
         passing = tuple(s for s in signals if not _is_expected(rule, s))
         return ConditionResult({}, passing, note="incident_open")
-    return _before_incident(rule, state, signals, now)
+    return _in_arrival_order(rule, state, signals, now)
+
+
+def _in_arrival_order(
+    rule: RuleSpec, state: State, signals: Sequence[Signal], now: datetime
+) -> ConditionResult:
+    """Apply a batch one signal at a time, at its arrival time, letting deadlines that fell
+    before an arrival fire first; once the condition releases, the rest joins the incident."""
+    ordered = sorted(signals, key=lambda signal: signal.received_at)
+    last: ConditionResult | None = None
+    for index, signal in enumerate(ordered):
+        for batch in ((), (signal,)):
+            step = _before_incident(rule, state, batch, signal.received_at)
+            if step.release:
+                rest = ordered[index + len(batch) :]
+                joining = tuple(s for s in rest if not _is_expected(rule, s))
+                return replace(step, release=step.release + joining)
+            state, last = step.state, step
+    if last is not None and not state:
+        return last  # nothing left waiting: keep the reason (e.g. expected_arrived)
+    return _before_incident(rule, state, (), now)
 
 
 def _before_incident(
@@ -109,9 +129,8 @@ def _absent(
         return ConditionResult({}, note="expected_arrived")
     triggers = [s for s in signals if not _is_expected(rule, s)]
     armed = _track_firing(armed, triggers)
-    overdue = {k: v for k, v in armed.items() if now >= _at(v["since"]) + within}
-    if overdue:
-        return ConditionResult({}, _signals(overdue), note="expected_missing")
+    if any(now >= _at(v["since"]) + within for v in armed.values()):
+        return ConditionResult({}, _signals(armed), note="expected_missing")
     check_at = min((_at(v["since"]) + within for v in armed.values()), default=None)
     return ConditionResult(_keep(pending=armed), check_at=check_at, note="waiting_for_expected")
 

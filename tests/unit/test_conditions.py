@@ -69,7 +69,9 @@ ALL_OF = RuleSpec.model_validate(
 # --- signals, as intake hands them over ----------------------------------------------------------
 
 
-def alert(alertname: str, fingerprint: str, at: datetime, starts_at: datetime, **labels: str) -> Signal:
+def alert(
+    alertname: str, fingerprint: str, at: datetime, starts_at: datetime, **labels: str
+) -> Signal:
     """A firing alert of the eu-1 cluster, received at ``at``."""
     return Signal(
         source=Source.ALERTMANAGER,
@@ -184,18 +186,25 @@ class Engine:
 
     def run(self, events: Sequence[Event], until: datetime) -> list[Call]:
         for event in events:
-            self._fire_timers(lambda due, at=event.at: due < at)
+            self._fire_timers(before=event.at)
             if isinstance(event, Resend):
                 self.arrivals[event.fingerprint] = event.at
-                continue
-            self.arrivals.update({s.fingerprint: s.received_at for s in event.signals})
-            self._evaluate(event.signals, event.at, "signals")
-            self._fire_timers(lambda due, at=event.at: due <= at)
-        self._fire_timers(lambda due: due <= until)
+            else:
+                firing = [s for s in event.signals if s.status is FIRING]
+                self.arrivals.update({s.fingerprint: s.received_at for s in firing})
+                self._evaluate(event.signals, event.at, "signals")
+            self._fire_timers(until=event.at)
+        self._fire_timers(until=until)
         return self.trace
 
-    def _fire_timers(self, is_due: Any) -> None:
-        while self.timers and is_due(self.timers[0]):
+    def _fire_timers(
+        self, *, before: datetime | None = None, until: datetime | None = None
+    ) -> None:
+        """Fire the checks due before ``before`` (an earlier tick) or by ``until`` (this tick)."""
+        while self.timers and (
+            (before is not None and self.timers[0] < before)
+            or (until is not None and self.timers[0] <= until)
+        ):
             due = heapq.heappop(self.timers)
             self._evaluate((), due, "timer")
 
@@ -209,10 +218,12 @@ class Engine:
         self._decide(result.release)
 
     def _last_seen(self) -> datetime | None:
-        """What the engine passes heartbeats: the latest arrival of any watched alert."""
+        """What the engine passes heartbeats: the latest firing arrival of any watched alert."""
         if self.rule.heartbeat is None:
             return None
-        watched = [self.arrivals[f] for f in self.state.get("fingerprints", []) if f in self.arrivals]
+        watched = [
+            self.arrivals[f] for f in self.state.get("fingerprints", []) if f in self.arrivals
+        ]
         return max(watched, default=None)
 
     def _decide(self, release: Sequence[Signal]) -> None:
@@ -394,11 +405,6 @@ class TestFor:
         ]
         assert trace[-1].result.check_at is None
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: a resolution received after arrival+for, evaluated before the due check "
-        "(the engine runs signals before timers), drops the alert that already held for 5m",
-    )
     def test_resolution_received_after_the_deadline_still_opens(self) -> None:
         a = slow("a", T0)
         late = T0 + 5 * MIN + SEC
@@ -550,11 +556,6 @@ class TestThreshold:
             (T0 + 6 * MIN).isoformat(),
         ]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: signals of one batch are counted without checking their own arrival "
-        "against the window; a backlog spanning more than `within` opens the incident",
-    )
     def test_one_batch_spanning_more_than_the_window_does_not_count_together(self) -> None:
         batch = [probe("fra", T0), probe("iad", T0 + 6 * MIN)]
 
@@ -635,8 +636,8 @@ class TestAbsent:
         assert check_ats(trace) == [T0 + 60 * SEC, None, None]
 
     def test_expected_before_the_trigger_arms_nothing_and_is_forgotten(self) -> None:
-        # The code stands down only on an expected alert seen while (or as) a trigger is armed:
-        # an earlier one leaves no trace in the state, so the later trigger arms a fresh wait.
+        # An expected alert clears the state and keeps no trace of itself, so a trigger arriving
+        # later arms a fresh wait: as the README says, only an expected alert after it counts.
         early = evaluate(ABSENT, {}, [failover(T0)], T0, False)
         armed = evaluate(ABSENT, early.state, [no_primary(T0 + 10 * SEC)], T0 + 10 * SEC, False)
 
@@ -662,11 +663,6 @@ class TestAbsent:
             (T0 + 4 * MIN, "incident_open", {"db-1 resolved"}),
         ]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: when the first trigger is overdue only it is released and the state is "
-        "cleared, so a second armed trigger is neither released nor kept (lost for good)",
-    )
     def test_every_armed_trigger_reaches_the_incident(self) -> None:
         events = [arrive(no_primary(T0)), arrive(no_primary(T0 + 30 * SEC, instance="db-2"))]
 
@@ -674,27 +670,17 @@ class TestAbsent:
 
         assert released_ever(trace) == {"db-1", "db-2"}
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: an expected alert anywhere in a batch stands the rule down, even one that "
-        "arrived before the trigger in the same batch",
-    )
     def test_expected_earlier_in_the_same_batch_does_not_pre_satisfy(self) -> None:
-        trace = simulate(
-            ABSENT, [arrive(failover(T0), no_primary(T0 + SEC))], until=T0 + 10 * MIN
-        )
+        trace = simulate(ABSENT, [arrive(failover(T0), no_primary(T0 + SEC))], until=T0 + 10 * MIN)
 
         assert releases(trace) == [(T0 + 61 * SEC, {"db-1"})]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="BUG: an expected alert received after trigger+within, evaluated before the due "
-        "check (signals run before timers), still stands the rule down",
-    )
     def test_expected_after_the_deadline_does_not_stand_down(self) -> None:
         late = T0 + 61 * SEC
 
-        result = evaluate(ABSENT, state_after(ABSENT, [no_primary(T0)]), [failover(late)], late, False)
+        result = evaluate(
+            ABSENT, state_after(ABSENT, [no_primary(T0)]), [failover(late)], late, False
+        )
 
         assert {label(s) for s in result.release} == {"db-1"}
 
@@ -708,16 +694,17 @@ class TestHeartbeat:
     LOST = "heartbeat:monitoring-heartbeat"
 
     @pytest.mark.parametrize(
-        ("state", "signals", "last_seen"),
+        ("signals", "incident_open"),
         [
-            pytest.param({}, [], None, id="a check with nothing ever seen"),
-            pytest.param({}, [resolved(watchdog(T0), T0)], None, id="only a resolved watchdog"),
+            pytest.param([], False, id="a check with nothing ever seen"),
+            pytest.param([resolved(watchdog(T0), T0)], False, id="only a resolved watchdog"),
+            pytest.param([], True, id="even with an incident open"),
         ],
     )
     def test_not_started_before_the_first_heartbeat(
-        self, state: State, signals: list[Signal], last_seen: datetime | None
+        self, signals: list[Signal], incident_open: bool
     ) -> None:
-        result = evaluate(HEARTBEAT, state, signals, T0 + 60 * MIN, False, last_seen)
+        result = evaluate(HEARTBEAT, {}, signals, T0 + 60 * MIN, incident_open, None)
 
         assert (result.note, result.state, result.release, result.check_at) == (
             "not_started",
@@ -735,31 +722,38 @@ class TestHeartbeat:
         assert trace[0].result.state == {"fingerprints": ["watchdog"], "last_seen": T0.isoformat()}
 
     def test_resends_keep_it_alive_through_last_seen(self) -> None:
-        events = [arrive(watchdog(T0)), *(Resend(T0 + i * MIN, "watchdog") for i in range(1, 9))]
+        resends = [Resend(T0 + i * MIN, "watchdog") for i in range(1, 9)]
+        events: list[Event] = [arrive(watchdog(T0)), *resends]
 
         trace = simulate(HEARTBEAT, events, until=T0 + 13 * MIN - SEC)
 
         assert [(c.at, c.via, c.result.check_at) for c in trace] == [
             (T0, "signals", T0 + 5 * MIN),
-            (T0 + 5 * MIN, "timer", T0 + 10 * MIN),  # last re-send at T0+5m, seen before
+            (T0 + 5 * MIN, "timer", T0 + 10 * MIN),  # the re-send at T0+5m came just before
             (T0 + 10 * MIN, "timer", T0 + 13 * MIN),
         ]
         assert releases(trace) == []
 
-    def test_lost_after_within_releases_one_stable_synthetic_alert(self) -> None:
-        events = [arrive(watchdog(T0)), Resend(T0 + MIN, "watchdog")]
+    def test_lost_after_within_releases_one_synthetic_alert_then_only_rechecks(self) -> None:
+        events: list[Event] = [arrive(watchdog(T0)), Resend(T0 + MIN, "watchdog")]
 
         trace = simulate(HEARTBEAT, events, until=T0 + 60 * MIN)
 
-        assert [(c.at, c.via, c.result.note) for c in trace] == [
+        assert [(c.at, c.via, c.result.note) for c in trace[:4]] == [
             (T0, "signals", "heartbeat_seen"),
             (T0 + 5 * MIN, "timer", "heartbeat_seen"),
             (T0 + 6 * MIN, "timer", "heartbeat_lost"),
+            (T0 + 7 * MIN, "timer", "still_missing"),
         ]
-        (lost,) = trace[-1].result.release
+        assert {c.result.note for c in trace[3:]} == {"still_missing"}
+        assert [c.at for c in trace[2:]] == [T0 + i * MIN for i in range(6, 61)], "every minute"
+        (lost,) = trace[2].result.release
         assert (lost.fingerprint, lost.status, lost.starts_at) == (self.LOST, FIRING, T0 + 6 * MIN)
-        assert lost.name == "monitoring-heartbeat"
-        assert trace[-1].result.check_at is None
+        assert (lost.name, lost.labels) == (
+            "monitoring-heartbeat",
+            {"alertname": "monitoring-heartbeat"},
+        )
+        assert releases(trace) == [(T0 + 6 * MIN, {self.LOST})]
 
     @pytest.mark.parametrize(
         "now",
@@ -778,34 +772,55 @@ class TestHeartbeat:
 
         (lost,) = result.release
         assert lost.occurrence == (self.LOST, T0 + 5 * MIN)
-        assert lost.received_at == now
+        assert (lost.received_at, result.check_at) == (now, now + MIN)
 
-    def test_while_open_and_still_missing_nothing_more(self) -> None:
+    @pytest.mark.parametrize(
+        "incident_open",
+        [
+            pytest.param(True, id="incident open"),
+            pytest.param(False, id="incident resolved by hand"),
+        ],
+    )
+    def test_while_still_missing_nothing_more(self, incident_open: bool) -> None:
         first = evaluate(HEARTBEAT, state_after(HEARTBEAT, [watchdog(T0)]), [], T0 + 5 * MIN, False)
         stored = json.loads(json.dumps(first.state))
 
-        again = evaluate(HEARTBEAT, stored, [], T0 + 20 * MIN, True, last_seen=T0)
+        again = evaluate(HEARTBEAT, stored, [], T0 + 20 * MIN, incident_open, last_seen=T0)
 
-        assert (again.note, again.release, again.check_at) == ("still_missing", (), None)
+        assert (again.note, again.release, again.check_at) == ("still_missing", (), T0 + 21 * MIN)
         assert again.state["lost_since"] == (T0 + 5 * MIN).isoformat()
 
-    def test_returning_heartbeat_resolves_the_same_occurrence_and_re_arms(self) -> None:
-        back = T0 + 8 * MIN
-        events = [arrive(watchdog(T0)), arrive(watchdog(back, starts_at=back))]
+    @pytest.mark.parametrize(
+        ("comeback", "seen_at"),
+        [
+            pytest.param(
+                arrive(watchdog(T0 + 8 * MIN, starts_at=T0 + 8 * MIN)),
+                T0 + 8 * MIN,
+                id="new watchdog alert: on arrival",
+            ),
+            pytest.param(
+                Resend(T0 + 7 * MIN + 30 * SEC, "watchdog"),
+                T0 + 8 * MIN,
+                id="unchanged re-sends: at the next recheck",
+            ),
+        ],
+    )
+    def test_returning_heartbeat_resolves_the_same_occurrence_and_re_arms(
+        self, comeback: Event, seen_at: datetime
+    ) -> None:
+        trace = simulate(HEARTBEAT, [arrive(watchdog(T0)), comeback], until=T0 + 12 * MIN)
 
-        trace = simulate(HEARTBEAT, events, until=back + 4 * MIN)
-
-        (lost,) = trace[1].result.release
-        (found,) = trace[2].result.release
-        assert [(c.at, c.result.note) for c in trace] == [
-            (T0, "heartbeat_seen"),
-            (T0 + 5 * MIN, "heartbeat_lost"),
-            (back, "heartbeat_seen"),
+        (lost,) = next(c.result.release for c in trace if c.result.note == "heartbeat_lost")
+        back = next(c for c in trace if c.result.release and c.result.note == "heartbeat_seen")
+        (found,) = back.result.release
+        assert releases(trace) == [
+            (T0 + 5 * MIN, {self.LOST}),
+            (seen_at, {f"{self.LOST} resolved"}),
         ]
         assert found.occurrence == lost.occurrence == (self.LOST, T0 + 5 * MIN)
-        assert (found.status, found.ends_at) == (RESOLVED, back)
-        assert trace[2].result.check_at == back + 5 * MIN
-        assert "lost_since" not in trace[2].result.state
+        assert (found.status, found.ends_at) == (RESOLVED, seen_at)
+        assert back.result.check_at == comeback.at + 5 * MIN
+        assert "lost_since" not in back.result.state
 
     def test_lost_again_after_coming_back_is_a_new_occurrence(self) -> None:
         back = T0 + 8 * MIN
@@ -818,6 +833,15 @@ class TestHeartbeat:
             (back, f"{self.LOST} resolved", T0 + 5 * MIN),
             (back + 5 * MIN, self.LOST, back + 5 * MIN),
         ]
+
+    def test_back_after_a_hand_resolved_incident_releases_nothing(self) -> None:
+        lost = evaluate(HEARTBEAT, state_after(HEARTBEAT, [watchdog(T0)]), [], T0 + 5 * MIN, False)
+        heartbeat = watchdog(T0 + 7 * MIN, starts_at=T0 + 7 * MIN)
+
+        result = evaluate(HEARTBEAT, lost.state, [heartbeat], T0 + 7 * MIN, False)
+
+        assert (result.note, result.release) == ("heartbeat_seen", ())
+        assert "lost_since" not in result.state
 
     def test_incident_open_does_not_pass_the_heartbeat_through(self) -> None:
         lost = evaluate(HEARTBEAT, state_after(HEARTBEAT, [watchdog(T0)]), [], T0 + 5 * MIN, False)
@@ -880,7 +904,11 @@ class TestAllOf:
                 id="a resolved alert of a side that still fires is not released",
             ),
             pytest.param(
-                [arrive(pool(T0)), arrive(resolved(pool(T0), T0 + MIN)), arrive(spike(T0 + 2 * MIN))],
+                [
+                    arrive(pool(T0)),
+                    arrive(resolved(pool(T0), T0 + MIN)),
+                    arrive(spike(T0 + 2 * MIN)),
+                ],
                 [],
                 id="one side resolving before the other arrives: waiting again",
             ),
@@ -895,14 +923,18 @@ class TestAllOf:
         assert check_ats(trace) == [None] * len(trace), "all_of never needs a timer"
 
     def test_waiting_keeps_only_firing_alerts(self) -> None:
-        state = state_after(ALL_OF, [pool(T0)], [resolved(pool(T0), T0 + MIN)], [spike(T0 + 2 * MIN)])
+        state = state_after(
+            ALL_OF, [pool(T0)], [resolved(pool(T0), T0 + MIN)], [spike(T0 + 2 * MIN)]
+        )
 
         assert [entry["signal"]["fingerprint"] for entry in state["pending"].values()] == [
             "checkout-errors"
         ]
 
     def test_state_is_cleared_once_released(self) -> None:
-        result = evaluate(ALL_OF, state_after(ALL_OF, [pool(T0)]), [spike(T0 + MIN)], T0 + MIN, False)
+        result = evaluate(
+            ALL_OF, state_after(ALL_OF, [pool(T0)]), [spike(T0 + MIN)], T0 + MIN, False
+        )
 
         assert (result.note, result.state) == ("all_conditions_true", {})
 
@@ -932,7 +964,9 @@ class TestIncidentOpen:
             pytest.param(
                 ABSENT, [no_primary(T0)], [no_primary(T0 + MIN, "db-2")], id="absent: no waiting"
             ),
-            pytest.param(ALL_OF, [pool(T0)], [pool(T0 + MIN, "pgbouncer-2")], id="all_of: one side"),
+            pytest.param(
+                ALL_OF, [pool(T0)], [pool(T0 + MIN, "pgbouncer-2")], id="all_of: one side"
+            ),
         ],
     )
     def test_signals_pass_straight_through_and_state_is_dropped(
@@ -946,7 +980,11 @@ class TestIncidentOpen:
         assert result == ConditionResult({}, tuple(signals), None, "incident_open")
 
     def test_absent_drops_expected_alerts_but_passes_the_rest(self) -> None:
-        batch = [failover(T0 + MIN), no_primary(T0 + MIN, "db-2"), resolved(no_primary(T0), T0 + MIN)]
+        batch = [
+            failover(T0 + MIN),
+            no_primary(T0 + MIN, "db-2"),
+            resolved(no_primary(T0), T0 + MIN),
+        ]
 
         result = evaluate(ABSENT, {}, batch, T0 + MIN, incident_open=True)
 
