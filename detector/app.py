@@ -117,7 +117,13 @@ async def _start_services(
         clock=clock,
         batcher=IntakeBatcher(pool, lambda result: _count_intake(metrics, result)),
         engine=Engine(
-            pool, lambda: rules.routes, deliverer, clock, metrics, settings.engine_interval
+            pool,
+            lambda: rules.routes,
+            deliverer,
+            clock,
+            metrics,
+            settings.engine_interval,
+            retention=settings.retention,
         ),
         signing_key=key,
     )

@@ -17,7 +17,7 @@ from datetime import timedelta
 import asyncpg
 import structlog
 
-from detector import delivery_stage, signal_stage, timer_stage
+from detector import delivery_stage, retention, signal_stage, timer_stage
 from detector.clock import Clock
 from detector.delivery_stage import Deliverer, DeliveryOutcome
 from detector.metrics import Metrics
@@ -27,6 +27,7 @@ from detector.signal_stage import SignalBatchResult
 from detector.timer_stage import FiredTimer
 
 log = structlog.get_logger(__name__)
+PRUNE_EVERY = timedelta(hours=1)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Engine:
         metrics: Metrics,
         interval: timedelta = timedelta(seconds=1),
         owner: str | None = None,
+        retention: timedelta = timedelta(days=30),
     ) -> None:
         self._pool = pool
         self._routes = routes
@@ -65,6 +67,8 @@ class Engine:
         self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._retention = retention
+        self._next_prune = clock.now()
 
     def wake(self) -> None:
         """Ask for a cycle now (new signals were committed)."""
@@ -99,6 +103,7 @@ class Engine:
             )
         except Exception:
             self._stage_failed("deliveries")
+        await self._prune_if_due()
         self._count(report)
         await self._refresh_open_gauge()
         self._metrics.engine_cycle.observe(time.perf_counter() - started)
@@ -115,6 +120,20 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
         log.info("engine.stopped", owner=self.owner)
+
+    async def _prune_if_due(self) -> None:
+        """Once an hour, drop engine bookkeeping older than the retention period."""
+        now = self._clock.now()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY
+        try:
+            async with self._pool.acquire() as connection:
+                pruned = await retention.prune(connection, now - self._retention)
+        except Exception:
+            self._stage_failed("retention")
+            return
+        log.info("retention.pruned", **pruned.counts)
 
     def _stage_failed(self, stage: str) -> None:
         self._metrics.engine_errors.labels(stage).inc()

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     rules_watch_interval: Duration = Field(
         default=timedelta(seconds=2), description="how often to look for rule file changes; 0 off"
     )
+    retention: Duration = Field(
+        default=timedelta(days=30),
+        description="keep fired timers, finished deliveries and old signals this long",
+    )
     run_engine: bool = Field(
         default=True, description="run engine cycles here; off for API-only replicas"
     )
