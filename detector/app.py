@@ -40,7 +40,7 @@ from detector.service_secrets import signing_key
 from detector.settings import Settings
 from detector.web import ack_page, incidents_api, ops, rules_api, webhook
 from detector.web.context import METRICS, SERVICES, Services
-from detector.web.responses import request_context
+from detector.web.responses import WEBHOOK_PATH, edge
 from responders.channels import Channel
 from responders.channels.webhook import WebhookChannel
 
@@ -55,11 +55,11 @@ def create_app(
 ) -> web.Application:
     """Build the aiohttp application; resources start in its cleanup context."""
     app = web.Application(
-        middlewares=[request_context, incidents_api.require_api_token],
+        middlewares=[edge(lambda request: request.app[SERVICES].settings.api_token)],
         client_max_size=MAX_BODY_BYTES,
     )
     app[METRICS] = metrics or Metrics()
-    app.add_routes([web.post("/api/v1/alertmanager", webhook.receive_alertmanager)])
+    app.add_routes([web.post(WEBHOOK_PATH, webhook.receive_alertmanager)])
     app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
     app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock()))
     return app

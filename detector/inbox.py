@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from detector.model import AlertStatus, Signal, Source
 from detector.store import Connection
@@ -36,7 +37,9 @@ def _dedup(signals: Sequence[Signal]) -> list[Signal]:
     latest: dict[tuple[str, str, datetime, str], Signal] = {}
     for signal in signals:
         latest[(signal.source, signal.fingerprint, signal.starts_at, signal.status)] = signal
-    return list(latest.values())
+    # Concurrent commits must lock rows in one global order, or two batches holding the same
+    # replayed alerts in opposite orders deadlock (PostgreSQL aborts one after a second).
+    return [latest[key] for key in sorted(latest)]
 
 
 async def insert_signals(connection: Connection, signals: Sequence[Signal]) -> InsertResult:
@@ -58,8 +61,8 @@ async def insert_signals(connection: Connection, signals: Sequence[Signal]) -> I
         [s.status.value for s in unique],
         [s.starts_at for s in unique],
         [s.ends_at for s in unique],
-        [json.dumps(s.labels) for s in unique],
-        [json.dumps(s.annotations) for s in unique],
+        [orjson.dumps(s.labels).decode() for s in unique],
+        [orjson.dumps(s.annotations).decode() for s in unique],
         [s.group_key for s in unique],
         [s.receiver for s in unique],
         [s.received_at for s in unique],

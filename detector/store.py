@@ -5,11 +5,11 @@ Callers own the transaction; every function here takes a connection that is insi
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
+import orjson
 
 from detector.model import (
     AlertState,
@@ -41,8 +41,12 @@ _INCIDENT_COLUMNS = """
 async def init_connection(connection: asyncpg.Connection) -> None:
     """Decode jsonb as Python objects on every pooled connection."""
     await connection.set_type_codec(
-        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        "jsonb", encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
     )
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None = None) -> Incident:

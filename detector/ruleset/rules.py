@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from detector.model import Signal
@@ -14,10 +15,12 @@ from detector.ruleset.maintenance import (
     SilenceSpec,
     active_window,
 )
-from detector.ruleset.matchers import matches_all
+from detector.ruleset.matchers import Matcher, MatchOp, matches_all
 from detector.ruleset.schema import ComponentSpec, RuleSpec, WebhookChannelSpec
 from responders.escalation import EscalationPolicy
 
+_LITERAL_ALTERNATION = re.compile(r"[A-Za-z0-9_:]+(?:\|[A-Za-z0-9_:]+)*")
+_MEMO_LIMIT = 10_000
 ALL_LABELS = "..."
 """``group_by: ['...']`` groups by every label, as in Alertmanager."""
 
@@ -41,15 +44,32 @@ class RuleSet:
     policies: Mapping[str, EscalationPolicy]
     windows: tuple[SilenceSpec | MaintenanceWindowSpec, ...] = ()
     files: tuple[str, ...] = ()
+    _candidates: dict[str, tuple[RuleSpec, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def route(self, signal: Signal) -> list[RuleMatch]:
         """Every rule whose matchers accept the signal's labels, with its grouping."""
         matches = []
-        for rule in self.rules.values():
+        for rule in self.candidates(signal.labels.get("alertname", "")):
             if sees(rule, signal.labels):
                 labels = group_labels(rule, signal.labels)
                 matches.append(RuleMatch(rule, group_key(labels), labels))
         return matches
+
+    def candidates(self, alertname: str) -> tuple[RuleSpec, ...]:
+        """The rules that can possibly see an alert of this name, in file order (memoised:
+        most rules name their alerts, so each alert is checked against one or two rules)."""
+        known = self._candidates.get(alertname)
+        if known is None:
+            known = tuple(
+                rule
+                for rule in self.rules.values()
+                if (names := alertnames(rule)) is None or alertname in names
+            )
+            if len(self._candidates) < _MEMO_LIMIT:
+                self._candidates[alertname] = known
+        return known
 
     def maintenance(
         self, rule: str, labels: Mapping[str, str], now: datetime
@@ -60,6 +80,29 @@ class RuleSet:
     def policy_for(self, rule: RuleSpec) -> EscalationPolicy | None:
         """The escalation policy a rule pages, if any."""
         return self.policies.get(rule.escalation_policy) if rule.escalation_policy else None
+
+
+def alertnames(rule: RuleSpec) -> frozenset[str] | None:
+    """The alert names a rule can see, or None when its matchers do not pin them down."""
+    names = _selector_names(rule.match)
+    if names is None and rule.all_of:
+        parts = [_selector_names(selector) for selector in rule.all_of]
+        names = None if None in parts else frozenset().union(*(p for p in parts if p))
+    if rule.absent is not None and names is not None:
+        expected = _selector_names(rule.absent.expect)
+        names = None if expected is None else names | expected
+    return names
+
+
+def _selector_names(selector: tuple[Matcher, ...]) -> frozenset[str] | None:
+    for matcher in selector:
+        if matcher.name != "alertname":
+            continue
+        if matcher.op is MatchOp.EQUAL:
+            return frozenset({matcher.value})
+        if matcher.op is MatchOp.REGEX and _LITERAL_ALTERNATION.fullmatch(matcher.value):
+            return frozenset(matcher.value.split("|"))
+    return None
 
 
 def sees(rule: RuleSpec, labels: Mapping[str, str]) -> bool:

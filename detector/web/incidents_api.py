@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -11,7 +9,7 @@ from detector import actions, inbox, queries
 from detector.fieldpath import field_path
 from detector.model import Decision, IncidentState
 from detector.web.context import SERVICES
-from detector.web.responses import bad_request, check_bearer, error, int_param
+from detector.web.responses import bad_request, error, int_param
 
 _OPEN = (IncidentState.TRIGGERED.value, IncidentState.ACKNOWLEDGED.value)
 _ALL = (*_OPEN, IncidentState.RESOLVED.value)
@@ -24,17 +22,6 @@ class ActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     by: str = Field(default="api", min_length=1, max_length=200)
     reason: str = Field(default="resolved by hand", min_length=1, max_length=2000)
-
-
-@web.middleware
-async def require_api_token(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Guard ``/api/v1`` (except the webhook, which has its own token) with API_TOKEN."""
-    if request.path.startswith("/api/v1/") and request.path != "/api/v1/alertmanager":
-        denied = check_bearer(request, request.app[SERVICES].settings.api_token)
-        if denied is not None:
-            return denied
-    response: web.StreamResponse = await handler(request)
-    return response
 
 
 async def list_incidents(request: web.Request) -> web.Response:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,13 +56,37 @@ def int_param(value: str, field: str, minimum: int = 1, maximum: int = 1 << 62) 
     return number
 
 
-@web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id to every log line; turn stray errors into JSON instead of HTML."""
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
-    structlog.contextvars.bind_contextvars(request_id=request_id, path=request.path)
+_REQUEST_IDS = itertools.count(1)
+_PROCESS_TAG = secrets.token_hex(3)
+WEBHOOK_PATH = "/api/v1/alertmanager"
+
+
+def edge(api_token: Callable[[web.Request], SecretStr | None]) -> Any:
+    """The one middleware every request passes: a request id bound to its log lines, the API
+    token on ``/api/v1`` (the webhook has its own), and errors as JSON instead of HTML."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/api/v1/") and path != WEBHOOK_PATH:
+            denied = check_bearer(request, api_token(request))
+            if denied is not None:
+                return denied
+        request_id = request.headers.get("X-Request-Id") or f"{_PROCESS_TAG}-{next(_REQUEST_IDS)}"
+        structlog.contextvars.bind_contextvars(request_id=request_id, path=path)
+        try:
+            response = await _json_errors(request, handler)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id", "path")
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    return middleware
+
+
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        response = await handler(request)
+        return await handler(request)
     except web.HTTPException as exc:
         if exc.content_type == "application/json" or exc.status < 400:
             raise
@@ -69,7 +94,3 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
         log.warning("database.unavailable")
         return error(503, "database unavailable, try again")
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id", "path")
-    response.headers["X-Request-Id"] = request_id
-    return response

@@ -1,0 +1,99 @@
+"""Routing a signal to rules: the alert-name index must never change which rules see it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from detector.model import AlertStatus, Signal, Source
+from detector.ruleset.rules import RuleSet, alertnames, sees
+from detector.ruleset.schema import RuleSpec
+
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def rule(name: str, **fields: Any) -> RuleSpec:
+    return RuleSpec.model_validate({"name": name, "severity": "major", "title": name, **fields})
+
+
+RULES = [
+    rule("exact", match=['alertname="PgBouncerPoolSaturated"']),
+    rule("alternation", match=['alertname=~"PatroniNoPrimary|PatroniNoLeaderLock"']),
+    rule("pattern", match=['alertname=~"Postfix.*"']),
+    rule("by-label", match=['service="checkout"']),
+    rule("negated", match=['alertname!="Watchdog"', 'severity="page"']),
+    rule(
+        "absent",
+        match=['alertname="PostgresNoPrimary"'],
+        absent={"expect": ['alertname="PostgresFailoverHappened"'], "within": "1m"},
+    ),
+    rule(
+        "all-of",
+        all_of=[['alertname="PgBouncerPoolSaturated"'], ['alertname="CheckoutErrorSpike"']],
+    ),
+]
+RULE_SET = RuleSet(rules={r.name: r for r in RULES}, components={}, channels={}, policies={})
+
+
+def signal(**labels: str) -> Signal:
+    return Signal(
+        Source.ALERTMANAGER,
+        labels.get("alertname", ""),
+        "f",
+        AlertStatus.FIRING,
+        T0,
+        None,
+        labels,
+        {},
+        T0,
+    )
+
+
+class TestAlertnames:
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            pytest.param("exact", {"PgBouncerPoolSaturated"}, id="equality"),
+            pytest.param(
+                "alternation", {"PatroniNoPrimary", "PatroniNoLeaderLock"}, id="literal alternation"
+            ),
+            pytest.param("pattern", None, id="real regex: any name"),
+            pytest.param("by-label", None, id="no alertname matcher"),
+            pytest.param("negated", None, id="negative matcher"),
+            pytest.param(
+                "absent",
+                {"PostgresNoPrimary", "PostgresFailoverHappened"},
+                id="absent adds expected",
+            ),
+            pytest.param(
+                "all-of", {"PgBouncerPoolSaturated", "CheckoutErrorSpike"}, id="all_of selectors"
+            ),
+        ],
+    )
+    def test_names_a_rule_can_see(self, name: str, expected: set[str] | None) -> None:
+        names = alertnames(RULE_SET.rules[name])
+        assert (None if names is None else set(names)) == expected
+
+
+class TestRoute:
+    @pytest.mark.parametrize(
+        "labels",
+        [
+            pytest.param({"alertname": "PgBouncerPoolSaturated", "severity": "page"}, id="pool"),
+            pytest.param({"alertname": "PatroniNoLeaderLock"}, id="patroni"),
+            pytest.param(
+                {"alertname": "PostfixQueueStale", "service": "checkout"}, id="postfix checkout"
+            ),
+            pytest.param({"alertname": "PostgresFailoverHappened"}, id="expected of absent"),
+            pytest.param({"alertname": "CheckoutErrorSpike", "severity": "page"}, id="all_of side"),
+            pytest.param({"alertname": "Watchdog", "severity": "page"}, id="watchdog"),
+            pytest.param({"service": "checkout"}, id="no alertname"),
+        ],
+    )
+    def test_index_routes_exactly_like_checking_every_rule(self, labels: dict[str, str]) -> None:
+        every_rule = [r.name for r in RULES if sees(r, labels)]
+        routed = [m.rule.name for m in RULE_SET.route(signal(**labels))]
+        assert routed == every_rule
+        assert routed == [m.rule.name for m in RULE_SET.route(signal(**labels))], "memoised"
