@@ -32,7 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="run the service (embedded PostgreSQL unless STORMWATCH_DATABASE_URL is set)"
     )
     commands.add_parser("migrate", help="apply database migrations and exit")
+    _add_rules_commands(commands)
+    _add_client_commands(commands)
+    return parser
 
+
+def _add_rules_commands(commands: Any) -> None:
     rules = commands.add_parser("rules", help="work with rule files").add_subparsers(
         dest="rules_command", required=True, metavar="ACTION"
     )
@@ -51,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         "--tests", action="store_true", help="print the schema of rule-test files instead"
     )
 
+
+def _add_client_commands(commands: Any) -> None:
+    """Commands that talk to a running service over its API."""
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument(
         "--url",
@@ -87,7 +95,6 @@ def _parser() -> argparse.ArgumentParser:
     resolve.add_argument("id", type=int)
     resolve.add_argument("--by", default=os.environ.get("USER", "cli"))
     resolve.add_argument("--reason", default="resolved by hand")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,8 +45,9 @@ def configure_logging(log_format: LogFormat, level: str) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Resolve stderr when logging, not when configuring: the stream may be replaced later.
+        logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
+        cache_logger_on_first_use=False,
     )
     logging.basicConfig(
         level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"

@@ -16,7 +16,13 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        self._intake(self.registry)
+        self._incidents(self.registry)
+        self._engine(self.registry)
+        self._rules(self.registry)
+
+    def _intake(self, r: CollectorRegistry) -> None:
+        """Webhooks and the alerts they carry."""
         self.webhooks = Counter(
             "stormwatch_webhooks_total", "Webhook requests by outcome.", ["outcome"], registry=r
         )
@@ -38,6 +44,9 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+    def _incidents(self, r: CollectorRegistry) -> None:
+        """Incidents and the pages sent about them."""
         self.incidents_opened = Counter(
             "stormwatch_incidents_opened_total",
             "Incidents opened.",
@@ -59,6 +68,9 @@ class Metrics:
             ["channel", "outcome", "reason"],
             registry=r,
         )
+
+    def _engine(self, r: CollectorRegistry) -> None:
+        """Timers, engine cycles and Alertmanager reconciliation."""
         self.timer_lag = Histogram(
             "stormwatch_timer_lag_seconds",
             "How late a timer was when claimed (now - due_at).",
@@ -91,6 +103,9 @@ class Metrics:
             "Alerts resolved because they were gone from Alertmanager.",
             registry=r,
         )
+
+    def _rules(self, r: CollectorRegistry) -> None:
+        """The running rule set and its reloads."""
         self.rules_reload_success = Gauge(
             "stormwatch_rules_last_reload_success",
             "1 if the last load of the rules directory succeeded, 0 if it was rejected.",

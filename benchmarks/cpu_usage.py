@@ -1,0 +1,72 @@
+"""CPU accounting from /proc: server process, load generator and the whole machine."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from load_client import Tally
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def _process_ticks(pid: int | None) -> int:
+    """User + system jiffies of one process (0 when unknown)."""
+    if pid is None:
+        return 0
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def idle_check() -> str:
+    """How busy the machine is before we start: another workload makes every figure low."""
+    busy, total = _machine_ticks()
+    time.sleep(1.0)
+    busy_after, total_after = _machine_ticks()
+    share = (busy_after - busy) / max(1, total_after - total)
+    warning = "" if share < 0.1 else " - OTHER PROCESSES ARE BUSY: figures will be low and noisy"
+    return f"idle:    machine {share:.0%} busy in the second before the runs{warning}"
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """Cores busy during a run; ``server`` is None when the server was not started here."""
+
+    server: float | None
+    client: float
+    machine: float
+    wall: float
+
+
+class CpuMeter:
+    """Where the CPU went during a run: server process, load generator, whole machine.
+
+    Shown with every run because on 2 cores the three compete, and a figure means little
+    without knowing whether the server or the machine was saturated.
+    """
+
+    def __init__(self, pid: int | None) -> None:
+        self._pid = pid
+        self._machine = _machine_ticks()
+        self._process = _process_ticks(pid)
+        self._wall = time.monotonic()
+
+    def read(self, tallies: list[Tally]) -> CpuUse:
+        """Cores used since construction; the client's figure comes from the workers."""
+        busy, total = _machine_ticks()
+        wall = time.monotonic() - self._wall
+        server = (_process_ticks(self._pid) - self._process) / os.sysconf("SC_CLK_TCK") / wall
+        return CpuUse(
+            server=server if self._pid else None,
+            client=sum(t.client_cpu for t in tallies) / wall,
+            machine=(busy - self._machine[0]) / max(1, total - self._machine[1]),
+            wall=wall,
+        )

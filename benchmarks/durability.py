@@ -1,0 +1,90 @@
+"""The service's intake counters in /metrics against the 2xx answers the client received."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+from run_figures import Report
+from servers import get
+
+
+def counters(url: str) -> dict[str, float]:
+    """Alertmanager signals by intake outcome, plus ``processed`` (all engine outcomes)."""
+    status, text = get(url, "/metrics")
+    if status != 200:
+        raise RuntimeError(f"GET /metrics answered {status}")
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "stormwatch_signals_received_total" and (
+                sample.labels.get("source") == "alertmanager"
+            ):
+                outcome = sample.labels["outcome"]
+                values[outcome] = values.get(outcome, 0.0) + sample.value
+            elif sample.name == "stormwatch_signals_processed_total":
+                values["processed"] = values.get("processed", 0.0) + sample.value
+    return values
+
+
+def wait_for_engine(url: str, timeout: float) -> str:
+    """Let the engine work off the stored backlog, so the next run does not compete with it."""
+    started_at = time.monotonic()
+    first = counters(url)
+    backlog = first.get("accepted", 0) - first.get("processed", 0)
+    while time.monotonic() - started_at < timeout:
+        now = counters(url)
+        if now.get("processed", 0) >= now.get("accepted", 0):
+            waited = time.monotonic() - started_at
+            return f"engine backlog of {backlog:,.0f} signals processed in {waited:.1f} s"
+        time.sleep(0.25)
+    return f"engine backlog not processed within {timeout:.0f} s (runs may overlap with it)"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Metrics deltas against what the client knows it had stored."""
+
+    accepted: float
+    duplicates: float
+    expected_accepted: int
+    expected_duplicates: int
+    unknown: int
+
+    @property
+    def ok(self) -> bool:
+        """Both counters exactly as expected, and something was stored to check at all."""
+        expected = (self.expected_accepted, self.expected_duplicates)
+        return self.expected_accepted > 0 and (self.accepted, self.duplicates) == expected
+
+    @property
+    def word(self) -> str:
+        """OK or MISMATCH."""
+        return "OK" if self.ok else "MISMATCH"
+
+    def describe(self) -> str:
+        """One line per counter plus the verdict."""
+        verdict = self.word
+        if not self.ok and self.unknown:
+            verdict += f" ({self.unknown} requests had an unknown outcome)"
+        return (
+            f"  accepted  {self.accepted:,.0f} (distinct alerts answered 2xx: "
+            f"{self.expected_accepted:,})\n  duplicate {self.duplicates:,.0f} "
+            f"(replayed alerts answered 2xx: {self.expected_duplicates:,})\n  durability: {verdict}"
+        )
+
+
+def verify(url: str, before: dict[str, float], reports: list[Report]) -> Verdict:
+    """Compare the service's intake counters with the 2xx answers the client received."""
+    after = counters(url)
+    distinct = sum(r.distinct_alerts for r in reports)
+    answered = sum(r.ok * r.run.alerts for r in reports)
+    unknown = sum(v for r in reports for k, v in r.failures.items() if "unknown" in k)
+    return Verdict(
+        accepted=after.get("accepted", 0) - before.get("accepted", 0),
+        duplicates=after.get("duplicate", 0) - before.get("duplicate", 0),
+        expected_accepted=distinct,
+        expected_duplicates=answered - distinct,
+        unknown=unknown,
+    )

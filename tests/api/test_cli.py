@@ -1,0 +1,127 @@
+"""The ``stormwatch`` command as an engineer uses it: rules, and incidents over the API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detector.cli import main
+from tests.conftest import Shop, alert
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Run the CLI in a thread, so the service under test keeps answering meanwhile."""
+    code = await asyncio.to_thread(main, list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+class TestRulesCommands:
+    async def test_check_accepts_the_shipped_rules(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, out = await run(capsys, "rules", "check", str(REPO / "rules"))
+        assert code == 0
+        assert out.strip().endswith("OK")
+
+    async def test_check_names_file_line_and_field(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        (tmp_path / "bad.yml").write_text(
+            "rules:\n  - name: x\n    severity: major\n    title: t\n    match: ['a=~\"(\"']\n"
+        )
+        code, out = await run(capsys, "rules", "check", str(tmp_path))
+        assert code == 1
+        assert f"{tmp_path / 'bad.yml'}:5: rules[0].match[0]: invalid regex" in out
+
+    async def test_rule_tests_pass_and_fail_with_a_diff(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code, out = await run(capsys, "rules", "test", str(REPO / "rules/tests/database.test.yml"))
+        assert code == 0, out
+        failing = tmp_path / "tests" / "wrong.test.yml"
+        failing.parent.mkdir()
+        failing.write_text(
+            f"rules: {REPO / 'rules'}\n"
+            "tests:\n"
+            "  - name: wrong severity\n"
+            "    alerts:\n"
+            "      - at: 0s\n"
+            "        labels: {alertname: PgBouncerPoolSaturated, severity: page,"
+            " cluster: c, database: d}\n"
+            "    expect:\n"
+            "      incidents:\n"
+            "        - {rule: db-connection-pool-exhausted, severity: minor}\n"
+        )
+        code, out = await run(capsys, "rules", "test", str(failing))
+        assert code == 1
+        assert "wrong severity ... FAILED" in out
+        assert "-  severity: minor" in out
+        assert "+  severity: critical" in out
+        assert "0 scenarios passed, 1 failed" in out
+
+    async def test_schema_is_json_schema(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, out = await run(capsys, "rules", "schema")
+        assert code == 0
+        schema = json.loads(out)
+        assert "for" in schema["$defs"]["RuleSpec"]["properties"]
+
+
+class TestIncidentCommands:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"api_token": "cli-token"}
+
+    async def test_list_show_ack_resolve(
+        self, shop: Shop, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        api = ["--url", str(shop.client.make_url("")).rstrip("/"), "--token", "cli-token"]
+
+        code, out = await run(capsys, "incidents", "list", *api)
+        assert code == 0
+        assert "triggered" in out
+        assert "Connection pool exhausted on eu-1" in out
+
+        code, out = await run(capsys, "ack", "1", "--by", "maria", *api)
+        assert (code, out.strip()) == (0, "incident 1: acknowledged")
+
+        code, out = await run(capsys, "incidents", "show", "1", *api)
+        assert code == 0
+        assert "state: acknowledged" in out
+        assert "incident.acknowledged" in out
+
+        code, out = await run(capsys, "resolve", "1", "--reason", "pool resized", *api)
+        assert (code, out.strip()) == (0, "incident 1: resolved")
+
+    async def test_wrong_token_is_a_clear_error(
+        self, shop: Shop, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        url = str(shop.client.make_url("")).rstrip("/")
+        code, out = await run(capsys, "incidents", "list", "--url", url, "--token", "nope")
+        assert code == 1
+        assert "HTTP 401" in out
+        assert "Authorization" in out
+
+    async def test_unreachable_service(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, out = await run(capsys, "incidents", "list", "--url", "http://127.0.0.1:9")
+        assert code == 1
+        assert "cannot reach http://127.0.0.1:9" in out
+
+
+class TestMigrate:
+    async def test_migrate_applies_and_exits(
+        self, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setenv("STORMWATCH_DATABASE_URL", database_url)
+        monkeypatch.setenv("STORMWATCH_LOG_FORMAT", "json")
+        code, out = await run(capsys, "migrate")
+        assert code == 0
+        assert '"event": "migration.applied"' in out
