@@ -7,6 +7,7 @@ still means durable; batching only amortises the commit cost across requests und
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,8 +29,9 @@ class _Pending:
 class IntakeBatcher:
     """Collects signals while a commit is in flight and writes them together.
 
-    Up to ``writers`` commits run at once; each takes everything queued when it starts (at most
-    ``max_batch`` signals), so batches grow with load and stay at one request when idle.
+    At most ``writers`` writer tasks run; each loops, taking everything queued (up to
+    ``max_batch`` signals) into one commit, until the queue is empty. Batches grow with load and
+    stay at one request when idle, and no task is created per request.
     """
 
     def __init__(
@@ -41,8 +43,8 @@ class IntakeBatcher:
     ) -> None:
         self._pool = pool
         self._on_commit = on_commit
-        self._queue: list[_Pending] = []
-        self._writers = asyncio.Semaphore(writers)
+        self._queue: deque[_Pending] = deque()
+        self._max_writers = writers
         self._max_batch = max_batch
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -50,26 +52,21 @@ class IntakeBatcher:
         """Store ``signals`` durably; returns once committed, raises if the commit failed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(signals, done))
-        self._start_writer()
+        if len(self._tasks) < self._max_writers:
+            task = asyncio.create_task(self._write_until_empty())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await done
 
-    def _start_writer(self) -> None:
-        task = asyncio.create_task(self._write())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _write(self) -> None:
-        async with self._writers:
-            batch = self._take()
-            if not batch:
-                return
+    async def _write_until_empty(self) -> None:
+        while batch := self._take():
             try:
                 await self._commit(batch)
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as err:
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(err)
-                return
+                continue
             for item in batch:
                 if not item.done.done():
                     item.done.set_result(None)
@@ -78,7 +75,7 @@ class IntakeBatcher:
         batch: list[_Pending] = []
         size = 0
         while self._queue and (not batch or size + len(self._queue[0].signals) <= self._max_batch):
-            item = self._queue.pop(0)
+            item = self._queue.popleft()
             batch.append(item)
             size += len(item.signals)
         return batch
