@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from detector import actions, inbox, queries
 from detector.fieldpath import field_path
 from detector.model import Decision, IncidentState
-from detector.web.context import SERVICES
+from detector.web.context import SERVICES, Services
 from detector.web.responses import bad_request, error, int_param
 
 _OPEN = (IncidentState.TRIGGERED.value, IncidentState.ACKNOWLEDGED.value)
@@ -47,35 +49,37 @@ async def show_incident(request: web.Request) -> web.Response:
 
 async def acknowledge(request: web.Request) -> web.Response:
     """``POST /api/v1/incidents/{id}/ack`` — stops escalation."""
-    services = request.app[SERVICES]
-    incident_id = int_param(request.match_info["id"], "id")
-    body = await _action_body(request)
-    try:
-        decision = await actions.acknowledge(
-            services.pool, incident_id, body.by, "api", services.rules.current, services.clock.now()
-        )
-    except actions.IncidentNotFound:
-        return error(404, "no such incident", field="id")
-    return _action_result(request, incident_id, decision)
+    return await _act(
+        request,
+        lambda s, incident_id, body: actions.acknowledge(
+            s.pool, incident_id, body.by, "api", s.rules.current, s.clock.now()
+        ),
+    )
 
 
 async def resolve(request: web.Request) -> web.Response:
     """``POST /api/v1/incidents/{id}/resolve``."""
+    return await _act(
+        request,
+        lambda s, incident_id, body: actions.resolve(
+            s.pool, incident_id, body.by, body.reason, s.rules.current, s.clock.now()
+        ),
+    )
+
+
+async def _act(
+    request: web.Request, call: Callable[[Services, int, ActionBody], Awaitable[Decision]]
+) -> web.Response:
     services = request.app[SERVICES]
     incident_id = int_param(request.match_info["id"], "id")
     body = await _action_body(request)
     try:
-        decision = await actions.resolve(
-            services.pool,
-            incident_id,
-            body.by,
-            body.reason,
-            services.rules.current,
-            services.clock.now(),
-        )
+        decision = await call(services, incident_id, body)
     except actions.IncidentNotFound:
         return error(404, "no such incident", field="id")
-    return _action_result(request, incident_id, decision)
+    if decision.incident is not None:
+        services.engine.wake()
+    return web.json_response({"id": incident_id, "result": decision.reason})
 
 
 async def unmatched_signals(request: web.Request) -> web.Response:
@@ -103,12 +107,6 @@ async def _action_body(request: web.Request) -> ActionBody:
     except ValidationError as err:
         first = err.errors()[0]
         raise bad_request(first["msg"], field_path(first["loc"]) or "body") from None
-
-
-def _action_result(request: web.Request, incident_id: int, decision: Decision) -> web.Response:
-    if decision.incident is not None:
-        request.app[SERVICES].engine.wake()
-    return web.json_response({"id": incident_id, "result": decision.reason})
 
 
 def routes() -> list[web.RouteDef]:

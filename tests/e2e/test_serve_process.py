@@ -1,0 +1,113 @@
+"""``stormwatch serve`` as an operator runs it: embedded PostgreSQL, data kept across restarts,
+graceful SIGTERM, and no secret in the logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import alert, payload
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+SECRETS = {"STORMWATCH_WEBHOOK_TOKEN": "wh-secret-7f3a", "STORMWATCH_API_TOKEN": "api-secret-91bc"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Service:
+    """One ``stormwatch serve`` process on a data directory."""
+
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STORMWATCH_")}
+        env |= SECRETS | {
+            "STORMWATCH_PORT": str(self.port),
+            "STORMWATCH_DATA_DIR": str(data_dir),
+            "STORMWATCH_RULES_DIR": str(REPO / "rules"),
+        }
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "detector", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        """Poll /readyz (bounded): starting includes initialising the embedded database."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                with urllib.request.urlopen(self.url("/readyz"), timeout=2) as answer:  # noqa: S310
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        pytest.fail(f"service not ready in {timeout}s:\n{self.log.read_text()}")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def call(self, path: str, body: Any = None, token: str = "") -> Any:
+        request = urllib.request.Request(  # noqa: S310 - loopback test URL
+            self.url(path),
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return json.loads(answer.read())
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+class TestServeProcess:
+    def test_data_survives_a_graceful_restart_and_secrets_stay_out_of_logs(
+        self, tmp_path: Path
+    ) -> None:
+        first = Service(tmp_path / "data", tmp_path / "first.log")
+        try:
+            accepted = first.call(
+                "/api/v1/alertmanager",
+                payload(alert(severity="page", cluster="eu-1", database="shop")),
+                SECRETS["STORMWATCH_WEBHOOK_TOKEN"],
+            )
+            assert accepted == {"status": "accepted", "alerts": 1}
+        finally:
+            assert first.stop() == 0
+        events = [
+            json.loads(line)["event"]
+            for line in first.log.read_text().splitlines()
+            if line.startswith("{")
+        ]
+        assert events.index("engine.stopped") < events.index("service.stopped")
+        assert events[-1] == "database.embedded_stopped"
+
+        second = Service(tmp_path / "data", tmp_path / "second.log")
+        try:
+            listed = second.call("/api/v1/incidents", token=SECRETS["STORMWATCH_API_TOKEN"])
+        finally:
+            assert second.stop() == 0
+        [incident] = listed["incidents"]
+        assert incident["rule"] == "db-connection-pool-exhausted"
+        logs = first.log.read_text() + second.log.read_text()
+        for secret in SECRETS.values():
+            assert secret not in logs
