@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from detector.model import AlertStatus, Signal, Source
 from detector.store import Connection
 
@@ -72,13 +70,13 @@ async def insert_signals(connection: Connection, signals: Sequence[Signal]) -> I
                     group_key, receiver, received_at, received_at
              FROM json_to_recordset($1::json) AS r(
                source text, name text, fingerprint text, status text, starts_at timestamptz,
-               ends_at timestamptz, labels jsonb, annotations jsonb, group_key text,
+               ends_at timestamptz, labels json, annotations json, group_key text,
                receiver text, received_at timestamptz)
              ON CONFLICT (source, fingerprint, starts_at, status)
                DO UPDATE SET last_received_at = EXCLUDED.last_received_at
              RETURNING (xmax = 0) AS inserted)
            SELECT count(*) FILTER (WHERE inserted) FROM stored""",
-        orjson.dumps(rows, default=dict).decode(),
+        rows,
     )
     return InsertResult(inserted=inserted, duplicates=len(signals) - inserted)
 

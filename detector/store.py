@@ -39,14 +39,15 @@ _INCIDENT_COLUMNS = """
 
 
 async def init_connection(connection: asyncpg.Connection) -> None:
-    """Decode jsonb as Python objects on every pooled connection."""
-    await connection.set_type_codec(
-        "jsonb", encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
-    )
+    """Decode json and jsonb as Python objects on every pooled connection."""
+    for kind in ("json", "jsonb"):
+        await connection.set_type_codec(
+            kind, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
+        )
 
 
 def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value, default=dict).decode()  # Mapping views become objects
 
 
 def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None = None) -> Incident:

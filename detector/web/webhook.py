@@ -40,9 +40,14 @@ async def receive_alertmanager(request: web.Request) -> web.Response:
     signals = to_signals(payload, services.clock.now())
     try:
         await services.batcher.submit(signals)
-    except _DB_ERRORS:
+    except _DB_ERRORS as err:
         services.metrics.webhooks.labels("unavailable").inc()
-        log.warning("webhook.unavailable", alerts=len(signals))
+        log.warning(
+            "webhook.unavailable",
+            alerts=len(signals),
+            error=type(err).__name__,
+            reason=str(err)[:200],
+        )
         return error(503, "database unavailable, retry later")
     services.engine.wake()
     services.metrics.webhooks.labels("accepted").inc()
