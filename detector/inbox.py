@@ -74,7 +74,9 @@ async def insert_signals(connection: Connection, signals: Sequence[Signal]) -> I
                receiver text, received_at timestamptz)
              ON CONFLICT (source, fingerprint, starts_at, status)
                DO UPDATE SET last_received_at = EXCLUDED.last_received_at
-             RETURNING (xmax = 0) AS inserted)
+             RETURNING id, (xmax = 0) AS inserted),
+           queued AS (
+             INSERT INTO pending_signals (signal_id) SELECT id FROM stored WHERE inserted)
            SELECT count(*) FILTER (WHERE inserted) FROM stored""",
         rows,
     )
@@ -84,9 +86,10 @@ async def insert_signals(connection: Connection, signals: Sequence[Signal]) -> I
 async def lock_pending(connection: Connection, limit: int) -> list[PendingSignal]:
     """The oldest unprocessed signals, in arrival order, locked for this transaction."""
     rows = await connection.fetch(
-        """SELECT id, source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
-                  group_key, receiver, received_at
-           FROM signals WHERE processed_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        """SELECT s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
+                  s.labels, s.annotations, s.group_key, s.receiver, s.received_at
+           FROM pending_signals p JOIN signals s ON s.id = p.signal_id
+           ORDER BY p.signal_id LIMIT $1 FOR UPDATE OF p SKIP LOCKED""",
         limit,
     )
     return [PendingSignal(row["id"], signal_from_row(row)) for row in rows]
@@ -109,22 +112,27 @@ def signal_from_row(row: Any) -> Signal:
     )
 
 
-async def mark_processed(connection: Connection, outcomes: dict[int, str], now: datetime) -> None:
-    """Record what processing concluded for each signal (matched, unmatched, error)."""
+async def mark_processed(connection: Connection, outcomes: dict[int, str]) -> None:
+    """Take processed signals off the queue; remember the ones no rule matched."""
     await connection.execute(
-        """UPDATE signals SET processed_at = $3, outcome = t.outcome
-           FROM unnest($1::bigint[], $2::text[]) AS t(id, outcome) WHERE signals.id = t.id""",
-        list(outcomes),
-        list(outcomes.values()),
-        now,
+        "DELETE FROM pending_signals WHERE signal_id = ANY($1::bigint[])", list(outcomes)
     )
+    unmatched = [signal_id for signal_id, outcome in outcomes.items() if outcome == "unmatched"]
+    if unmatched:
+        await connection.execute(
+            "INSERT INTO unmatched_signals (signal_id) SELECT unnest($1::bigint[])"
+            " ON CONFLICT DO NOTHING",
+            unmatched,
+        )
 
 
 async def unmatched(connection: Connection, limit: int) -> list[dict[str, Any]]:
     """Recent signals no rule matched, newest first, for the API."""
     rows = await connection.fetch(
-        """SELECT id, source, name, fingerprint, status, starts_at, labels, annotations, received_at
-           FROM signals WHERE outcome = 'unmatched' ORDER BY id DESC LIMIT $1""",
+        """SELECT s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.labels,
+                  s.annotations, s.received_at
+           FROM unmatched_signals u JOIN signals s ON s.id = u.signal_id
+           ORDER BY u.signal_id DESC LIMIT $1""",
         limit,
     )
     return [dict(row) for row in rows]

@@ -17,7 +17,8 @@ _STATEMENTS = {
         SELECT id FROM outbox WHERE state <> 'pending' AND created_at < $1 LIMIT $2)""",
     "signals": """DELETE FROM signals WHERE id IN (
         SELECT s.id FROM signals s
-        WHERE s.processed_at IS NOT NULL AND s.last_received_at < $1
+        WHERE s.last_received_at < $1
+          AND NOT EXISTS (SELECT 1 FROM pending_signals p WHERE p.signal_id = s.id)
           AND NOT EXISTS (
             SELECT 1 FROM incident_alerts a JOIN incidents i ON i.id = a.incident_id
             WHERE a.fingerprint = s.fingerprint AND a.starts_at = s.starts_at

@@ -75,6 +75,6 @@ async def process_pending(
                 continue
             if decision is not None:
                 result.decisions.append(decision)
-        await inbox.mark_processed(connection, outcomes, now)
+        await inbox.mark_processed(connection, outcomes)
         result.outcomes.update(outcomes.values())
     return result
