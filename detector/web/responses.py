@@ -1,4 +1,4 @@
-"""JSON error bodies and the middleware that guarantees every error is JSON with a reason."""
+"""The edge of every request: request id, API token, and errors as JSON bodies naming the field."""
 
 from __future__ import annotations
 
