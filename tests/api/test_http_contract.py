@@ -208,3 +208,20 @@ class TestAckLink:
         response = await shop.client.post(f"/ack/{forged}")
         assert response.status == 400
         assert (await shop.incidents())[0]["state"] == "triggered"
+
+
+class TestErrorsAreJson:
+    @pytest.mark.parametrize(
+        ("method", "path", "status"),
+        [
+            pytest.param("GET", "/api/v1/nothing-here", 404, id="unknown path"),
+            pytest.param("GET", "/api/v1/alertmanager", 405, id="wrong method"),
+        ],
+    )
+    async def test_framework_errors_answer_json(
+        self, shop: Shop, method: str, path: str, status: int
+    ) -> None:
+        response = await shop.client.request(method, path)
+        assert response.status == status
+        assert response.content_type == "application/json"
+        assert (await response.json())["error"]
