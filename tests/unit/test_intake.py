@@ -13,7 +13,7 @@ from detector.model import AlertStatus, Signal, Source
 
 RECEIVED = datetime(2026, 11, 22, 17, 13, 10, tzinfo=UTC)
 
-# Verbatim from Prometheus 2.42 -> Alertmanager 0.25 (shared/reference/alertmanager.md, 1.1).
+# A payload as Prometheus 2.42 -> Alertmanager 0.25 really send it (captured on a test setup).
 AM_0_25_BODY = b"""{"receiver":"realprom","status":"firing",
  "alerts":[{"status":"firing",
    "labels":{"alertname":"CheckoutErrorSpike","case":"realprom","cluster":"eu-prod-1","service":"checkout","severity":"page"},
