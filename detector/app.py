@@ -65,7 +65,11 @@ def create_app(
     return app
 
 
-def _lifecycle(settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
+def _lifecycle(
+    settings: Settings, clock: Clock
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The cleanup context: everything starts before the first request and stops after the last."""
+
     async def run(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             services = await _start_services(stack, app[METRICS], settings, clock)
@@ -184,7 +188,7 @@ def build_reconciler(
     wake: Callable[[], None],
 ) -> Reconciler | None:
     """The Alertmanager reconciler, or None when no Alertmanager URL is configured."""
-    if settings.alertmanager_url is None:
+    if not settings.alertmanager_url:  # unset, or set to empty
         return None
     client = AlertmanagerClient(session, settings.alertmanager_url, settings.alertmanager_token)
     return Reconciler(

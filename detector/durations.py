@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
@@ -59,3 +59,13 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^(\d+(ms|s|m|h|d|w))+$", "examples": ["5m"]}),
 ]
 """A timedelta written as ``5m`` in files and environment variables."""
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s: a zero window can never fire")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+"""A Duration that must be longer than zero (windows, intervals, timeouts)."""

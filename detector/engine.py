@@ -28,6 +28,7 @@ from detector.timer_stage import FiredTimer
 
 log = structlog.get_logger(__name__)
 PRUNE_EVERY = timedelta(hours=1)
+GAUGE_EVERY_SECONDS = 1.0
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Engine:
         self._stopping = asyncio.Event()
         self._retention = retention
         self._next_prune = clock.now()
+        self._gauge_refreshed = -GAUGE_EVERY_SECONDS
 
     def wake(self) -> None:
         """Ask for a cycle now (new signals were committed)."""
@@ -164,6 +166,11 @@ class Engine:
             m.deliveries.labels(delivery.message.channel, delivery.outcome, delivery.reason).inc()
 
     async def _refresh_open_gauge(self) -> None:
+        """Count open incidents for the gauge, at most once a second: cycles under load run
+        back to back, and a count per cycle would be work no scrape ever sees."""
+        if time.monotonic() - self._gauge_refreshed < GAUGE_EVERY_SECONDS:
+            return
+        self._gauge_refreshed = time.monotonic()
         try:
             rows = await self._pool.fetch(
                 "SELECT state, count(*) AS n FROM incidents"

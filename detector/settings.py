@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from detector.durations import Duration
+from detector.durations import Duration, PositiveDuration
 
 
 class LogFormat(StrEnum):
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     alertmanager_token: SecretStr | None = Field(
         default=None, description="bearer token sent to Alertmanager's API"
     )
-    reconcile_interval: Duration = Field(
+    reconcile_interval: PositiveDuration = Field(
         default=timedelta(minutes=5), description="pause between reconciliations"
     )
     reconcile_grace: Duration = Field(
@@ -88,28 +88,14 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
-    @field_validator("public_url")
+    @field_validator("public_url", "alertmanager_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
-
-    @field_validator("alertmanager_url")
-    @classmethod
-    def _alertmanager_http_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None) -> str | None:
         if not value:
-            return None
+            return value  # empty or unset
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
-
-    @field_validator("reconcile_interval")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be longer than 0s")
-        return value
 
     @property
     def base_url(self) -> str:

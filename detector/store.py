@@ -5,6 +5,7 @@ Callers own the transaction; every function here takes a connection that is insi
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -21,6 +22,7 @@ from detector.model import (
     Severity,
 )
 from responders.escalation import EscalationPolicy
+from responders.paging import PageContent
 
 Connection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -197,19 +199,21 @@ async def add_timeline(
 
 
 def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[str, Any]:
-    """What the page says, frozen at the moment it was decided."""
-    return {
-        "event": page.event.value,
-        "incident_id": incident_id,
-        "title": incident.title,
-        "severity": incident.severity.value,
-        "summary": incident.summary,
-        "state": incident.state.value,
-        "rule": incident.rule,
-        "component": incident.component,
-        "group": dict(incident.group_labels),
-        "step": page.step,
-    }
+    """What the page says, frozen at the moment it was decided (delivery rebuilds the
+    PageContent from it, so the two can never disagree on fields)."""
+    content = PageContent(
+        event=page.event.value,
+        incident_id=incident_id,
+        title=incident.title,
+        severity=incident.severity.value,
+        summary=incident.summary,
+        state=incident.state.value,
+        rule=incident.rule,
+        component=incident.component,
+        group=dict(incident.group_labels),
+        step=page.step,
+    )
+    return asdict(content)
 
 
 async def _save_incident(connection: Connection, incident: Incident, now: datetime) -> int:

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from detector.durations import Duration
+from detector.durations import Duration, PositiveDuration
 from detector.model import Severity
 from detector.ruleset.matchers import Matcher, parse_matcher
 from detector.ruleset.templates import check_template
@@ -26,12 +26,6 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$|^\.\.\.$")]
 Template = Annotated[str, AfterValidator(check_template)]
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("must be longer than 0s: a zero window can never fire")
-    return value
 
 
 def _matcher(value: object) -> object:
@@ -53,7 +47,6 @@ class Strict(BaseModel):
 
 
 Selector = tuple[MatcherField, ...]
-PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 
 
 class ThresholdSpec(Strict):
