@@ -29,9 +29,7 @@ from detector.clock import Clock, SystemClock
 from detector.delivery_stage import Deliverer
 from detector.embedded_db import EmbeddedPostgres
 from detector.engine import Engine
-from detector.inbox import InsertResult
 from detector.metrics import Metrics
-from detector.model import Source
 from detector.reconcile import AlertmanagerClient, Reconciler
 from detector.reload import RulesReloader
 from detector.ruleset.live import ChannelConfigError, LiveRules
@@ -119,7 +117,7 @@ async def _start_services(
         reloader=RulesReloader(rules, settings.rules_dir, metrics),
         metrics=metrics,
         clock=clock,
-        batcher=IntakeBatcher(pool, lambda result: _count_intake(metrics, result)),
+        batcher=IntakeBatcher(pool, clock.now),
         engine=Engine(
             pool,
             lambda: rules.routes,
@@ -213,8 +211,3 @@ def build_channels(rules: RuleSet, session: aiohttp.ClientSession) -> Mapping[st
             )
         channels[spec.name] = WebhookChannel(spec.name, url, session, spec.headers, spec.timeout)
     return channels
-
-
-def _count_intake(metrics: Metrics, result: InsertResult) -> None:
-    metrics.signals_received.labels(Source.ALERTMANAGER, "accepted").inc(result.inserted)
-    metrics.signals_received.labels(Source.ALERTMANAGER, "duplicate").inc(result.duplicates)

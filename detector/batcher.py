@@ -1,57 +1,58 @@
-"""Group commit for intake: signals from concurrent webhook requests share one transaction.
+"""Group commit for intake: bodies from concurrent webhook requests share one intake log record.
 
-Each request waits for the commit that contains its signals before it is answered, so a 2xx
-still means durable; batching only amortises the commit cost across requests under load.
+Each request waits for the commit that contains its body before it is answered, so a 2xx still
+means durable; batching only amortises the commit cost across requests under load.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
-from detector import inbox
-from detector.inbox import InsertResult
-from detector.model import Signal
+from detector import intake_log
+from detector.intake import log_record
 
-Committed = Callable[[InsertResult], None]
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 @dataclass(slots=True)
 class _Pending:
-    signals: Sequence[Signal]
+    entry: bytes
+    alerts: int
     done: asyncio.Future[None]
 
 
 class IntakeBatcher:
-    """Collects signals while a commit is in flight and writes them together.
+    """Collects log entries while a commit is in flight and writes them as one record.
 
-    At most ``writers`` writer tasks run; each loops, taking everything queued (up to
-    ``max_batch`` signals) into one commit, until the queue is empty. Batches grow with load and
-    stay at one request when idle, and no task is created per request.
+    At most ``writers`` writer tasks run; each holds one connection and loops, taking everything
+    queued (up to ``max_alerts`` alerts) into one record, until the queue is empty. Records grow
+    with load and stay at one request when idle, and no task is created per request.
     """
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        on_commit: Committed,
-        writers: int = 3,
-        max_batch: int = 5000,
+        now: Callable[[], datetime],
+        writers: int = 2,
+        max_alerts: int = 5000,
     ) -> None:
         self._pool = pool
-        self._on_commit = on_commit
+        self._now = now
         self._queue: deque[_Pending] = deque()
         self._max_writers = writers
-        self._max_batch = max_batch
+        self._max_alerts = max_alerts
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, signals: Sequence[Signal]) -> None:
-        """Store ``signals`` durably; returns once committed, raises if the commit failed."""
+    async def submit(self, entry: bytes, alerts: int) -> None:
+        """Store one framed request durably; returns once committed, raises if that failed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(signals, done))
+        self._queue.append(_Pending(entry, alerts, done))
         if len(self._tasks) < self._max_writers:
             task = asyncio.create_task(self._write_until_empty())
             self._tasks.add(task)
@@ -59,34 +60,44 @@ class IntakeBatcher:
         return await done
 
     async def _write_until_empty(self) -> None:
-        while batch := self._take():
+        while self._queue:
+            batch: list[_Pending] = []
             try:
-                await self._commit(batch)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as err:
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(err)
-                continue
-            for item in batch:
-                if not item.done.done():
-                    item.done.set_result(None)
+                async with self._pool.acquire() as connection:
+                    while batch := self._take():
+                        await intake_log.append(
+                            connection,
+                            self._now(),
+                            len(batch),
+                            sum(item.alerts for item in batch),
+                            log_record([item.entry for item in batch]),
+                        )
+                        _settle(batch, None)
+            except DB_ERRORS as err:
+                # The failed batch, or the next one when no connection could be had: each
+                # failure answers someone 503 (Alertmanager retries), so the queue always moves.
+                _settle(batch or self._take(), err)
 
     def _take(self) -> list[_Pending]:
         batch: list[_Pending] = []
         size = 0
-        while self._queue and (not batch or size + len(self._queue[0].signals) <= self._max_batch):
+        while self._queue and (not batch or size + self._queue[0].alerts <= self._max_alerts):
             item = self._queue.popleft()
             batch.append(item)
-            size += len(item.signals)
+            size += item.alerts
         return batch
-
-    async def _commit(self, batch: list[_Pending]) -> None:
-        signals = [signal for item in batch for signal in item.signals]
-        async with self._pool.acquire() as connection, connection.transaction():
-            result = await inbox.insert_signals(connection, signals)
-        self._on_commit(result)
 
     async def drain(self) -> None:
         """Wait for in-flight commits (used at shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _settle(batch: list[_Pending], error: Exception | None) -> None:
+    for item in batch:
+        if item.done.done():
+            continue
+        if error is None:
+            item.done.set_result(None)
+        else:
+            item.done.set_exception(error)

@@ -21,7 +21,7 @@ from detector import delivery_stage, retention, signal_stage, timer_stage
 from detector.clock import Clock
 from detector.delivery_stage import Deliverer, DeliveryOutcome
 from detector.metrics import Metrics
-from detector.model import Decision
+from detector.model import Decision, Source
 from detector.ruleset.live import Routes
 from detector.signal_stage import SignalBatchResult
 from detector.timer_stage import FiredTimer
@@ -42,7 +42,7 @@ class CycleReport:
     @property
     def busy(self) -> bool:
         """True when the cycle found work, so the next one should follow at once."""
-        return bool(self.signals.processed or self.timers or self.deliveries)
+        return bool(self.signals.busy or self.timers or self.deliveries)
 
 
 class Engine:
@@ -143,6 +143,11 @@ class Engine:
 
     def _count(self, report: CycleReport) -> None:
         m = self._metrics
+        stored = report.signals.expansion.stored
+        m.signals_received.labels(Source.ALERTMANAGER, "accepted").inc(stored.inserted)
+        m.signals_received.labels(Source.ALERTMANAGER, "duplicate").inc(stored.duplicates)
+        if report.signals.expansion.unreadable:
+            m.engine_errors.labels("intake_log").inc(report.signals.expansion.unreadable)
         for outcome, count in report.signals.outcomes.items():
             m.signals_processed.labels(outcome).inc(count)
         decisions: list[Decision] = [

@@ -139,10 +139,15 @@ async def unmatched(connection: Connection, limit: int) -> list[dict[str, Any]]:
 
 
 async def keep_rejected(
-    connection: Connection, received_at: datetime, field: str, reason: str, body: str, keep: int
+    connection: Connection,
+    received_at: datetime,
+    field: str,
+    reason: str,
+    body: str,
+    keep: int | None = None,
 ) -> None:
-    """Keep a rejected body for inspection, bounded to the newest ``keep`` rows."""
-    if keep <= 0:
+    """Keep a rejected body for inspection, bounded to the newest ``keep`` rows when given."""
+    if keep is not None and keep <= 0:
         return
     await connection.execute(
         "INSERT INTO rejected_webhooks (received_at, field, reason, body) VALUES ($1, $2, $3, $4)",
@@ -151,6 +156,8 @@ async def keep_rejected(
         reason,
         body,
     )
+    if keep is None:
+        return
     await connection.execute(
         """DELETE FROM rejected_webhooks WHERE id <= (
              SELECT id FROM rejected_webhooks ORDER BY id DESC OFFSET $1 LIMIT 1)""",

@@ -10,7 +10,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from detector.fieldpath import field_path
 from detector.model import AlertStatus, Signal, Source
@@ -43,6 +43,16 @@ class WebhookPayload(_Lenient):
     groupKey: str = ""
     alerts: list[WebhookAlert]
     truncatedAlerts: int = 0
+
+
+class LoggedRequest(_Lenient):
+    """One accepted request as the intake log keeps it: the body and when it arrived."""
+
+    received_at: AwareDatetime
+    payload: WebhookPayload
+
+
+_LOG_ENTRIES = TypeAdapter(list[LoggedRequest])
 
 
 class PayloadError(ValueError):
@@ -102,4 +112,26 @@ def to_signals(payload: WebhookPayload, received_at: datetime) -> list[Signal]:
                 receiver=payload.receiver,
             )
         )
+    return signals
+
+
+def log_entry(body: bytes, received_at: datetime) -> bytes:
+    """An accepted body framed with its arrival time, ready to join into an intake log record.
+
+    The body is embedded as received: it has just parsed as JSON with the parser that reads it
+    back, so no re-encoding is needed on the request path.
+    """
+    return b'{"received_at":"%s","payload":%s}' % (received_at.isoformat().encode(), body)
+
+
+def log_record(entries: list[bytes]) -> bytes:
+    """Entries joined into one record (a JSON array)."""
+    return b"[" + b",".join(entries) + b"]"
+
+
+def signals_from_record(record: bytes) -> list[Signal]:
+    """Every signal of an intake log record, in arrival order."""
+    signals: list[Signal] = []
+    for entry in _LOG_ENTRIES.validate_json(record):
+        signals.extend(to_signals(entry.payload, entry.received_at))
     return signals

@@ -13,7 +13,7 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from detector import inbox, store
+from detector import inbox, intake_log, store
 from detector.correlation import correlate
 from detector.model import Decision, Signal
 from detector.ruleset.rules import RuleMatch, RuleSet
@@ -26,6 +26,7 @@ _PROCESSING_LOCK = 0x5707_5160
 class SignalBatchResult:
     """What one pass over pending signals did."""
 
+    expansion: intake_log.Expansion = field(default_factory=intake_log.Expansion)
     outcomes: Tally[str] = field(default_factory=Tally)
     decisions: list[Decision] = field(default_factory=list)
 
@@ -33,6 +34,12 @@ class SignalBatchResult:
     def processed(self) -> int:
         """Number of signals handled."""
         return sum(self.outcomes.values())
+
+    @property
+    def busy(self) -> bool:
+        """True when intake log records or signals were handled."""
+        stored = self.expansion.stored
+        return bool(self.processed or stored.inserted or stored.duplicates)
 
 
 def group_by_incident(
@@ -53,11 +60,15 @@ def group_by_incident(
 async def process_pending(
     pool: asyncpg.Pool, rules: RuleSet, now: datetime, limit: int = 500
 ) -> SignalBatchResult:
-    """Process up to ``limit`` pending signals (nothing while another replica holds the lock)."""
+    """Expand intake log records, then process up to ``limit`` pending signals.
+
+    Nothing happens while another replica holds the lock.
+    """
     result = SignalBatchResult()
     async with pool.acquire() as connection, connection.transaction():
         if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PROCESSING_LOCK):
             return result
+        result.expansion = await intake_log.expand(connection, limit, now)
         pending = await inbox.lock_pending(connection, limit)
         if not pending:
             return result

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import time
 
-import asyncpg
 import structlog
 from aiohttp import web
 
 from detector import inbox
-from detector.intake import PayloadError, parse_payload, to_signals
+from detector.batcher import DB_ERRORS
+from detector.intake import PayloadError, log_entry, parse_payload
 from detector.model import Source
 from detector.web.context import SERVICES, Services
 from detector.web.responses import check_bearer, error
 
 log = structlog.get_logger(__name__)
 _KEPT_BODY_BYTES = 64 * 1024
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 async def receive_alertmanager(request: web.Request) -> web.Response:
@@ -37,14 +36,14 @@ async def receive_alertmanager(request: web.Request) -> web.Response:
         payload = parse_payload(body)
     except PayloadError as err:
         return await _reject(services, body, err)
-    signals = to_signals(payload, services.clock.now())
+    alerts = len(payload.alerts)
     try:
-        await services.batcher.submit(signals)
-    except _DB_ERRORS as err:
+        await services.batcher.submit(log_entry(body, services.clock.now()), alerts)
+    except DB_ERRORS as err:
         services.metrics.webhooks.labels("unavailable").inc()
         log.warning(
             "webhook.unavailable",
-            alerts=len(signals),
+            alerts=alerts,
             error=type(err).__name__,
             reason=str(err)[:200],
         )
@@ -52,7 +51,7 @@ async def receive_alertmanager(request: web.Request) -> web.Response:
     services.engine.wake()
     services.metrics.webhooks.labels("accepted").inc()
     services.metrics.webhook_latency.observe(time.perf_counter() - started)
-    return web.json_response({"status": "accepted", "alerts": len(signals)})
+    return web.json_response({"status": "accepted", "alerts": alerts})
 
 
 async def _reject(services: Services, body: bytes, err: PayloadError) -> web.Response:
@@ -69,6 +68,6 @@ async def _reject(services: Services, body: bytes, err: PayloadError) -> web.Res
                 body[:_KEPT_BODY_BYTES].decode("utf-8", errors="replace"),
                 services.settings.rejected_keep,
             )
-    except _DB_ERRORS:
+    except DB_ERRORS:
         log.warning("webhook.rejected_body_not_kept")
     return error(400, "invalid Alertmanager payload", field=err.field, errors=err.errors)

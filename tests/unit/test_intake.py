@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from detector.intake import PayloadError, fingerprint_of, parse_payload, to_signals
+from detector.intake import (
+    PayloadError,
+    fingerprint_of,
+    log_entry,
+    log_record,
+    parse_payload,
+    signals_from_record,
+    to_signals,
+)
 from detector.model import AlertStatus, Signal, Source
 
 RECEIVED = datetime(2026, 11, 22, 17, 13, 10, tzinfo=UTC)
@@ -316,3 +324,23 @@ class TestRejections:
 
         fields = {error["field"] for error in raised.value.errors}
         assert fields == {"version", "alerts[0].status", "alerts[1].startsAt"}
+
+
+class TestIntakeLogRecord:
+    def test_record_gives_back_every_request_in_order_with_its_arrival_time(self) -> None:
+        later = RECEIVED + timedelta(seconds=3)
+        first = body(alert(fingerprint="aa"), alert(fingerprint="bb"))
+        second = AM_0_25_BODY + b"\n"  # Go's encoder ends the body with a newline
+        record = log_record([log_entry(first, RECEIVED), log_entry(second, later)])
+        assert signals_from_record(record) == [
+            *signals_of(first, RECEIVED),
+            *signals_of(second, later),
+        ]
+
+    def test_arrival_time_still_decides_whether_a_passed_end_means_resolved(self) -> None:
+        ends = "2026-11-22T17:13:05Z"  # after RECEIVED - 1 min, before RECEIVED
+        raw = body(alert(endsAt=ends))
+        early = RECEIVED - timedelta(minutes=1)
+        [before] = signals_from_record(log_record([log_entry(raw, early)]))
+        [after] = signals_from_record(log_record([log_entry(raw, RECEIVED)]))
+        assert (before.status, after.status) == (AlertStatus.FIRING, AlertStatus.RESOLVED)

@@ -1,0 +1,77 @@
+"""The intake log: where accepted webhooks are durable before the engine expands them.
+
+Answering Alertmanager costs one row per group commit, whatever the number of alerts; the engine
+then turns records into deduplicated signals in arrival order and deletes them, all in one
+transaction, so a record is expanded exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from pydantic import ValidationError
+
+from detector import inbox
+from detector.inbox import InsertResult
+from detector.intake import signals_from_record
+from detector.model import Signal
+from detector.store import Connection
+
+log = structlog.get_logger(__name__)
+_KEPT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """What expanding intake log records stored: new signals, replays, unreadable records."""
+
+    stored: InsertResult = field(default_factory=lambda: InsertResult(0, 0))
+    unreadable: int = 0
+
+
+async def append(
+    connection: Connection, received_at: datetime, requests: int, alerts: int, record: bytes
+) -> None:
+    """Store one record (a single statement, so it is atomic without an explicit transaction)."""
+    await connection.execute(
+        "INSERT INTO intake_log (received_at, requests, alerts, bodies) VALUES ($1, $2, $3, $4)",
+        received_at,
+        requests,
+        alerts,
+        record,
+    )
+
+
+async def expand(connection: Connection, max_alerts: int, now: datetime) -> Expansion:
+    """Turn the oldest records (about ``max_alerts`` alerts, at least one record) into signals.
+
+    Call inside the transaction that holds the signal-processing lock. A record that no longer
+    parses (it did when accepted) is kept with the rejected bodies, so it is never retried
+    forever nor dropped unseen.
+    """
+    rows = await connection.fetch(
+        """SELECT id, bodies FROM (
+             SELECT id, bodies, sum(alerts) OVER (ORDER BY id) - alerts AS before
+             FROM intake_log ORDER BY id LIMIT 1000) oldest
+           WHERE before < $1 ORDER BY id""",
+        max_alerts,
+    )
+    if not rows:
+        return Expansion()
+    signals: list[Signal] = []
+    unreadable = 0
+    for row in rows:
+        try:
+            signals.extend(signals_from_record(row["bodies"]))
+        except ValidationError as err:
+            unreadable += 1
+            log.exception("intake.unreadable_record", record=row["id"], error=str(err)[:200])
+            body = bytes(row["bodies"][:_KEPT_BYTES]).decode("utf-8", errors="replace")
+            await inbox.keep_rejected(connection, now, "intake_log", "unreadable record", body)
+    stored = await inbox.insert_signals(connection, signals) if signals else InsertResult(0, 0)
+    await connection.execute(
+        "DELETE FROM intake_log WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
+    )
+    return Expansion(stored, unreadable)

@@ -1,0 +1,73 @@
+"""The intake log: a 2xx means the webhook is in PostgreSQL before any engine has looked at it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import Shop, alert, payload
+
+
+async def _metric(shop: Shop, line_start: str) -> str:
+    text = await (await shop.client.get("/metrics")).text()
+    return next(line for line in text.splitlines() if line.startswith(line_start))
+
+
+class TestIntakeLog:
+    async def test_answered_webhooks_wait_in_the_log_until_the_engine_expands_them(
+        self, shop: Shop
+    ) -> None:
+        pool = shop.services.pool
+        answers = await asyncio.gather(
+            *(shop.post_alerts(alert(cluster=f"eu-{n}")) for n in range(20))
+        )
+        assert {a.status for a in answers} == {200}
+        assert await pool.fetchval("SELECT sum(requests) FROM intake_log") == 20
+        assert await pool.fetchval("SELECT count(*) FROM signals") == 0
+
+        await shop.cycle()
+        assert await pool.fetchval("SELECT count(*) FROM intake_log") == 0
+        assert await pool.fetchval("SELECT count(*) FROM signals") == 20
+        assert len(await shop.incidents()) == 20
+
+    async def test_replays_count_as_duplicates_when_expanded(self, shop: Shop) -> None:
+        firing = alert(cluster="eu-1")
+        for _ in range(3):
+            await shop.post_alerts(firing)
+        await shop.cycle()
+        accepted = 'stormwatch_signals_received_total{outcome="accepted",source="alertmanager"}'
+        duplicate = accepted.replace("accepted", "duplicate")
+        assert await _metric(shop, accepted) == f"{accepted} 1.0"
+        assert await _metric(shop, duplicate) == f"{duplicate} 2.0"
+        assert len(shop.pager.delivered("triggered")) == 1
+
+    async def test_unreadable_record_is_kept_for_inspection_and_the_rest_proceeds(
+        self, shop: Shop
+    ) -> None:
+        pool = shop.services.pool
+        await pool.execute(
+            "INSERT INTO intake_log (received_at, requests, alerts, bodies)"
+            " VALUES (now(), 1, 1, 'not json')"
+        )
+        await shop.post_alerts(alert(cluster="eu-1"))
+
+        await shop.cycle()
+        assert await pool.fetchval("SELECT count(*) FROM intake_log") == 0
+        assert len(await shop.incidents()) == 1
+        kept = await (await shop.client.get("/api/v1/webhooks/rejected")).json()
+        assert [(r["field"], r["body"]) for r in kept["rejected"]] == [("intake_log", "not json")]
+        errors = 'stormwatch_engine_errors_total{stage="intake_log"}'
+        assert await _metric(shop, errors) == f"{errors} 1.0"
+
+    async def test_a_large_backlog_is_expanded_in_bounded_steps(self, shop: Shop) -> None:
+        groups = [
+            payload(*(alert(cluster=f"c{g}", instance=f"i{n}") for n in range(300)))
+            for g in range(4)
+        ]
+        for body in groups:
+            response = await shop.client.post("/api/v1/alertmanager", json=body)
+            assert response.status == 200
+        first = await shop.cycle()
+        assert 0 < first.signals.expansion.stored.inserted < 1200
+        while (await shop.cycle()).busy:
+            pass
+        assert await shop.services.pool.fetchval("SELECT count(*) FROM signals") == 1200
