@@ -20,6 +20,7 @@ import aiohttp
 import asyncpg
 import structlog
 from aiohttp import web
+from pydantic import SecretStr
 
 from detector import migrations, store
 from detector.ack_links import LinkBuilder
@@ -29,6 +30,7 @@ from detector.clock import Clock, SystemClock
 from detector.delivery_stage import Deliverer
 from detector.embedded_db import EmbeddedPostgres
 from detector.engine import Engine
+from detector.engine_process import EngineProcess
 from detector.metrics import Metrics
 from detector.reconcile import AlertmanagerClient, Reconciler
 from detector.reload import RulesReloader
@@ -36,6 +38,7 @@ from detector.ruleset.live import ChannelConfigError, LiveRules
 from detector.ruleset.rules import RuleSet
 from detector.service_secrets import signing_key
 from detector.settings import Settings
+from detector.wakeup import wake_on_intake
 from detector.web import ack_page, incidents_api, ops, rules_api, webhook
 from detector.web.context import METRICS, SERVICES, Services
 from detector.web.responses import WEBHOOK_PATH, edge
@@ -49,9 +52,17 @@ RECONCILER = web.AppKey("reconciler", Reconciler)
 
 
 def create_app(
-    settings: Settings, clock: Clock | None = None, metrics: Metrics | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
+    *,
+    engine_process: bool = False,
 ) -> web.Application:
-    """Build the aiohttp application; resources start in its cleanup context."""
+    """Build the aiohttp application; resources start in its cleanup context.
+
+    With ``engine_process`` (what ``stormwatch serve`` uses) the engine runs in a child process,
+    so webhook intake never waits behind engine work for the CPU.
+    """
     app = web.Application(
         middlewares=[edge(lambda request: request.app[SERVICES].settings.api_token)],
         client_max_size=MAX_BODY_BYTES,
@@ -59,30 +70,32 @@ def create_app(
     app[METRICS] = metrics or Metrics()
     app.add_routes([web.post(WEBHOOK_PATH, webhook.receive_alertmanager)])
     app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
-    app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock()))
+    app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock(), engine_process))
     return app
 
 
 def _lifecycle(
-    settings: Settings, clock: Clock
+    settings: Settings, clock: Clock, engine_process: bool
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The cleanup context: everything starts before the first request and stops after the last."""
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            services = await _start_services(stack, app[METRICS], settings, clock)
+            url = await stack.enter_async_context(database_server(settings))
+            services = await _start_services(stack, url, app[METRICS], settings, clock)
             app[SERVICES] = services
-            reconciler = build_reconciler(
-                settings,
-                services.pool,
-                services.session,
-                clock,
-                services.metrics,
-                services.engine.wake,
-            )
+            reconciler = None
+            if settings.run_engine and engine_process:
+                child = await stack.enter_async_context(
+                    EngineProcess(settings.model_copy(update={"database_url": SecretStr(url)}))
+                )
+                services.reloader.forward_to(child.reload)
+            else:
+                reconciler = _reconciler_for(services)
             if reconciler is not None:
                 app[RECONCILER] = reconciler
-            loops = _start_loops(services, reconciler)
+            engine_here = settings.run_engine and not engine_process
+            loops = _start_loops(services, url, reconciler, engine_here=engine_here)
             sighup = _reload_on_sighup(services.reloader)
             log.info(
                 "service.started", url=settings.base_url, rules=len(services.rules.current.rules)
@@ -97,11 +110,36 @@ def _lifecycle(
     return run
 
 
+@asynccontextmanager
+async def engine_services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
+    """Everything the engine needs, running, without the HTTP server (the engine process)."""
+    async with AsyncExitStack() as stack:
+        url = await stack.enter_async_context(database_server(settings))
+        services = await _start_services(stack, url, Metrics(), settings, clock)
+        loops = _start_loops(services, url, _reconciler_for(services), engine_here=True)
+        log.info("engine.process_started", rules=len(services.rules.current.rules))
+        try:
+            yield services
+        finally:
+            await loops.stop_all()
+
+
+def _reconciler_for(services: Services) -> Reconciler | None:
+    return build_reconciler(
+        services.settings,
+        services.pool,
+        services.session,
+        services.clock,
+        services.metrics,
+        services.engine.wake,
+    )
+
+
 async def _start_services(
-    stack: AsyncExitStack, metrics: Metrics, settings: Settings, clock: Clock
+    stack: AsyncExitStack, url: str, metrics: Metrics, settings: Settings, clock: Clock
 ) -> Services:
     """Construct everything requests and loops share, in dependency order."""
-    pool = await stack.enter_async_context(database(settings))
+    pool = await stack.enter_async_context(connection_pool(url, settings.db_pool_size))
     session = await stack.enter_async_context(aiohttp.ClientSession())
     rules = LiveRules(settings.rules_dir, lambda r: build_channels(r, session), clock.now)
     key = await signing_key(pool, settings.signing_key)
@@ -131,13 +169,17 @@ async def _start_services(
     )
 
 
-def _start_loops(services: Services, reconciler: Reconciler | None) -> BackgroundLoops:
-    """The rule watcher everywhere; engine and reconciler where this replica runs the engine."""
+def _start_loops(
+    services: Services, url: str, reconciler: Reconciler | None, *, engine_here: bool
+) -> BackgroundLoops:
+    """The rule watcher everywhere; engine, its wake-up listener and the reconciler where the
+    engine runs."""
     loops = BackgroundLoops()
     settings = services.settings
     if settings.rules_watch_interval > timedelta(0):
         loops.start(services.reloader.watch(settings.rules_watch_interval))
-    if settings.run_engine:
+    if engine_here:
+        loops.start(wake_on_intake(url, services.engine.wake))
         loops.start(services.engine.run(), services.engine.stop)
         if reconciler is not None:
             loops.start(reconciler.run(), reconciler.stop)
@@ -154,27 +196,39 @@ def _reload_on_sighup(reloader: RulesReloader) -> bool:
 
 
 @asynccontextmanager
+async def database_server(settings: Settings) -> AsyncIterator[str]:
+    """The configured PostgreSQL's URL, or an embedded server's, stopped when the block ends."""
+    if settings.database_url is not None:
+        yield settings.database_url.get_secret_value()
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = await embedded.start()
+    try:
+        yield url
+    finally:
+        await embedded.stop()
+
+
+@asynccontextmanager
+async def connection_pool(url: str, size: int) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool on a migrated database."""
+    pool = await asyncpg.create_pool(url, min_size=2, max_size=size, init=store.init_connection)
+    try:
+        async with pool.acquire() as connection:
+            await migrations.migrate(connection)
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
 async def database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     """A migrated connection pool, on the configured PostgreSQL or an embedded one."""
-    embedded = None
-    if settings.database_url is not None:
-        url = settings.database_url.get_secret_value()
-    else:
-        embedded = EmbeddedPostgres(settings.data_dir)
-        url = await embedded.start()
-    try:
-        pool = await asyncpg.create_pool(
-            url, min_size=2, max_size=settings.db_pool_size, init=store.init_connection
-        )
-        try:
-            async with pool.acquire() as connection:
-                await migrations.migrate(connection)
-            yield pool
-        finally:
-            await pool.close()
-    finally:
-        if embedded is not None:
-            await embedded.stop()
+    async with (
+        database_server(settings) as url,
+        connection_pool(url, settings.db_pool_size) as pool,
+    ):
+        yield pool
 
 
 def build_reconciler(

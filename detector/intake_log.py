@@ -18,6 +18,7 @@ from detector.inbox import InsertResult
 from detector.intake import signals_from_record
 from detector.model import Signal
 from detector.store import Connection
+from detector.wakeup import INTAKE_CHANNEL
 
 log = structlog.get_logger(__name__)
 _KEPT_BYTES = 64 * 1024
@@ -34,9 +35,15 @@ class Expansion:
 async def append(
     connection: Connection, received_at: datetime, requests: int, alerts: int, record: bytes
 ) -> None:
-    """Store one record (a single statement, so it is atomic without an explicit transaction)."""
+    """Store one record and notify engines at commit.
+
+    A single statement, so it is atomic without an explicit transaction (one round trip).
+    """
     await connection.execute(
-        "INSERT INTO intake_log (received_at, requests, alerts, bodies) VALUES ($1, $2, $3, $4)",
+        f"""WITH stored AS (
+             INSERT INTO intake_log (received_at, requests, alerts, bodies)
+             VALUES ($1, $2, $3, $4) RETURNING id)
+           SELECT pg_notify('{INTAKE_CHANNEL}', '') FROM stored""",  # noqa: S608 - a constant
         received_at,
         requests,
         alerts,

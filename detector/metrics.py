@@ -1,11 +1,20 @@
 """Prometheus metrics with one registry per app, so tests start from zero.
 
 Labels stay low-cardinality: rule names, channels, outcomes; never incident ids or alert labels.
+When ``stormwatch serve`` runs the engine in its own process, both processes write their values
+to a shared directory and ``/metrics`` adds them up (prometheus_client's multiprocess mode); each
+gauge says how its per-process values combine.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
+
+_SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
@@ -60,7 +69,11 @@ class Metrics:
             registry=r,
         )
         self.incidents_open = Gauge(
-            "stormwatch_incidents_open", "Open incidents by state.", ["state"], registry=r
+            "stormwatch_incidents_open",
+            "Open incidents by state.",
+            ["state"],
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.deliveries = Counter(
             "stormwatch_deliveries_total",
@@ -110,15 +123,38 @@ class Metrics:
             "stormwatch_rules_last_reload_success",
             "1 if the last load of the rules directory succeeded, 0 if it was rejected.",
             registry=r,
+            multiprocess_mode="livemin",
         )
         self.rules_reload_time = Gauge(
             "stormwatch_rules_last_reload_timestamp_seconds",
             "When the rules directory was last loaded or rejected.",
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.rules_reloads = Counter(
             "stormwatch_rules_reloads_total", "Rule reloads by outcome.", ["outcome"], registry=r
         )
         self.rules_loaded = Gauge(
-            "stormwatch_rules_loaded", "Rules in the running rule set.", registry=r
+            "stormwatch_rules_loaded",
+            "Rules in the running rule set.",
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
+
+    def exposition(self) -> bytes:
+        """The text ``/metrics`` serves: this registry, or every process's values when shared."""
+        directory = os.environ.get(_SHARED_DIR)
+        if not directory:
+            return generate_latest(self.registry)
+        shared = CollectorRegistry()
+        MultiProcessCollector(shared, directory)  # type: ignore[no-untyped-call] # untyped upstream
+        return generate_latest(shared)
+
+
+def share_across_processes(directory: Path) -> None:
+    """Make metrics created from now on (here and in child processes) write to ``directory``.
+
+    Call before any :class:`Metrics` exists; the directory must be empty and private to this run.
+    """
+    os.environ[_SHARED_DIR] = str(directory)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call] # untyped upstream

@@ -7,6 +7,7 @@ swaps it in atomically, or keeps the running rules and reports why (log, metric,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,11 +40,20 @@ class RulesReloader:
         self._directory = directory
         self._metrics = metrics
         self._seen = directory_state(directory)
+        self._followers: list[Callable[[], None]] = []
         self._record(live.status)
+
+    def forward_to(self, follower: Callable[[], None]) -> None:
+        """Also call ``follower`` on every explicit reload (API, SIGHUP), e.g. to pass it on to
+        the engine process; file changes each process notices by itself."""
+        self._followers.append(follower)
 
     def reload(self, trigger: str) -> ReloadStatus:
         """Validate and swap in the directory's rules, or keep the running ones."""
         self._seen = directory_state(self._directory)
+        if trigger != "file_change":
+            for follower in self._followers:
+                follower()
         status = self._live.reload()
         self._record(status)
         if status.ok:

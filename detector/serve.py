@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
+from pathlib import Path
 
 from aiohttp import web
 
 from detector.app import create_app, database
 from detector.logs import configure_logging
+from detector.metrics import share_across_processes
 from detector.ruleset.live import ChannelConfigError
 from detector.ruleset.loader import RulesInvalid
 from detector.settings import Settings
@@ -17,15 +20,23 @@ from detector.settings import Settings
 def serve(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; an invalid rules directory stops start-up with its errors."""
     configure_logging(settings.log_format, settings.log_level)
+    separate = settings.run_engine and settings.engine_process
+    with tempfile.TemporaryDirectory(prefix="stormwatch-metrics-") as shared:
+        if separate:
+            share_across_processes(Path(shared))
+        return _run(create_app(settings, engine_process=separate), settings)
+
+
+def _run(app: web.Application, settings: Settings) -> int:
     try:
         web.run_app(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             print=None,
             access_log=None,
             shutdown_timeout=10,
-            loop=_event_loop(),
+            loop=event_loop(),
         )
     except RulesInvalid as err:
         print("cannot start: the rules directory has errors:", file=sys.stderr)
@@ -38,7 +49,7 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def _event_loop() -> asyncio.AbstractEventLoop:
+def event_loop() -> asyncio.AbstractEventLoop:
     """uvloop where it is installed (it serves webhooks markedly faster), else asyncio's."""
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     run_engine: bool = Field(
         default=True, description="run engine cycles here; off for API-only replicas"
     )
+    engine_process: bool = Field(
+        default=True,
+        description="under `stormwatch serve`, run the engine in its own process (false: one)",
+    )
     db_pool_size: int = Field(default=8, ge=2, le=200, description="PostgreSQL connections")
     rejected_keep: int = Field(
         default=200, ge=0, le=100_000, description="rejected webhook bodies kept"

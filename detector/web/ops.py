@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from detector.web.context import METRICS, SERVICES
 
@@ -27,8 +27,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition of this app's registry."""
-    body = generate_latest(request.app[METRICS].registry)
+    """Prometheus text exposition of the service's metrics."""
+    body = request.app[METRICS].exposition()
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -1,0 +1,102 @@
+"""The engine's own process under ``stormwatch serve``: started, restarted if it dies, stopped.
+
+Webhook intake and the engine then use separate cores: a burst of webhooks is answered while the
+engine works off the backlog, and engine work never delays a webhook's answer. The child gets
+its settings (secrets included) through a pipe, never through its command line or environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pickle
+import signal
+import sys
+import time
+from types import TracebackType
+
+import structlog
+
+from detector.settings import Settings
+
+log = structlog.get_logger(__name__)
+STOP_TIMEOUT_S = 30.0
+RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+STABLE_AFTER_S = 60.0  # a child that ran this long restarts with the shortest delay again
+
+
+class EngineProcess:
+    """Runs ``python -m detector.engine_runner`` for as long as the block lasts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def pid(self) -> int | None:
+        """The running child's process id."""
+        return self._process.pid if self._process is not None else None
+
+    async def __aenter__(self) -> EngineProcess:
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise())
+        return self
+
+    async def __aexit__(
+        self,
+        _type: type[BaseException] | None,
+        _error: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        """Stop the child after it finishes its engine cycle (SIGTERM), or kill it if it hangs."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("engine.process_killed", pid=process.pid, after_s=STOP_TIMEOUT_S)
+            process.kill()
+            await process.wait()
+
+    def reload(self) -> None:
+        """Have the child reload its rules (SIGHUP)."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGHUP)
+
+    async def _spawn(self) -> None:
+        # A session of its own: a terminal's Ctrl-C reaches only the parent, which stops the
+        # child in order instead of both racing to exit.
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "detector.engine_runner",
+            stdin=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert process.stdin is not None
+        process.stdin.write(pickle.dumps(self._settings))
+        await process.stdin.drain()
+        process.stdin.close()
+        self._process = process
+        log.info("engine.process_spawned", pid=process.pid)
+
+    async def _supervise(self) -> None:
+        """Restart a child that exits on its own, backing off while it keeps failing."""
+        failures = 0
+        while self._process is not None:
+            started = time.monotonic()
+            code = await self._process.wait()
+            failures = 1 if time.monotonic() - started >= STABLE_AFTER_S else failures + 1
+            delay = RESTART_DELAYS_S[min(failures, len(RESTART_DELAYS_S)) - 1]
+            log.error("engine.process_exited", code=code, restart_in_s=delay)
+            await asyncio.sleep(delay)
+            await self._spawn()
