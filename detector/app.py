@@ -84,7 +84,7 @@ def _lifecycle(
             url = await stack.enter_async_context(database_server(settings))
             services = await _start_services(stack, url, app[METRICS], settings, clock)
             app[SERVICES] = services
-            reconciler = None
+            reconciler = child = None
             if settings.run_engine and engine_process:
                 child = await stack.enter_async_context(
                     EngineProcess(settings.model_copy(update={"database_url": SecretStr(url)}))
@@ -104,6 +104,8 @@ def _lifecycle(
             if sighup:
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             await loops.stop_all()
+            if child is not None:
+                await child.stop()
             await services.batcher.drain()
             log.info("service.stopped")
 
@@ -117,7 +119,6 @@ async def engine_services(settings: Settings, clock: Clock) -> AsyncIterator[Ser
         url = await stack.enter_async_context(database_server(settings))
         services = await _start_services(stack, url, Metrics(), settings, clock)
         loops = _start_loops(services, url, _reconciler_for(services), engine_here=True)
-        log.info("engine.process_started", rules=len(services.rules.current.rules))
         try:
             yield services
         finally:

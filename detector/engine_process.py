@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import pickle
 import signal
 import sys
@@ -23,6 +24,11 @@ log = structlog.get_logger(__name__)
 STOP_TIMEOUT_S = 30.0
 RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_AFTER_S = 60.0  # a child that ran this long restarts with the shortest delay again
+READY = b"ready"
+
+
+class EngineProcessFailed(RuntimeError):
+    """The engine process could not be started."""
 
 
 class EngineProcess:
@@ -50,6 +56,9 @@ class EngineProcess:
         _error: BaseException | None,
         _traceback: TracebackType | None,
     ) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
         """Stop the child after it finishes its engine cycle (SIGTERM), or kill it if it hangs."""
         self._stopping = True
         if self._supervisor is not None:
@@ -73,21 +82,34 @@ class EngineProcess:
             self._process.send_signal(signal.SIGHUP)
 
     async def _spawn(self) -> None:
-        # A session of its own: a terminal's Ctrl-C reaches only the parent, which stops the
-        # child in order instead of both racing to exit.
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "detector.engine_runner",
-            stdin=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        assert process.stdin is not None
-        process.stdin.write(pickle.dumps(self._settings))
-        await process.stdin.drain()
-        process.stdin.close()
-        self._process = process
-        log.info("engine.process_spawned", pid=process.pid)
+        """Start the child and wait until its engine runs; raise if it dies before that."""
+        ready_read, ready_write = os.pipe()
+        try:
+            # A session of its own: a terminal's Ctrl-C reaches only the parent, which stops
+            # the child in order instead of both racing to exit.
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "detector.engine_runner",
+                str(ready_write),
+                stdin=asyncio.subprocess.PIPE,
+                pass_fds=(ready_write,),
+                start_new_session=True,
+            )
+            os.close(ready_write)
+            self._process = process
+            assert process.stdin is not None
+            process.stdin.write(pickle.dumps(self._settings))
+            await process.stdin.drain()
+            process.stdin.close()
+            # The child writes once its engine runs; EOF means it died first.
+            ready = await asyncio.to_thread(os.read, ready_read, 16)
+        finally:
+            os.close(ready_read)
+        if ready != READY:
+            code = await process.wait()
+            raise EngineProcessFailed(f"the engine process exited with {code} while starting")
+        log.info("engine.process_started", pid=process.pid)
 
     async def _supervise(self) -> None:
         """Restart a child that exits on its own, backing off while it keeps failing."""
@@ -99,4 +121,7 @@ class EngineProcess:
             delay = RESTART_DELAYS_S[min(failures, len(RESTART_DELAYS_S)) - 1]
             log.error("engine.process_exited", code=code, restart_in_s=delay)
             await asyncio.sleep(delay)
-            await self._spawn()
+            try:
+                await self._spawn()
+            except EngineProcessFailed:
+                log.exception("engine.process_restart_failed")

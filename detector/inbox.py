@@ -27,25 +27,35 @@ class PendingSignal:
     signal: Signal
 
 
-def _dedup(signals: Sequence[Signal]) -> list[Signal]:
-    """Keep the last copy of each (source, occurrence, status).
+SignalKey = tuple[str, str, datetime, str]
 
-    One INSERT … ON CONFLICT DO UPDATE statement cannot touch the same row twice.
+
+def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
+    """The last copy of each (source, occurrence, status), in one global key order.
+
+    One INSERT … ON CONFLICT DO UPDATE statement cannot touch the same row twice, and
+    concurrent commits must lock rows in one global order, or two batches holding the same
+    replayed alerts in opposite orders deadlock (PostgreSQL aborts one after a second).
     """
-    latest: dict[tuple[str, str, datetime, str], Signal] = {}
+    latest: dict[SignalKey, Signal] = {}
     for signal in signals:
         latest[(signal.source, signal.fingerprint, signal.starts_at, signal.status)] = signal
-    # Concurrent commits must lock rows in one global order, or two batches holding the same
-    # replayed alerts in opposite orders deadlock (PostgreSQL aborts one after a second).
-    return [latest[key] for key in sorted(latest)]
+    return {key: latest[key] for key in sorted(latest)}
 
 
-async def insert_signals(connection: Connection, signals: Sequence[Signal]) -> InsertResult:
+async def insert_signals(
+    connection: Connection, signals: Sequence[Signal], *, queue: bool = True
+) -> tuple[InsertResult, list[PendingSignal]]:
     """Store signals; a replayed occurrence only refreshes ``last_received_at``.
 
+    Returns the counts and the new signals with their ids. With ``queue`` the new ones also go
+    on the pending queue for a later engine cycle; without it the caller processes them in the
+    same transaction.
+
     The batch travels as one JSON document expanded by ``json_to_recordset``: encoding a dozen
-    parameter arrays element by element costs the intake path more than the insert itself.
+    parameter arrays element by element costs more than the insert itself.
     """
+    unique = _dedup(signals)
     rows = [
         {
             "source": s.source,
@@ -60,10 +70,10 @@ async def insert_signals(connection: Connection, signals: Sequence[Signal]) -> I
             "receiver": s.receiver,
             "received_at": s.received_at,
         }
-        for s in _dedup(signals)
+        for s in unique.values()
     ]
-    inserted: int = await connection.fetchval(
-        """WITH stored AS (
+    stored = await connection.fetch(
+        f"""WITH stored AS (
              INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
                                   annotations, group_key, receiver, received_at, last_received_at)
              SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
@@ -74,13 +84,21 @@ async def insert_signals(connection: Connection, signals: Sequence[Signal]) -> I
                receiver text, received_at timestamptz)
              ON CONFLICT (source, fingerprint, starts_at, status)
                DO UPDATE SET last_received_at = EXCLUDED.last_received_at
-             RETURNING id, (xmax = 0) AS inserted),
+             RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
            queued AS (
-             INSERT INTO pending_signals (signal_id) SELECT id FROM stored WHERE inserted)
-           SELECT count(*) FILTER (WHERE inserted) FROM stored""",
+             INSERT INTO pending_signals (signal_id)
+             SELECT id FROM stored WHERE inserted AND {"true" if queue else "false"})
+           SELECT id, source, fingerprint, starts_at, status FROM stored WHERE inserted
+           ORDER BY id""",  # noqa: S608 - a literal chosen here, not input
         rows,
     )
-    return InsertResult(inserted=inserted, duplicates=len(signals) - inserted)
+    new = [
+        PendingSignal(
+            row["id"], unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])]
+        )
+        for row in stored
+    ]
+    return InsertResult(inserted=len(new), duplicates=len(signals) - len(new)), new
 
 
 async def lock_pending(connection: Connection, limit: int) -> list[PendingSignal]:
@@ -112,11 +130,15 @@ def signal_from_row(row: Any) -> Signal:
     )
 
 
-async def mark_processed(connection: Connection, outcomes: dict[int, str]) -> None:
-    """Take processed signals off the queue; remember the ones no rule matched."""
-    await connection.execute(
-        "DELETE FROM pending_signals WHERE signal_id = ANY($1::bigint[])", list(outcomes)
-    )
+async def mark_processed(
+    connection: Connection, outcomes: dict[int, str], queued: Sequence[int]
+) -> None:
+    """Take the ``queued`` ones of the processed signals off the queue; remember the ones no
+    rule matched."""
+    if queued:
+        await connection.execute(
+            "DELETE FROM pending_signals WHERE signal_id = ANY($1::bigint[])", list(queued)
+        )
     unmatched = [signal_id for signal_id, outcome in outcomes.items() if outcome == "unmatched"]
     if unmatched:
         await connection.execute(

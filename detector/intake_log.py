@@ -14,7 +14,7 @@ import structlog
 from pydantic import ValidationError
 
 from detector import inbox
-from detector.inbox import InsertResult
+from detector.inbox import InsertResult, PendingSignal
 from detector.intake import signals_from_record
 from detector.model import Signal
 from detector.store import Connection
@@ -26,9 +26,10 @@ _KEPT_BYTES = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Expansion:
-    """What expanding intake log records stored: new signals, replays, unreadable records."""
+    """What expanding intake log records stored: counts, the new signals, unreadable records."""
 
     stored: InsertResult = field(default_factory=lambda: InsertResult(0, 0))
+    fresh: list[PendingSignal] = field(default_factory=list)
     unreadable: int = 0
 
 
@@ -54,7 +55,8 @@ async def append(
 async def expand(connection: Connection, max_alerts: int, now: datetime) -> Expansion:
     """Turn the oldest records (about ``max_alerts`` alerts, at least one record) into signals.
 
-    Call inside the transaction that holds the signal-processing lock. A record that no longer
+    Call inside the transaction that holds the signal-processing lock; the new signals are
+    returned rather than queued, for that transaction to process. A record that no longer
     parses (it did when accepted) is kept with the rejected bodies, so it is never retried
     forever nor dropped unseen.
     """
@@ -77,8 +79,8 @@ async def expand(connection: Connection, max_alerts: int, now: datetime) -> Expa
             log.exception("intake.unreadable_record", record=row["id"], error=str(err)[:200])
             body = bytes(row["bodies"][:_KEPT_BYTES]).decode("utf-8", errors="replace")
             await inbox.keep_rejected(connection, now, "intake_log", "unreadable record", body)
-    stored = await inbox.insert_signals(connection, signals) if signals else InsertResult(0, 0)
+    stored, fresh = await inbox.insert_signals(connection, signals, queue=False)
     await connection.execute(
         "DELETE FROM intake_log WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
     )
-    return Expansion(stored, unreadable)
+    return Expansion(stored, fresh, unreadable)

@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from detector.app import create_app, database
+from detector.engine_process import EngineProcessFailed
 from detector.logs import configure_logging
 from detector.metrics import share_across_processes
 from detector.ruleset.live import ChannelConfigError
@@ -43,7 +44,7 @@ def _run(app: web.Application, settings: Settings) -> int:
         for error in err.errors:
             print(f"  {error}", file=sys.stderr)
         return 1
-    except ChannelConfigError as err:
+    except (ChannelConfigError, EngineProcessFailed) as err:
         print(f"cannot start: {err}", file=sys.stderr)
         return 1
     return 0

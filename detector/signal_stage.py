@@ -60,7 +60,8 @@ def group_by_incident(
 async def process_pending(
     pool: asyncpg.Pool, rules: RuleSet, now: datetime, limit: int = 500
 ) -> SignalBatchResult:
-    """Expand intake log records, then process up to ``limit`` pending signals.
+    """Process queued signals and the new ones from expanding intake log records (up to
+    ``limit`` of each), oldest first, in one transaction.
 
     Nothing happens while another replica holds the lock.
     """
@@ -68,8 +69,9 @@ async def process_pending(
     async with pool.acquire() as connection, connection.transaction():
         if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PROCESSING_LOCK):
             return result
+        queued = await inbox.lock_pending(connection, limit)
         result.expansion = await intake_log.expand(connection, limit, now)
-        pending = await inbox.lock_pending(connection, limit)
+        pending = queued + result.expansion.fresh
         if not pending:
             return result
         groups, outcomes = group_by_incident(pending, rules)
@@ -86,6 +88,6 @@ async def process_pending(
                 continue
             if decision is not None:
                 result.decisions.append(decision)
-        await inbox.mark_processed(connection, outcomes)
+        await inbox.mark_processed(connection, outcomes, [item.id for item in queued])
         result.outcomes.update(outcomes.values())
     return result
