@@ -111,3 +111,66 @@ class TestServeProcess:
         logs = first.log.read_text() + second.log.read_text()
         for secret in SECRETS.values():
             assert secret not in logs
+
+
+def _events(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+def _wait_for(what: str, check: Any, timeout: float = 30) -> Any:
+    """Poll ``check`` until it returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.1)
+    pytest.fail(f"not within {timeout}s: {what}")
+
+
+class TestEngineProcess:
+    def test_engine_process_is_restarted_reloads_on_sighup_and_reports_in_metrics(
+        self, tmp_path: Path
+    ) -> None:
+        service = Service(tmp_path / "data", tmp_path / "serve.log")
+        try:
+            [first] = [
+                e["pid"] for e in _events(service.log) if e["event"] == "engine.process_started"
+            ]
+            os.kill(first, signal.SIGKILL)
+            second = _wait_for(
+                "a new engine process",
+                lambda: [
+                    e["pid"] for e in _events(service.log) if e["event"] == "engine.process_started"
+                ][1:],
+            )[0]
+            assert second != first
+            assert any(e["event"] == "engine.process_exited" for e in _events(service.log))
+
+            service.call(
+                "/api/v1/alertmanager",
+                payload(alert(severity="page", cluster="eu-1", database="shop")),
+                SECRETS["STORMWATCH_WEBHOOK_TOKEN"],
+            )
+            token = SECRETS["STORMWATCH_API_TOKEN"]
+            [incident] = _wait_for(
+                "the incident opened by the new engine process",
+                lambda: service.call("/api/v1/incidents", token=token)["incidents"],
+            )
+            assert incident["rule"] == "db-connection-pool-exhausted"
+            with urllib.request.urlopen(service.url("/metrics"), timeout=5) as answer:  # noqa: S310
+                metrics = answer.read().decode()
+            assert 'stormwatch_webhooks_total{outcome="accepted"} 1.0' in metrics  # web process
+            accepted = 'stormwatch_signals_received_total{outcome="accepted",source="alertmanager"}'
+            assert f"{accepted} 1.0" in metrics  # counted by the engine process
+
+            service.process.send_signal(signal.SIGHUP)  # the service passes it on to the engine
+            _wait_for(
+                "rules reloaded in both processes",
+                lambda: [
+                    e
+                    for e in _events(service.log)
+                    if e["event"] == "rules.reloaded" and e["trigger"] == "sighup"
+                ][1:],
+            )
+        finally:
+            assert service.stop() == 0
