@@ -11,7 +11,8 @@ from servers import get
 
 
 def counters(url: str) -> dict[str, float]:
-    """Alertmanager signals by intake outcome, plus ``processed`` (all engine outcomes)."""
+    """Alertmanager signals by intake outcome, ``logged`` (alerts answered 2xx, not yet
+    expanded by the engine) and ``processed`` (all engine outcomes)."""
     status, text = get(url, "/metrics")
     if status != 200:
         raise RuntimeError(f"GET /metrics answered {status}")
@@ -23,23 +24,32 @@ def counters(url: str) -> dict[str, float]:
             ):
                 outcome = sample.labels["outcome"]
                 values[outcome] = values.get(outcome, 0.0) + sample.value
+            elif sample.name == "stormwatch_intake_alerts_total":
+                values["logged"] = values.get("logged", 0.0) + sample.value
             elif sample.name == "stormwatch_signals_processed_total":
                 values["processed"] = values.get("processed", 0.0) + sample.value
     return values
 
 
 def wait_for_engine(url: str, timeout: float) -> str:
-    """Let the engine work off the stored backlog, so the next run does not compete with it."""
+    """Let the engine work off the stored backlog, so the next run does not compete with it.
+
+    The backlog is alerts in the intake log not yet expanded plus new signals not yet processed.
+    """
     started_at = time.monotonic()
-    first = counters(url)
-    backlog = first.get("accepted", 0) - first.get("processed", 0)
+    backlog = _backlog(counters(url))
     while time.monotonic() - started_at < timeout:
-        now = counters(url)
-        if now.get("processed", 0) >= now.get("accepted", 0):
+        if _backlog(counters(url)) <= 0:
             waited = time.monotonic() - started_at
-            return f"engine backlog of {backlog:,.0f} signals processed in {waited:.1f} s"
+            return f"engine backlog of {backlog:,.0f} alerts worked off in {waited:.1f} s"
         time.sleep(0.25)
     return f"engine backlog not processed within {timeout:.0f} s (runs may overlap with it)"
+
+
+def _backlog(values: dict[str, float]) -> float:
+    accepted = values.get("accepted", 0)
+    unexpanded = values.get("logged", 0) - accepted - values.get("duplicate", 0)
+    return unexpanded + accepted - values.get("processed", 0)
 
 
 @dataclass(frozen=True)

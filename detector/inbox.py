@@ -1,4 +1,4 @@
-"""The signals table: the durable inbox every accepted alert lands in before any processing."""
+"""The signals table: every alert once per (occurrence, status), as expanded from the intake log."""
 
 from __future__ import annotations
 

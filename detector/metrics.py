@@ -35,6 +35,12 @@ class Metrics:
         self.webhooks = Counter(
             "stormwatch_webhooks_total", "Webhook requests by outcome.", ["outcome"], registry=r
         )
+        self.intake_alerts = Counter(
+            "stormwatch_intake_alerts_total",
+            "Alerts in webhooks answered 2xx: durable in the intake log, not yet deduplicated.",
+            ["source"],
+            registry=r,
+        )
         self.signals_received = Counter(
             "stormwatch_signals_received_total",
             "Alerts received, by source and outcome (accepted, duplicate, rejected).",

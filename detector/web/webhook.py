@@ -24,7 +24,7 @@ _KEPT_BODY_BYTES = 64 * 1024
 
 
 async def receive_alertmanager(request: web.Request) -> web.Response:
-    """Validate, store durably, wake the engine, answer."""
+    """Validate, store durably (the commit notifies the engine), answer."""
     started = time.perf_counter()
     services = request.app[SERVICES]
     denied = check_bearer(request, services.settings.webhook_token)
@@ -48,8 +48,8 @@ async def receive_alertmanager(request: web.Request) -> web.Response:
             reason=str(err)[:200],
         )
         return error(503, "database unavailable, retry later")
-    services.engine.wake()
     services.metrics.webhooks.labels("accepted").inc()
+    services.metrics.intake_alerts.labels(Source.ALERTMANAGER).inc(alerts)
     services.metrics.webhook_latency.observe(time.perf_counter() - started)
     return web.json_response({"status": "accepted", "alerts": alerts})
 

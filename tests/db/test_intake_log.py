@@ -33,6 +33,8 @@ class TestIntakeLog:
         firing = alert(cluster="eu-1")
         for _ in range(3):
             await shop.post_alerts(firing)
+        logged = 'stormwatch_intake_alerts_total{source="alertmanager"}'
+        assert await _metric(shop, logged) == f"{logged} 3.0"
         await shop.cycle()
         accepted = 'stormwatch_signals_received_total{outcome="accepted",source="alertmanager"}'
         duplicate = accepted.replace("accepted", "duplicate")

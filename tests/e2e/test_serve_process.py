@@ -127,6 +127,11 @@ def _wait_for(what: str, check: Any, timeout: float = 30) -> Any:
     pytest.fail(f"not within {timeout}s: {what}")
 
 
+def _metrics(service: Service) -> str:
+    with urllib.request.urlopen(service.url("/metrics"), timeout=5) as answer:  # noqa: S310
+        return str(answer.read().decode())
+
+
 class TestEngineProcess:
     def test_engine_process_is_restarted_reloads_on_sighup_and_reports_in_metrics(
         self, tmp_path: Path
@@ -157,11 +162,12 @@ class TestEngineProcess:
                 lambda: service.call("/api/v1/incidents", token=token)["incidents"],
             )
             assert incident["rule"] == "db-connection-pool-exhausted"
-            with urllib.request.urlopen(service.url("/metrics"), timeout=5) as answer:  # noqa: S310
-                metrics = answer.read().decode()
-            assert 'stormwatch_webhooks_total{outcome="accepted"} 1.0' in metrics  # web process
             accepted = 'stormwatch_signals_received_total{outcome="accepted",source="alertmanager"}'
-            assert f"{accepted} 1.0" in metrics  # counted by the engine process
+            metrics = _wait_for(  # the engine counts right after its commit
+                "the engine process's counter in /metrics",
+                lambda: next((t for t in [_metrics(service)] if f"{accepted} 1.0" in t), None),
+            )
+            assert 'stormwatch_webhooks_total{outcome="accepted"} 1.0' in metrics  # web process
 
             service.process.send_signal(signal.SIGHUP)  # the service passes it on to the engine
             _wait_for(
