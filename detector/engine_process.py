@@ -38,12 +38,6 @@ class EngineProcess:
         self._settings = settings
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    @property
-    def pid(self) -> int | None:
-        """The running child's process id."""
-        return self._process.pid if self._process is not None else None
 
     async def __aenter__(self) -> EngineProcess:
         await self._spawn()
@@ -60,7 +54,6 @@ class EngineProcess:
 
     async def stop(self) -> None:
         """Stop the child after it finishes its engine cycle (SIGTERM), or kill it if it hangs."""
-        self._stopping = True
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -73,7 +73,7 @@ async def insert_signals(
         for s in unique.values()
     ]
     stored = await connection.fetch(
-        f"""WITH stored AS (
+        """WITH stored AS (
              INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
                                   annotations, group_key, receiver, received_at, last_received_at)
              SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
@@ -87,10 +87,11 @@ async def insert_signals(
              RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
            queued AS (
              INSERT INTO pending_signals (signal_id)
-             SELECT id FROM stored WHERE inserted AND {"true" if queue else "false"})
+             SELECT id FROM stored WHERE inserted AND $2)
            SELECT id, source, fingerprint, starts_at, status FROM stored WHERE inserted
-           ORDER BY id""",  # noqa: S608 - a literal chosen here, not input
+           ORDER BY id""",
         rows,
+        queue,
     )
     new = [
         PendingSignal(

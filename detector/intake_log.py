@@ -41,14 +41,15 @@ async def append(
     A single statement, so it is atomic without an explicit transaction (one round trip).
     """
     await connection.execute(
-        f"""WITH stored AS (
+        """WITH stored AS (
              INSERT INTO intake_log (received_at, requests, alerts, bodies)
              VALUES ($1, $2, $3, $4) RETURNING id)
-           SELECT pg_notify('{INTAKE_CHANNEL}', '') FROM stored""",  # noqa: S608 - a constant
+           SELECT pg_notify($5, '') FROM stored""",
         received_at,
         requests,
         alerts,
         record,
+        INTAKE_CHANNEL,
     )
 
 

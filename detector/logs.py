@@ -46,7 +46,9 @@ def configure_logging(log_format: LogFormat, level: str) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         # Resolve stderr when logging, not when configuring: the stream may be replaced later.
-        logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
+        # One write per line: the engine process shares the stream, and print()'s separate
+        # newline write could let the other process's line land in between.
+        logger_factory=lambda *_: structlog.WriteLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(

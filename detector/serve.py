@@ -21,11 +21,11 @@ from detector.settings import Settings
 def serve(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; an invalid rules directory stops start-up with its errors."""
     configure_logging(settings.log_format, settings.log_level)
-    separate = settings.run_engine and settings.engine_process
+    if not (settings.run_engine and settings.engine_process):
+        return _run(create_app(settings), settings)
     with tempfile.TemporaryDirectory(prefix="stormwatch-metrics-") as shared:
-        if separate:
-            share_across_processes(Path(shared))
-        return _run(create_app(settings, engine_process=separate), settings)
+        share_across_processes(Path(shared))
+        return _run(create_app(settings, engine_process=True), settings)
 
 
 def _run(app: web.Application, settings: Settings) -> int:
