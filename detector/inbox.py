@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,13 +44,19 @@ def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
 
 
 async def insert_signals(
-    connection: Connection, signals: Sequence[Signal], *, queue: bool = True
+    connection: Connection,
+    signals: Sequence[Signal],
+    *,
+    unmatched: Callable[[Signal], bool] | None = None,
+    queue: bool = True,
 ) -> tuple[InsertResult, list[PendingSignal]]:
     """Store signals; a replayed occurrence only refreshes ``last_received_at``.
 
     Returns the counts and the new signals with their ids. With ``queue`` the new ones also go
     on the pending queue for a later engine cycle; without it the caller processes them in the
-    same transaction.
+    same transaction. ``unmatched`` (no rule routes the signal) is stored with each new row; a
+    replay of such a signal writes nothing, since only alerts a rule watches need their last
+    arrival (silence checks, heartbeats, reconciliation).
 
     The batch travels as one JSON document expanded by ``json_to_recordset``: encoding a dozen
     parameter arrays element by element costs more than the insert itself.
@@ -69,22 +75,36 @@ async def insert_signals(
             "group_key": s.group_key,
             "receiver": s.receiver,
             "received_at": s.received_at,
+            "unmatched": unmatched is not None and unmatched(s),
         }
         for s in unique.values()
     ]
     stored = await connection.fetch(
-        """WITH stored AS (
-             INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
-                                  annotations, group_key, receiver, received_at, last_received_at)
-             SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
-                    group_key, receiver, received_at, received_at
-             FROM json_to_recordset($1::json) AS r(
+        """WITH batch AS MATERIALIZED (
+             SELECT * FROM json_to_recordset($1::json) AS r(
                source text, name text, fingerprint text, status text, starts_at timestamptz,
                ends_at timestamptz, labels json, annotations json, group_key text,
-               receiver text, received_at timestamptz)
-             ON CONFLICT (source, fingerprint, starts_at, status)
+               receiver text, received_at timestamptz, unmatched boolean)),
+           refreshed AS (
+             INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
+                                  annotations, group_key, receiver, received_at,
+                                  last_received_at, unmatched)
+             SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
+                    group_key, receiver, received_at, received_at, unmatched
+             FROM batch WHERE NOT unmatched
+             ON CONFLICT (fingerprint, starts_at, status, source)
                DO UPDATE SET last_received_at = EXCLUDED.last_received_at
              RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
+           kept AS (
+             INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
+                                  annotations, group_key, receiver, received_at,
+                                  last_received_at, unmatched)
+             SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
+                    group_key, receiver, received_at, received_at, unmatched
+             FROM batch WHERE unmatched
+             ON CONFLICT (fingerprint, starts_at, status, source) DO NOTHING
+             RETURNING id, source, fingerprint, starts_at, status, true AS inserted),
+           stored AS (SELECT * FROM refreshed UNION ALL SELECT * FROM kept),
            queued AS (
              INSERT INTO pending_signals (signal_id)
              SELECT id FROM stored WHERE inserted AND $2)
@@ -134,18 +154,17 @@ def signal_from_row(row: Any) -> Signal:
 async def mark_processed(
     connection: Connection, outcomes: dict[int, str], queued: Sequence[int]
 ) -> None:
-    """Take the ``queued`` ones of the processed signals off the queue; remember the ones no
-    rule matched."""
-    if queued:
-        await connection.execute(
-            "DELETE FROM pending_signals WHERE signal_id = ANY($1::bigint[])", list(queued)
-        )
-    unmatched = [signal_id for signal_id, outcome in outcomes.items() if outcome == "unmatched"]
+    """Take the ``queued`` signals off the queue and flag the ones no rule matched (new signals
+    from the intake log were flagged when stored)."""
+    if not queued:
+        return
+    await connection.execute(
+        "DELETE FROM pending_signals WHERE signal_id = ANY($1::bigint[])", list(queued)
+    )
+    unmatched = [i for i in queued if outcomes.get(i) == "unmatched"]
     if unmatched:
         await connection.execute(
-            "INSERT INTO unmatched_signals (signal_id) SELECT unnest($1::bigint[])"
-            " ON CONFLICT DO NOTHING",
-            unmatched,
+            "UPDATE signals SET unmatched = true WHERE id = ANY($1::bigint[])", unmatched
         )
 
 
@@ -154,8 +173,7 @@ async def unmatched(connection: Connection, limit: int) -> list[dict[str, Any]]:
     rows = await connection.fetch(
         """SELECT s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.labels,
                   s.annotations, s.received_at
-           FROM unmatched_signals u JOIN signals s ON s.id = u.signal_id
-           ORDER BY u.signal_id DESC LIMIT $1""",
+           FROM signals s WHERE s.unmatched ORDER BY s.id DESC LIMIT $1""",
         limit,
     )
     return [dict(row) for row in rows]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from detector.fieldpath import field_path
 from detector.model import AlertStatus, Signal, Source
@@ -18,40 +19,42 @@ from detector.model import AlertStatus, Signal, Source
 _ZERO_YEAR = 1
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class WebhookAlert(_Lenient):
+class WebhookAlert(TypedDict):
     """One alert of a notification."""
 
     status: AlertStatus
-    labels: dict[str, str] = Field(min_length=1)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: Annotated[dict[str, str], Field(min_length=1)]
+    annotations: NotRequired[dict[str, str]]
     startsAt: AwareDatetime
-    endsAt: AwareDatetime | None = None
-    generatorURL: str = ""
-    fingerprint: str = Field(default="", pattern=r"^[0-9a-fA-F]*$", max_length=64)
+    endsAt: NotRequired[AwareDatetime | None]
+    generatorURL: NotRequired[str]
+    fingerprint: NotRequired[Annotated[str, Field(pattern=r"^[0-9a-fA-F]*$", max_length=64)]]
 
 
-class WebhookPayload(_Lenient):
-    """The notification Alertmanager POSTs for one aggregation group."""
+class WebhookPayload(TypedDict):
+    """The notification Alertmanager POSTs for one aggregation group.
+
+    Typed dicts rather than models: the engine reads every accepted body a second time, and
+    plain dicts validate markedly faster. Unknown fields are ignored (Alertmanager versions
+    differ); the defaults of optional ones are applied in ``to_signals``.
+    """
 
     version: Literal["4"]
     status: AlertStatus
-    receiver: str = ""
-    groupKey: str = ""
+    receiver: NotRequired[str]
+    groupKey: NotRequired[str]
     alerts: list[WebhookAlert]
-    truncatedAlerts: int = 0
+    truncatedAlerts: NotRequired[int]
 
 
-class LoggedRequest(_Lenient):
+class LoggedRequest(TypedDict):
     """One accepted request as the intake log keeps it: the body and when it arrived."""
 
     received_at: AwareDatetime
     payload: WebhookPayload
 
 
+_PAYLOAD = TypeAdapter(WebhookPayload)
 _LOG_ENTRIES = TypeAdapter(list[LoggedRequest])
 
 
@@ -67,7 +70,7 @@ class PayloadError(ValueError):
 def parse_payload(body: bytes) -> WebhookPayload:
     """Validate a webhook body, or raise PayloadError naming the fields."""
     try:
-        return WebhookPayload.model_validate_json(body)
+        return _PAYLOAD.validate_json(body)
     except ValidationError as err:
         raise PayloadError([_describe(error) for error in err.errors()[:20]]) from None
 
@@ -92,24 +95,29 @@ def fingerprint_of(labels: dict[str, str]) -> str:
 def to_signals(payload: WebhookPayload, received_at: datetime) -> list[Signal]:
     """One signal per alert; an alert whose endsAt has passed counts as resolved."""
     signals = []
-    for alert in payload.alerts:
-        ends_at = alert.endsAt if alert.endsAt and alert.endsAt.year > _ZERO_YEAR else None
-        status = alert.status
+    group_key = payload.get("groupKey", "")
+    receiver = payload.get("receiver", "")
+    for alert in payload["alerts"]:
+        labels = alert["labels"]
+        ends_at = alert.get("endsAt")
+        if ends_at is not None and ends_at.year <= _ZERO_YEAR:
+            ends_at = None
+        status = alert["status"]
         if status is AlertStatus.FIRING and ends_at is not None and ends_at <= received_at:
             status = AlertStatus.RESOLVED
         signals.append(
             Signal(
                 source=Source.ALERTMANAGER,
-                name=alert.labels.get("alertname", ""),
-                fingerprint=alert.fingerprint.lower() or fingerprint_of(alert.labels),
+                name=labels.get("alertname", ""),
+                fingerprint=alert.get("fingerprint", "").lower() or fingerprint_of(labels),
                 status=status,
-                starts_at=alert.startsAt.astimezone(UTC),
+                starts_at=alert["startsAt"].astimezone(UTC),
                 ends_at=ends_at.astimezone(UTC) if ends_at else None,
-                labels=alert.labels,
-                annotations=alert.annotations,
+                labels=labels,
+                annotations=alert.get("annotations", {}),
                 received_at=received_at,
-                group_key=payload.groupKey,
-                receiver=payload.receiver,
+                group_key=group_key,
+                receiver=receiver,
             )
         )
     return signals
@@ -133,5 +141,5 @@ def signals_from_record(record: bytes) -> list[Signal]:
     """Every signal of an intake log record, in arrival order."""
     signals: list[Signal] = []
     for entry in _LOG_ENTRIES.validate_json(record):
-        signals.extend(to_signals(entry.payload, entry.received_at))
+        signals.extend(to_signals(entry["payload"], entry["received_at"]))
     return signals

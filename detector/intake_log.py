@@ -7,6 +7,7 @@ transaction, so a record is expanded exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -53,8 +54,14 @@ async def append(
     )
 
 
-async def expand(connection: Connection, max_alerts: int, now: datetime) -> Expansion:
-    """Turn the oldest records (about ``max_alerts`` alerts, at least one record) into signals.
+async def expand(
+    connection: Connection,
+    max_alerts: int,
+    now: datetime,
+    unmatched: Callable[[Signal], bool] | None = None,
+) -> Expansion:
+    """Turn the oldest records (about ``max_alerts`` alerts, at least one record) into signals,
+    flagging the ones ``unmatched`` says no rule routes.
 
     Call inside the transaction that holds the signal-processing lock; the new signals are
     returned rather than queued, for that transaction to process. A record that no longer
@@ -80,7 +87,9 @@ async def expand(connection: Connection, max_alerts: int, now: datetime) -> Expa
             log.exception("intake.unreadable_record", record=row["id"], error=str(err)[:200])
             body = bytes(row["bodies"][:_KEPT_BYTES]).decode("utf-8", errors="replace")
             await inbox.keep_rejected(connection, now, "intake_log", "unreadable record", body)
-    stored, fresh = await inbox.insert_signals(connection, signals, queue=False)
+    stored, fresh = await inbox.insert_signals(
+        connection, signals, unmatched=unmatched, queue=False
+    )
     await connection.execute(
         "DELETE FROM intake_log WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
     )

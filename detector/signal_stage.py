@@ -70,7 +70,9 @@ async def process_pending(
         if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PROCESSING_LOCK):
             return result
         queued = await inbox.lock_pending(connection, limit)
-        result.expansion = await intake_log.expand(connection, limit, now)
+        result.expansion = await intake_log.expand(
+            connection, limit, now, lambda signal: not rules.route(signal)
+        )
         pending = queued + result.expansion.fresh
         if not pending:
             return result

@@ -36,7 +36,7 @@ async def receive_alertmanager(request: web.Request) -> web.Response:
         payload = parse_payload(body)
     except PayloadError as err:
         return await _reject(services, body, err)
-    alerts = len(payload.alerts)
+    alerts = len(payload["alerts"])
     try:
         await services.batcher.submit(log_entry(body, services.clock.now()), alerts)
     except DB_ERRORS as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from tests.conftest import Shop, alert, payload
 
@@ -73,3 +74,27 @@ class TestIntakeLog:
         while (await shop.cycle()).busy:
             pass
         assert await shop.services.pool.fetchval("SELECT count(*) FROM signals") == 1200
+
+    async def test_replays_refresh_last_arrival_only_for_alerts_a_rule_watches(
+        self, shop: Shop
+    ) -> None:
+        watched = alert(cluster="eu-1")
+        unwatched = alert("DiskAlmostFull", instance="db-3")
+        await shop.post_alerts(watched, unwatched)
+        await shop.cycle()
+        first = shop.clock.now()
+        shop.clock.advance(timedelta(minutes=2))
+        await shop.post_alerts(watched, unwatched)
+        await shop.cycle()
+
+        rows = await shop.services.pool.fetch(
+            "SELECT name, last_received_at, unmatched FROM signals"
+        )
+        assert {(r["name"], r["last_received_at"], r["unmatched"]) for r in rows} == {
+            (watched["labels"]["alertname"], first + timedelta(minutes=2), False),
+            ("DiskAlmostFull", first, True),
+        }
+        listed = await (await shop.client.get("/api/v1/signals/unmatched")).json()
+        assert [s["name"] for s in listed["signals"]] == ["DiskAlmostFull"]
+        duplicate = 'stormwatch_signals_received_total{outcome="duplicate",source="alertmanager"}'
+        assert await _metric(shop, duplicate) == f"{duplicate} 2.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +21,7 @@ from detector.ack_links import LinkBuilder
 from detector.app import build_channels, create_app
 from detector.delivery_stage import Deliverer
 from detector.engine import Engine
-from detector.intake import WebhookPayload, to_signals
+from detector.intake import parse_payload, to_signals
 from detector.metrics import Metrics
 from detector.ruleset.live import LiveRules
 from detector.web.context import SERVICES
@@ -63,7 +64,7 @@ async def replica(
 
 
 async def store_alerts(pool: asyncpg.Pool, clock: FakeClock, *alerts: dict[str, Any]) -> None:
-    signals = to_signals(WebhookPayload.model_validate(payload(*alerts)), clock.now())
+    signals = to_signals(parse_payload(json.dumps(payload(*alerts)).encode()), clock.now())
     async with pool.acquire() as connection:
         await inbox.insert_signals(connection, signals)
 
