@@ -19,15 +19,15 @@ class InsertResult:
     duplicates: int
 
 
+SignalKey = tuple[str, str, datetime, str]
+
+
 @dataclass(frozen=True, slots=True)
 class PendingSignal:
     """A stored signal the engine has not processed yet."""
 
     id: int
     signal: Signal
-
-
-SignalKey = tuple[str, str, datetime, str]
 
 
 def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
@@ -58,40 +58,32 @@ async def insert_signals(
     replay of such a signal writes nothing, since only alerts a rule watches need their last
     arrival (silence checks, heartbeats, reconciliation).
 
-    The batch travels as one JSON document expanded by ``json_to_recordset``: encoding a dozen
-    parameter arrays element by element costs more than the insert itself.
+    The batch travels as one JSON array per column, zipped back into rows by ``ROWS FROM``:
+    PostgreSQL parses flat arrays far faster than an array of row objects (whose nested labels
+    it would parse twice), and asyncpg's own array encoding checks every element in Python.
     """
     unique = _dedup(signals)
-    rows = [
-        {
-            "source": s.source,
-            "name": s.name,
-            "fingerprint": s.fingerprint,
-            "status": s.status,
-            "starts_at": s.starts_at,
-            "ends_at": s.ends_at,
-            "labels": s.labels,
-            "annotations": s.annotations,
-            "group_key": s.group_key,
-            "receiver": s.receiver,
-            "received_at": s.received_at,
-            "unmatched": unmatched is not None and unmatched(s),
-        }
-        for s in unique.values()
-    ]
+    batch = list(unique.values())
+    flags = [unmatched is not None and unmatched(s) for s in batch]
     stored = await connection.fetch(
         """WITH batch AS MATERIALIZED (
-             SELECT * FROM json_to_recordset($1::json) AS r(
-               source text, name text, fingerprint text, status text, starts_at timestamptz,
-               ends_at timestamptz, labels json, annotations json, group_key text,
-               receiver text, received_at timestamptz, unmatched boolean)),
+             SELECT * FROM ROWS FROM (
+               json_array_elements_text($1), json_array_elements_text($2),
+               json_array_elements_text($3), json_array_elements_text($4),
+               json_array_elements_text($5), json_array_elements_text($6),
+               json_array_elements($7), json_array_elements($8),
+               json_array_elements_text($9), json_array_elements_text($10),
+               json_array_elements_text($11), json_array_elements_text($12))
+             AS r(source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
+                  group_key, receiver, received_at, unmatched)),
            refreshed AS (
              INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
                                   annotations, group_key, receiver, received_at,
                                   last_received_at, unmatched)
-             SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
-                    group_key, receiver, received_at, received_at, unmatched
-             FROM batch WHERE NOT unmatched
+             SELECT source, name, fingerprint, status, starts_at::timestamptz,
+                    ends_at::timestamptz, labels, annotations, group_key, receiver,
+                    received_at::timestamptz, received_at::timestamptz, false
+             FROM batch WHERE NOT unmatched::boolean
              ON CONFLICT (fingerprint, starts_at, status, source)
                DO UPDATE SET last_received_at = EXCLUDED.last_received_at
              RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
@@ -99,18 +91,30 @@ async def insert_signals(
              INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
                                   annotations, group_key, receiver, received_at,
                                   last_received_at, unmatched)
-             SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
-                    group_key, receiver, received_at, received_at, unmatched
-             FROM batch WHERE unmatched
+             SELECT source, name, fingerprint, status, starts_at::timestamptz,
+                    ends_at::timestamptz, labels, annotations, group_key, receiver,
+                    received_at::timestamptz, received_at::timestamptz, true
+             FROM batch WHERE unmatched::boolean
              ON CONFLICT (fingerprint, starts_at, status, source) DO NOTHING
              RETURNING id, source, fingerprint, starts_at, status, true AS inserted),
            stored AS (SELECT * FROM refreshed UNION ALL SELECT * FROM kept),
            queued AS (
              INSERT INTO pending_signals (signal_id)
-             SELECT id FROM stored WHERE inserted AND $2)
+             SELECT id FROM stored WHERE inserted AND $13)
            SELECT id, source, fingerprint, starts_at, status FROM stored WHERE inserted
            ORDER BY id""",
-        rows,
+        [s.source for s in batch],
+        [s.name for s in batch],
+        [s.fingerprint for s in batch],
+        [s.status for s in batch],
+        [s.starts_at for s in batch],
+        [s.ends_at for s in batch],
+        [s.labels for s in batch],
+        [s.annotations for s in batch],
+        [s.group_key for s in batch],
+        [s.receiver for s in batch],
+        [s.received_at for s in batch],
+        flags,
         queue,
     )
     new = [
