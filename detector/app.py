@@ -165,6 +165,7 @@ async def _start_services(
             metrics,
             settings.engine_interval,
             retention=settings.retention,
+            batch_window=settings.engine_batch_window,
         ),
         signing_key=key,
     )

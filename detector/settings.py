@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     engine_interval: Duration = Field(
         default=timedelta(seconds=1), description="pause between engine cycles when idle"
     )
+    engine_batch_window: Duration = Field(
+        default=timedelta(milliseconds=100),
+        description="while webhooks keep arriving, start engine cycles at most this often "
+        "(unless a backlog waits): larger batches cost less per alert; 0 off",
+    )
     rules_watch_interval: Duration = Field(
         default=timedelta(seconds=2), description="how often to look for rule file changes; 0 off"
     )

@@ -29,6 +29,7 @@ class SignalBatchResult:
     expansion: intake_log.Expansion = field(default_factory=intake_log.Expansion)
     outcomes: Tally[str] = field(default_factory=Tally)
     decisions: list[Decision] = field(default_factory=list)
+    full: bool = False  # the batch limit was reached: more is probably waiting
 
     @property
     def processed(self) -> int:
@@ -73,6 +74,8 @@ async def process_pending(
         result.expansion = await intake_log.expand(
             connection, limit, now, lambda signal: not rules.route(signal)
         )
+        stored = result.expansion.stored
+        result.full = len(queued) >= limit or stored.inserted + stored.duplicates >= limit
         pending = queued + result.expansion.fresh
         if not pending:
             return result

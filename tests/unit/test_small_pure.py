@@ -1,4 +1,5 @@
-"""Small pure units: durations, rule text templates, escalation policies, HTTP status decisions."""
+"""Small pure units: durations, rule text templates, escalation policies, HTTP status decisions,
+engine pacing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from detector.durations import Duration, format_duration, parse_duration
+from detector.engine import CycleReport, pause_after
 from detector.ruleset.templates import check_template, render
+from detector.signal_stage import SignalBatchResult
 from responders.channels import classify_status
 from responders.escalation import EscalationPolicy, EscalationStep
 
@@ -262,3 +265,21 @@ class TestClassifyStatus:
         assert error is not None
         assert (error.reason, error.retryable) == (reason, retryable)
         assert str(error) == f"{reason}: HTTP {status}"
+
+
+class TestPauseAfter:
+    @pytest.mark.parametrize(
+        ("full", "elapsed", "expected"),
+        [
+            pytest.param(False, 0.03, 0.07, id="small batch waits out the window"),
+            pytest.param(False, 0.1, 0.0, id="a cycle as long as the window goes on"),
+            pytest.param(False, 0.25, 0.0, id="a slow cycle goes on"),
+            pytest.param(True, 0.01, 0.0, id="a full batch means a backlog: no wait"),
+        ],
+    )
+    def test_pause(self, full: bool, elapsed: float, expected: float) -> None:
+        report = CycleReport(signals=SignalBatchResult(full=full))
+        assert pause_after(report, elapsed, window=0.1) == pytest.approx(expected)
+
+    def test_no_window_never_waits(self) -> None:
+        assert pause_after(CycleReport(), 0.0, window=0.0) == 0.0
