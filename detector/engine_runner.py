@@ -16,7 +16,7 @@ from detector.app import engine_services
 from detector.clock import SystemClock
 from detector.engine_process import READY
 from detector.logs import configure_logging
-from detector.serve import event_loop
+from detector.serve import event_loop, freeze_start_up_objects
 from detector.settings import Settings
 
 
@@ -31,6 +31,7 @@ async def run(settings: Settings, ready_fd: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with engine_services(settings, SystemClock()) as services:
         loop.add_signal_handler(signal.SIGHUP, services.reloader.reload, "sighup")
+        await freeze_start_up_objects()
         os.write(ready_fd, READY)
         os.close(ready_fd)
         await stop.wait()

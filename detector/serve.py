@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +29,19 @@ def serve(settings: Settings) -> int:
         return _run(create_app(settings, engine_process=True), settings)
 
 
+async def freeze_start_up_objects(_app: web.Application | None = None) -> None:
+    """Keep what start-up built (rules, schemas, pools, clients) out of garbage collection.
+
+    Those objects live as long as the process, yet every full collection would walk all of them
+    again; frozen, collections stay short and stop adding tens of milliseconds to the slowest
+    webhook answers.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _run(app: web.Application, settings: Settings) -> int:
+    app.on_startup.append(freeze_start_up_objects)
     try:
         web.run_app(
             app,
