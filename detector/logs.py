@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -27,6 +28,20 @@ def _mask_secrets(
     return event
 
 
+REQUEST: ContextVar[tuple[str, str] | None] = ContextVar("stormwatch_request", default=None)
+"""(request id, path) of the HTTP request being served, added to every line it logs."""
+
+
+def _add_request(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
+    """One context variable set per request rather than structlog's bound context: the
+    webhook path sets it thousands of times a second and logs almost never."""
+    request = REQUEST.get()
+    if request is not None:
+        event.setdefault("request_id", request[0])
+        event.setdefault("path", request[1])
+    return event
+
+
 def configure_logging(log_format: LogFormat, level: str) -> None:
     """Configure structlog and the stdlib root logger (aiohttp, asyncpg) the same way."""
     numeric = logging.getLevelName(level.upper())
@@ -37,7 +52,7 @@ def configure_logging(log_format: LogFormat, level: str) -> None:
     )
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            _add_request,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

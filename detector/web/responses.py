@@ -14,6 +14,8 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
+from detector.logs import REQUEST
+
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,11 +75,11 @@ def edge(api_token: Callable[[web.Request], SecretStr | None]) -> Any:
             if denied is not None:
                 return denied
         request_id = request.headers.get("X-Request-Id") or f"{_PROCESS_TAG}-{next(_REQUEST_IDS)}"
-        structlog.contextvars.bind_contextvars(request_id=request_id, path=path)
+        scope = REQUEST.set((request_id, path))
         try:
             response = await _json_errors(request, handler)
         finally:
-            structlog.contextvars.unbind_contextvars("request_id", "path")
+            REQUEST.reset(scope)
         response.headers["X-Request-Id"] = request_id
         return response
 

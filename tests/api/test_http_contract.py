@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from detector.ack_links import make_token
+from detector.logs import configure_logging
+from detector.settings import LogFormat
 from tests.conftest import Shop, alert, payload
 from tests.fakes import T0
 
@@ -225,3 +228,22 @@ class TestErrorsAreJson:
         assert response.status == status
         assert response.content_type == "application/json"
         assert (await response.json())["error"]
+
+
+class TestRequestId:
+    async def test_log_lines_of_a_request_carry_its_id_and_the_answer_echoes_it(
+        self, shop: Shop, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        configure_logging(LogFormat.JSON, "info")
+        body = payload(alert(cluster="eu-1"))
+        body["version"] = "3"
+        response = await shop.client.post(
+            "/api/v1/alertmanager", json=body, headers={"X-Request-Id": "am-retry-42"}
+        )
+        assert response.status == 400
+        assert response.headers["X-Request-Id"] == "am-retry-42"
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+        [rejected] = [line for line in lines if line["event"] == "webhook.rejected"]
+        assert (rejected["request_id"], rejected["path"]) == ("am-retry-42", "/api/v1/alertmanager")
+        later = await shop.client.get("/healthz")
+        assert later.headers["X-Request-Id"] != "am-retry-42"  # generated when not given
