@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,9 +25,20 @@ def serve(settings: Settings) -> int:
     configure_logging(settings.log_format, settings.log_level)
     if not (settings.run_engine and settings.engine_process):
         return _run(create_app(settings), settings)
-    with tempfile.TemporaryDirectory(prefix="stormwatch-metrics-") as shared:
+    with tempfile.TemporaryDirectory(prefix="stormwatch-metrics-", dir=_in_memory()) as shared:
         share_across_processes(Path(shared))
         return _run(create_app(settings, engine_process=True), settings)
+
+
+def _in_memory() -> str | None:
+    """A memory-backed directory for the shared metric files where there is one (Linux's
+    /dev/shm), else the default temporary directory.
+
+    Every counter update writes its file's mapped page; on a disk-backed directory the kernel
+    would keep writing those pages back to disk.
+    """
+    shm = Path("/dev/shm")  # noqa: S108 - a private directory is created inside it
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 async def freeze_start_up_objects(_app: web.Application | None = None) -> None:
