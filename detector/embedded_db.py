@@ -11,9 +11,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import structlog
 
 log = structlog.get_logger(__name__)
+
+_TUNING = {
+    # New WAL segments are sized, not zero-filled. Filling 16 MB whenever a segment is created
+    # stalled every commit queued behind it, about once a second under a burst of webhooks.
+    "wal_init_zero": "off",
+}
 
 
 class EmbeddedPostgres:
@@ -36,8 +43,10 @@ class EmbeddedPostgres:
             self._pgdata,
             cleanup_mode="stop",
         )
+        url = str(self._server.get_uri())
+        await _tune(url)
         log.info("database.embedded_started", data_dir=str(self._pgdata))
-        return str(self._server.get_uri())
+        return url
 
     async def stop(self) -> None:
         """Stop the server (data stays on disk)."""
@@ -45,3 +54,32 @@ class EmbeddedPostgres:
             await asyncio.to_thread(self._server.cleanup)
             self._server = None
             log.info("database.embedded_stopped")
+
+
+async def _tune(url: str) -> None:
+    """Apply the server settings this workload wants (kept in postgresql.auto.conf), and wait
+    until the server runs with them, so connections opened next get them too."""
+    connection = await asyncpg.connect(url)
+    try:
+        stale = await _stale(connection)
+        if not stale:
+            return
+        for name, value in stale:
+            # ALTER SYSTEM takes no parameters; names and values are the constants above.
+            await connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        await connection.execute("SELECT pg_reload_conf()")
+        for _ in range(500):  # the reload is asynchronous; it takes milliseconds
+            if not await _stale(connection):
+                return
+            await asyncio.sleep(0.01)
+        log.warning("database.embedded_settings_not_applied", settings=dict(stale))
+    finally:
+        await connection.close()
+
+
+async def _stale(connection: asyncpg.Connection) -> list[tuple[str, str]]:
+    return [
+        (name, value)
+        for name, value in _TUNING.items()
+        if await connection.fetchval("SELECT current_setting($1)", name) != value
+    ]
