@@ -43,30 +43,7 @@ def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
     return {key: latest[key] for key in sorted(latest)}
 
 
-async def insert_signals(
-    connection: Connection,
-    signals: Sequence[Signal],
-    *,
-    unmatched: Callable[[Signal], bool] | None = None,
-    queue: bool = True,
-) -> tuple[InsertResult, list[PendingSignal]]:
-    """Store signals; a replayed occurrence only refreshes ``last_received_at``.
-
-    Returns the counts and the new signals with their ids. With ``queue`` the new ones also go
-    on the pending queue for a later engine cycle; without it the caller processes them in the
-    same transaction. ``unmatched`` (no rule routes the signal) is stored with each new row; a
-    replay of such a signal writes nothing, since only alerts a rule watches need their last
-    arrival (silence checks, heartbeats, reconciliation).
-
-    The batch travels as one JSON array per column, zipped back into rows by ``ROWS FROM``:
-    PostgreSQL parses flat arrays far faster than an array of row objects (whose nested labels
-    it would parse twice), and asyncpg's own array encoding checks every element in Python.
-    """
-    unique = _dedup(signals)
-    batch = list(unique.values())
-    flags = [unmatched is not None and unmatched(s) for s in batch]
-    stored = await connection.fetch(
-        """WITH batch AS MATERIALIZED (
+_STORE_SIGNALS = """WITH batch AS MATERIALIZED (
              SELECT * FROM ROWS FROM (
                json_array_elements_text($1), json_array_elements_text($2),
                json_array_elements_text($3), json_array_elements_text($4),
@@ -102,7 +79,34 @@ async def insert_signals(
              INSERT INTO pending_signals (signal_id)
              SELECT id FROM stored WHERE inserted AND $13)
            SELECT id, source, fingerprint, starts_at, status FROM stored WHERE inserted
-           ORDER BY id""",
+           ORDER BY id"""
+"""Insert new signals (one JSON array per column), refresh or skip replays, queue if asked."""
+
+
+async def insert_signals(
+    connection: Connection,
+    signals: Sequence[Signal],
+    *,
+    unmatched: Callable[[Signal], bool] | None = None,
+    queue: bool = True,
+) -> tuple[InsertResult, list[PendingSignal]]:
+    """Store signals; a replayed occurrence only refreshes ``last_received_at``.
+
+    Returns the counts and the new signals with their ids. With ``queue`` the new ones also go
+    on the pending queue for a later engine cycle; without it the caller processes them in the
+    same transaction. ``unmatched`` (no rule routes the signal) is stored with each new row; a
+    replay of such a signal writes nothing, since only alerts a rule watches need their last
+    arrival (silence checks, heartbeats, reconciliation).
+
+    The batch travels as one JSON array per column, zipped back into rows by ``ROWS FROM``:
+    PostgreSQL parses flat arrays far faster than an array of row objects (whose nested labels
+    it would parse twice), and asyncpg's own array encoding checks every element in Python.
+    """
+    unique = _dedup(signals)
+    batch = list(unique.values())
+    flags = [unmatched is not None and unmatched(s) for s in batch]
+    stored = await connection.fetch(
+        _STORE_SIGNALS,
         [s.source for s in batch],
         [s.name for s in batch],
         [s.fingerprint for s in batch],
