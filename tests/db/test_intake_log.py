@@ -101,3 +101,11 @@ class TestIntakeLog:
         assert [s["name"] for s in listed["signals"]] == ["DiskAlmostFull"]
         duplicate = 'stormwatch_signals_received_total{outcome="duplicate",source="alertmanager"}'
         assert await _metric(shop, duplicate) == f"{duplicate} 2.0"
+
+    async def test_webhooks_sent_one_after_another_are_all_answered(self, shop: Shop) -> None:
+        # Each request may find the previous one's writer finished; a new writer must start,
+        # and none may be left waiting for a writer that is already gone.
+        for n in range(40):
+            response = await asyncio.wait_for(shop.post_alerts(alert(cluster=f"eu-{n}")), 5)
+            assert response.status == 200
+        assert await shop.services.pool.fetchval("SELECT sum(requests) FROM intake_log") == 40
