@@ -48,10 +48,10 @@ class CycleReport:
 def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
     """Seconds to wait before the next cycle after one that found work.
 
-    None after a full batch (a backlog is waiting). Otherwise what is left of ``window`` since
-    the cycle started: under a steady stream of webhooks the engine would else run one small
-    cycle per intake commit, and each cycle's fixed cost (transaction, queue and timer queries)
-    would dominate; waiting lets a batch build up, at most ``window`` of extra latency.
+    Zero after a full batch (a backlog is waiting). Otherwise what is left of ``window`` since
+    the cycle started: under a steady stream of webhooks the engine would otherwise run one
+    small cycle per intake commit, and each cycle's fixed cost (transaction, queue and timer
+    queries) would dominate; waiting lets a batch build up, at most ``window`` of extra latency.
     """
     if report.signals.full:
         return 0.0
