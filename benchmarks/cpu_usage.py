@@ -17,13 +17,13 @@ def _machine_ticks() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def _process_ticks(pid: int | None) -> int:
-    """User + system jiffies of one process (0 when unknown)."""
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of one local process (0 when unknown)."""
     if pid is None:
-        return 0
+        return 0.0
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def idle_check() -> str:
@@ -56,14 +56,14 @@ class CpuMeter:
     def __init__(self, pid: int | None) -> None:
         self._pid = pid
         self._machine = _machine_ticks()
-        self._process = _process_ticks(pid)
+        self._process = process_cpu_seconds(pid)
         self._wall = time.monotonic()
 
     def read(self, tallies: list[Tally]) -> CpuUse:
         """Cores used since construction; the client's figure comes from the workers."""
         busy, total = _machine_ticks()
         wall = time.monotonic() - self._wall
-        server = (_process_ticks(self._pid) - self._process) / os.sysconf("SC_CLK_TCK") / wall
+        server = (process_cpu_seconds(self._pid) - self._process) / wall
         return CpuUse(
             server=server if self._pid else None,
             client=sum(t.client_cpu for t in tallies) / wall,

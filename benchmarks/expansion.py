@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+from cpu_usage import process_cpu_seconds
 from payloads import GROUPS, Feed, request_template
 from servers import rules_dir
 
@@ -59,12 +60,6 @@ def bodies(args: argparse.Namespace) -> list[bytes]:
     return out
 
 
-def backend_cpu_seconds(pid: int) -> float:
-    """User plus system CPU of a local process (a PostgreSQL backend), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # clock ticks; 100 per second on Linux
-
-
 async def measure(args: argparse.Namespace, scratch: Path) -> None:
     """Fill the log, expand it, print the figures."""
     rules = load_ruleset(rules_dir())
@@ -86,7 +81,7 @@ async def measure(args: argparse.Namespace, scratch: Path) -> None:
         alerts = len(webhooks) * args.alerts
         started = time.perf_counter()
         python = time.process_time()
-        postgres = backend_cpu_seconds(backend)
+        postgres = process_cpu_seconds(backend)
         new = unreadable = 0
         while True:
             result = await signal_stage.process_pending(pool, rules, datetime.now(UTC), args.batch)
@@ -96,7 +91,7 @@ async def measure(args: argparse.Namespace, scratch: Path) -> None:
             unreadable += result.expansion.unreadable
         wall = time.perf_counter() - started
         python = time.process_time() - python
-        postgres = backend_cpu_seconds(backend) - postgres
+        postgres = process_cpu_seconds(backend) - postgres
         await pool.close()
     finally:
         await database.stop()
