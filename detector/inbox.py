@@ -80,7 +80,9 @@ _STORE_SIGNALS = """WITH batch AS MATERIALIZED (
              SELECT id FROM stored WHERE inserted AND $13)
            SELECT id, source, fingerprint, starts_at, status FROM stored WHERE inserted
            ORDER BY id"""
-"""Insert new signals (one JSON array per column), refresh or skip replays, queue if asked."""
+"""Insert new signals (one JSON array per column) and queue them if asked. Two inserts, because
+replays differ: one of a watched alert refreshes ``last_received_at``, one of an unmatched alert
+is skipped without even locking its row (an ON CONFLICT … DO UPDATE … WHERE would lock it)."""
 
 
 async def insert_signals(

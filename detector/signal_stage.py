@@ -7,6 +7,7 @@ order; a batch of signals and all its decisions commit together.
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,14 +44,29 @@ class SignalBatchResult:
         return bool(self.processed or stored.inserted or stored.duplicates)
 
 
+def routed_once(rules: RuleSet) -> Callable[[Signal], list[RuleMatch]]:
+    """``rules.route``, remembered per stored signal: a new signal is routed when it is stored
+    (to flag it if unmatched) and again when it is grouped; the answer cannot differ."""
+    seen: dict[inbox.SignalKey, list[RuleMatch]] = {}
+
+    def route(signal: Signal) -> list[RuleMatch]:
+        key = (signal.source, signal.fingerprint, signal.starts_at, signal.status)
+        matches = seen.get(key)
+        if matches is None:
+            matches = seen[key] = rules.route(signal)
+        return matches
+
+    return route
+
+
 def group_by_incident(
-    pending: list[inbox.PendingSignal], rules: RuleSet
+    pending: list[inbox.PendingSignal], route: Callable[[Signal], list[RuleMatch]]
 ) -> tuple[dict[tuple[str, str], tuple[RuleMatch, list[Signal]]], dict[int, str]]:
     """Route each signal; group the matched ones by (rule, group key), keep outcomes per id."""
     groups: dict[tuple[str, str], tuple[RuleMatch, list[Signal]]] = {}
     outcomes: dict[int, str] = {}
     for item in pending:
-        matches = rules.route(item.signal)
+        matches = route(item.signal)
         outcomes[item.id] = "matched" if matches else "unmatched"
         for match in matches:
             key = (match.rule.name, match.group_key)
@@ -71,15 +87,16 @@ async def process_pending(
         if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PROCESSING_LOCK):
             return result
         queued = await inbox.lock_pending(connection, limit)
+        route = routed_once(rules)
         result.expansion = await intake_log.expand(
-            connection, limit, now, lambda signal: not rules.route(signal)
+            connection, limit, now, lambda signal: not route(signal)
         )
         stored = result.expansion.stored
         result.full = len(queued) >= limit or stored.inserted + stored.duplicates >= limit
         pending = queued + result.expansion.fresh
         if not pending:
             return result
-        groups, outcomes = group_by_incident(pending, rules)
+        groups, outcomes = group_by_incident(pending, route)
         for (rule_name, group_key), (match, signals) in groups.items():
             try:
                 async with connection.transaction():
