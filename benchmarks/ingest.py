@@ -5,7 +5,8 @@ answers per second and the latency to them. Runs, each ``--duration`` seconds an
 ``--max-requests`` webhooks (a hard stop follows ``--grace`` seconds after the deadline):
 
 a) 5-alert webhooks at maximum rate over ``--concurrency`` keep-alive connections (closed loop);
-b) 5-alert webhooks offered at a fixed ``--rate`` (open loop), latency from send to 2xx;
+b) 5-alert webhooks offered at a fixed ``--rate`` (open loop), latency from each request's slot
+   in the schedule to its 2xx, so time spent waiting for a free connection counts;
 c) ``--large-alerts``-alert groups (a big incident: one notification carries the whole group).
 
 ``--replay-share`` of the requests repeat an earlier payload byte for byte, as Alertmanager does

@@ -2,12 +2,13 @@
 
 One keep-alive connection per concurrent sender, as Go's client uses. Runs a) and c) are closed
 loops (the next request leaves when the previous answer is in), run b) an open loop (requests
-offered on a fixed schedule whatever the answers do).
+offered on a fixed schedule whatever the answers do, each timed from its slot).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -112,8 +113,7 @@ class Tally:
     failures: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     offered: int = 0
-    late: int = 0
-    unsent: int = 0
+    late: int = 0  # open loop: sent more than SCHEDULE_SLACK_S after the slot (wait included)
     started: float = 0.0
     finished: float = 0.0
     client_cpu: float = 0.0
@@ -171,41 +171,60 @@ class Driver:
             await self._exchange(connection, *item)
 
     async def _open_loop(
-        self, idle: list[HttpConnection], deadline: float
+        self, connections: list[HttpConnection], deadline: float
     ) -> list[asyncio.Task[None]]:
-        """Offer requests on a fixed schedule whatever the answers do; count misses."""
+        """Offer requests on a fixed schedule whatever the answers do.
+
+        A request whose slot comes while every connection is busy waits for one, and its
+        latency runs from the slot, not from the write: a server that stalls cannot hide the
+        stall by holding the requests back (coordinated omission).
+        """
+        idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
+        for connection in connections:
+            idle.put_nowait(connection)
         interval = 1.0 / self.spec.rate
         tasks: list[asyncio.Task[None]] = []
         for slot in range(int(self.spec.rate * self.spec.duration)):
             due = self.tally.started + slot * interval
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            self.tally.offered += 1
-            item = self.feed.next() if idle and time.monotonic() < deadline else None
+            item = self.feed.next()
             if item is None:
-                self.tally.unsent += 1
-                continue
-            if time.monotonic() - due > SCHEDULE_SLACK_S:
-                self.tally.late += 1
-            tasks.append(asyncio.create_task(self._exchange_and_return(idle, *item, deadline)))
+                break
+            self.tally.offered += 1
+            tasks.append(asyncio.create_task(self._on_schedule(idle, *item, due, deadline)))
         return tasks
 
-    async def _exchange_and_return(
-        self, idle: list[HttpConnection], group: int, request: bytes, deadline: float
+    async def _on_schedule(
+        self,
+        idle: asyncio.Queue[HttpConnection],
+        group: int,
+        request: bytes,
+        due: float,
+        deadline: float,
     ) -> None:
-        """Open loop: borrow an idle connection, and give it (or a fresh one) back after."""
-        connection = idle.pop()
-        await self._exchange(connection, group, request)
+        """Open loop: send on a free connection, timed from the slot; give it (or a fresh one)
+        back after."""
+        try:
+            connection = await idle.get()
+        except asyncio.CancelledError:
+            self.tally.failures["never sent: no free connection by hard stop"] += 1
+            raise
+        if time.monotonic() - due > SCHEDULE_SLACK_S:
+            self.tally.late += 1
+        await self._exchange(connection, group, request, since=due)
         replacement = await self._reconnect(deadline) if connection.closed else connection
         if replacement is not None:
-            idle.append(replacement)
+            idle.put_nowait(replacement)
 
-    async def _exchange(self, connection: HttpConnection, group: int, request: bytes) -> None:
-        """One request and its answer, latency measured from the write.
+    async def _exchange(
+        self, connection: HttpConnection, group: int, request: bytes, since: float | None = None
+    ) -> None:
+        """One request and its answer, latency measured from ``since`` (default: the write).
 
         Failures after which the server may have stored the alerts anyway are named "unknown",
         so a durability mismatch they cause is not mistaken for lost alerts.
         """
-        sent = time.monotonic()
+        sent = time.monotonic() if since is None else since
         try:
             status = await connection.send(request)
         except ConnectionError:
@@ -241,6 +260,16 @@ class Driver:
 
 def run_worker(spec: WorkerSpec) -> Tally:
     """Process-pool entry point: one event loop per worker process, uvloop's like the server's
-    (it halves the generator's CPU, which the server under test would otherwise lose)."""
-    with asyncio.Runner(loop_factory=event_loop) as runner:
-        return runner.run(Driver(spec).run())
+    (it halves the generator's CPU, which the server under test would otherwise lose).
+
+    The cycle collector is off while driving: a full collection over the run's tasks and
+    latencies paused this process for tens of milliseconds, and every answer arriving then was
+    timed as a slow answer from the server. A run is bounded, so the garbage it holds is too.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        with asyncio.Runner(loop_factory=event_loop) as runner:
+            return runner.run(Driver(spec).run())
+    finally:
+        gc.enable()
