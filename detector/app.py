@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from detector import migrations, store
 from detector.ack_links import LinkBuilder
+from detector.alertmanager_api import AlertmanagerClient
 from detector.background import BackgroundLoops
 from detector.batcher import IntakeBatcher
 from detector.clock import Clock, SystemClock
@@ -32,7 +33,7 @@ from detector.embedded_db import EmbeddedPostgres
 from detector.engine import Engine
 from detector.engine_process import EngineProcess
 from detector.metrics import Metrics
-from detector.reconcile import AlertmanagerClient, Reconciler
+from detector.reconcile import Reconciler
 from detector.reload import RulesReloader
 from detector.ruleset.live import ChannelConfigError, LiveRules
 from detector.ruleset.rules import RuleSet

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from detector.alertmanager_api import parse_alerts
 from detector.model import AlertStatus, Source
 from detector.reconcile import (
     GONE_REASON,
@@ -16,7 +17,6 @@ from detector.reconcile import (
     GoneReason,
     HeldAlert,
     alertmanager_settled,
-    parse_alerts,
     plan,
     resolved_signal,
     timeline_entries,
