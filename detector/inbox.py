@@ -22,6 +22,11 @@ class InsertResult:
 SignalKey = tuple[str, str, datetime, str]
 
 
+def signal_key(signal: Signal) -> SignalKey:
+    """What a stored signal is unique by: (source, occurrence, status)."""
+    return (signal.source, signal.fingerprint, signal.starts_at, signal.status)
+
+
 @dataclass(frozen=True, slots=True)
 class PendingSignal:
     """A stored signal the engine has not processed yet."""
@@ -39,11 +44,21 @@ def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
     """
     latest: dict[SignalKey, Signal] = {}
     for signal in signals:
-        latest[(signal.source, signal.fingerprint, signal.starts_at, signal.status)] = signal
+        latest[signal_key(signal)] = signal
     return {key: latest[key] for key in sorted(latest)}
 
 
-_STORE_SIGNALS = """WITH batch AS MATERIALIZED (
+_INSERT = """
+             INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
+                                  annotations, group_key, receiver, received_at,
+                                  last_received_at, unmatched)
+             SELECT source, name, fingerprint, status, starts_at::timestamptz,
+                    ends_at::timestamptz, labels, annotations, group_key, receiver,
+                    received_at::timestamptz, received_at::timestamptz, {unmatched}
+             FROM batch WHERE {which}"""
+"""New rows from the batch whose flag is ``which``, stored with ``unmatched`` set to match."""
+
+_STORE_SIGNALS = f"""WITH batch AS MATERIALIZED (
              SELECT * FROM ROWS FROM (
                json_array_elements_text($1), json_array_elements_text($2),
                json_array_elements_text($3), json_array_elements_text($4),
@@ -53,25 +68,11 @@ _STORE_SIGNALS = """WITH batch AS MATERIALIZED (
                json_array_elements_text($11), json_array_elements_text($12))
              AS r(source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
                   group_key, receiver, received_at, unmatched)),
-           refreshed AS (
-             INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
-                                  annotations, group_key, receiver, received_at,
-                                  last_received_at, unmatched)
-             SELECT source, name, fingerprint, status, starts_at::timestamptz,
-                    ends_at::timestamptz, labels, annotations, group_key, receiver,
-                    received_at::timestamptz, received_at::timestamptz, false
-             FROM batch WHERE NOT unmatched::boolean
+           refreshed AS ({_INSERT.format(unmatched="false", which="NOT unmatched::boolean")}
              ON CONFLICT (fingerprint, starts_at, status, source)
                DO UPDATE SET last_received_at = EXCLUDED.last_received_at
              RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
-           kept AS (
-             INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
-                                  annotations, group_key, receiver, received_at,
-                                  last_received_at, unmatched)
-             SELECT source, name, fingerprint, status, starts_at::timestamptz,
-                    ends_at::timestamptz, labels, annotations, group_key, receiver,
-                    received_at::timestamptz, received_at::timestamptz, true
-             FROM batch WHERE unmatched::boolean
+           kept AS ({_INSERT.format(unmatched="true", which="unmatched::boolean")}
              ON CONFLICT (fingerprint, starts_at, status, source) DO NOTHING
              RETURNING id, source, fingerprint, starts_at, status, true AS inserted),
            stored AS (SELECT * FROM refreshed UNION ALL SELECT * FROM kept),
@@ -79,7 +80,7 @@ _STORE_SIGNALS = """WITH batch AS MATERIALIZED (
              INSERT INTO pending_signals (signal_id)
              SELECT id FROM stored WHERE inserted AND $13)
            SELECT id, source, fingerprint, starts_at, status FROM stored WHERE inserted
-           ORDER BY id"""
+           ORDER BY id"""  # noqa: S608 - built only from the constants above
 """Insert new signals (one JSON array per column) and queue them if asked. Two inserts, because
 replays differ: one of a watched alert refreshes ``last_received_at``, one of an unmatched alert
 is skipped without even locking its row (an ON CONFLICT … DO UPDATE … WHERE would lock it)."""

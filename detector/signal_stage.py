@@ -50,7 +50,7 @@ def routed_once(rules: RuleSet) -> Callable[[Signal], list[RuleMatch]]:
     seen: dict[inbox.SignalKey, list[RuleMatch]] = {}
 
     def route(signal: Signal) -> list[RuleMatch]:
-        key = (signal.source, signal.fingerprint, signal.starts_at, signal.status)
+        key = inbox.signal_key(signal)
         matches = seen.get(key)
         if matches is None:
             matches = seen[key] = rules.route(signal)

@@ -93,11 +93,7 @@ class TestServeProcess:
             assert accepted == {"status": "accepted", "alerts": 1}
         finally:
             assert first.stop() == 0
-        events = [
-            json.loads(line)["event"]
-            for line in first.log.read_text().splitlines()
-            if line.startswith("{")
-        ]
+        events = [e["event"] for e in _events(first.log)]
         assert events.index("engine.stopped") < events.index("service.stopped")
         assert events[-1] == "database.embedded_stopped"
 
