@@ -35,6 +35,7 @@ from detector.engine_process import EngineProcess
 from detector.metrics import Metrics
 from detector.reconcile import Reconciler
 from detector.reload import RulesReloader
+from detector.replay_memo import ReplayMemo
 from detector.ruleset.live import ChannelConfigError, LiveRules
 from detector.ruleset.rules import RuleSet
 from detector.service_secrets import signing_key
@@ -158,6 +159,7 @@ async def _start_services(
         metrics=metrics,
         clock=clock,
         batcher=IntakeBatcher(pool, clock.now),
+        replays=ReplayMemo(settings.replay_window),
         engine=Engine(
             pool,
             lambda: rules.routes,

@@ -92,6 +92,12 @@ def fingerprint_of(labels: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def ends_at_of(alert: WebhookAlert) -> datetime | None:
+    """The alert's endsAt, None when absent or Go's zero time (as Alertmanager writes it)."""
+    ends_at = alert.get("endsAt")
+    return None if ends_at is None or ends_at.year <= _ZERO_YEAR else ends_at
+
+
 def to_signals(payload: WebhookPayload, received_at: datetime) -> list[Signal]:
     """One signal per alert; an alert whose endsAt has passed counts as resolved."""
     signals = []
@@ -99,9 +105,7 @@ def to_signals(payload: WebhookPayload, received_at: datetime) -> list[Signal]:
     receiver = payload.get("receiver", "")
     for alert in payload["alerts"]:
         labels = alert["labels"]
-        ends_at = alert.get("endsAt")
-        if ends_at is not None and ends_at.year <= _ZERO_YEAR:
-            ends_at = None
+        ends_at = ends_at_of(alert)
         status = alert["status"]
         if status is AlertStatus.FIRING and ends_at is not None and ends_at <= received_at:
             status = AlertStatus.RESOLVED

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         description="while webhooks keep arriving, start engine cycles at most this often "
         "(unless a backlog waits): larger batches cost less per alert; 0 off",
     )
+    replay_window: Duration = Field(
+        default=timedelta(seconds=10),
+        description="a byte-identical resend of a webhook stored this recently is answered "
+        "without storing it again (nor counting it as a new arrival); 0 off",
+    )
     rules_watch_interval: Duration = Field(
         default=timedelta(seconds=2), description="how often to look for rule file changes; 0 off"
     )

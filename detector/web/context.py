@@ -13,6 +13,7 @@ from detector.clock import Clock
 from detector.engine import Engine
 from detector.metrics import Metrics
 from detector.reload import RulesReloader
+from detector.replay_memo import ReplayMemo
 from detector.ruleset.live import LiveRules
 from detector.settings import Settings
 
@@ -29,6 +30,7 @@ class Services:
     metrics: Metrics
     clock: Clock
     batcher: IntakeBatcher
+    replays: ReplayMemo
     engine: Engine
     signing_key: bytes
 

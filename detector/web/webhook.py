@@ -16,6 +16,7 @@ from detector import inbox
 from detector.batcher import DB_ERRORS
 from detector.intake import PayloadError, log_entry, parse_payload
 from detector.model import Source
+from detector.replay_memo import digest_of
 from detector.web.context import SERVICES, Services
 from detector.web.responses import check_bearer, error
 
@@ -24,7 +25,8 @@ _KEPT_BODY_BYTES = 64 * 1024
 
 
 async def receive_alertmanager(request: web.Request) -> web.Response:
-    """Validate, store durably (the commit notifies the engine), answer."""
+    """Validate, store durably (the commit notifies the engine), answer; a byte-identical resend
+    of a body stored moments ago is answered at once (``ReplayMemo``)."""
     started = time.perf_counter()
     services = request.app[SERVICES]
     denied = check_bearer(request, services.settings.webhook_token)
@@ -32,13 +34,20 @@ async def receive_alertmanager(request: web.Request) -> web.Response:
         services.metrics.webhooks.labels("unauthorized").inc()
         return denied
     body = await request.read()
+    received_at = services.clock.now()
+    digest = digest_of(body)
+    alerts = services.replays.recall(digest, received_at)
+    if alerts is not None:
+        services.metrics.webhooks.labels("replayed").inc()
+        services.metrics.signals_received.labels(Source.ALERTMANAGER, "duplicate").inc(alerts)
+        return _accepted(services, alerts, started)
     try:
         payload = parse_payload(body)
     except PayloadError as err:
         return await _reject(services, body, err)
     alerts = len(payload["alerts"])
     try:
-        await services.batcher.submit(log_entry(body, services.clock.now()), alerts)
+        await services.batcher.submit(log_entry(body, received_at), alerts)
     except DB_ERRORS as err:
         services.metrics.webhooks.labels("unavailable").inc()
         log.warning(
@@ -48,7 +57,12 @@ async def receive_alertmanager(request: web.Request) -> web.Response:
             reason=str(err)[:200],
         )
         return error(503, "database unavailable, retry later")
+    services.replays.remember(digest, payload, received_at)
     services.metrics.webhooks.labels("accepted").inc()
+    return _accepted(services, alerts, started)
+
+
+def _accepted(services: Services, alerts: int, started: float) -> web.Response:
     services.metrics.intake_alerts.labels(Source.ALERTMANAGER).inc(alerts)
     services.metrics.webhook_latency.observe(time.perf_counter() - started)
     return web.json_response({"status": "accepted", "alerts": alerts})

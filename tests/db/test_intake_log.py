@@ -34,6 +34,7 @@ class TestIntakeLog:
         firing = alert(cluster="eu-1")
         for _ in range(3):
             await shop.post_alerts(firing)
+            shop.clock.advance(timedelta(seconds=11))  # past the replay window: stored again
         logged = 'stormwatch_intake_alerts_total{source="alertmanager"}'
         assert await _metric(shop, logged) == f"{logged} 3.0"
         await shop.cycle()
@@ -42,6 +43,40 @@ class TestIntakeLog:
         assert await _metric(shop, accepted) == f"{accepted} 1.0"
         assert await _metric(shop, duplicate) == f"{duplicate} 2.0"
         assert len(shop.pager.delivered("triggered")) == 1
+
+    async def test_a_resend_moments_later_is_answered_without_storing_it_again(
+        self, shop: Shop
+    ) -> None:
+        firing = alert(cluster="eu-1")
+        first = await shop.post_alerts(firing)
+        shop.clock.advance(timedelta(seconds=2))
+        again = await shop.post_alerts(firing)
+        assert (first.status, again.status) == (200, 200)
+        assert await again.json() == {"status": "accepted", "alerts": 1}
+        assert await shop.services.pool.fetchval("SELECT sum(requests) FROM intake_log") == 1
+        replayed = 'stormwatch_webhooks_total{outcome="replayed"}'
+        assert await _metric(shop, replayed) == f"{replayed} 1.0"
+
+        await shop.cycle()
+        accepted = 'stormwatch_signals_received_total{outcome="accepted",source="alertmanager"}'
+        duplicate = accepted.replace("accepted", "duplicate")
+        assert await _metric(shop, accepted) == f"{accepted} 1.0"
+        assert await _metric(shop, duplicate) == f"{duplicate} 1.0"
+        assert len(shop.pager.delivered("triggered")) == 1
+
+    async def test_a_resend_after_a_firing_alerts_end_is_stored_and_resolves_it(
+        self, shop: Shop
+    ) -> None:
+        firing = alert(cluster="eu-1", ends_at=shop.clock.now() + timedelta(seconds=5))
+        await shop.post_alerts(firing)
+        await shop.cycle()
+        [incident] = await shop.incidents("open")
+        shop.clock.advance(timedelta(seconds=6))  # inside the replay window, past endsAt
+        await shop.post_alerts(firing)
+        # stored (the first record is already expanded and gone), to be read as a resolution
+        assert await shop.services.pool.fetchval("SELECT count(*) FROM intake_log") == 1
+        await shop.cycle()
+        assert (await shop.incident(incident["id"]))["state"] == "resolved"
 
     async def test_unreadable_record_is_kept_for_inspection_and_the_rest_proceeds(
         self, shop: Shop
