@@ -13,10 +13,12 @@ from detector.store import Connection
 
 @dataclass(frozen=True, slots=True)
 class InsertResult:
-    """How many signals were new and how many were replays of stored ones."""
+    """How many signals were new and how many were replays of stored ones; ``unmatched`` of the
+    new ones were stored flagged as matching no rule, which is all the processing they need."""
 
     inserted: int
     duplicates: int
+    unmatched: int = 0
 
 
 SignalKey = tuple[str, str, datetime, str]
@@ -74,16 +76,19 @@ _STORE_SIGNALS = f"""WITH batch AS MATERIALIZED (
              RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
            kept AS ({_INSERT.format(unmatched="true", which="unmatched::boolean")}
              ON CONFLICT (fingerprint, starts_at, status, source) DO NOTHING
-             RETURNING id, source, fingerprint, starts_at, status, true AS inserted),
-           stored AS (SELECT * FROM refreshed UNION ALL SELECT * FROM kept),
+             RETURNING id),
            queued AS (
              INSERT INTO pending_signals (signal_id)
-             SELECT id FROM stored WHERE inserted AND $13)
-           SELECT id, source, fingerprint, starts_at, status FROM stored WHERE inserted
+             SELECT id FROM refreshed WHERE inserted AND $13)
+           SELECT 0::bigint AS id, NULL AS source, NULL AS fingerprint,
+                  NULL::timestamptz AS starts_at, NULL AS status, count(*) AS kept FROM kept
+           UNION ALL
+           SELECT id, source, fingerprint, starts_at, status, 0 FROM refreshed WHERE inserted
            ORDER BY id"""  # noqa: S608 - built only from the constants above
 """Insert new signals (one JSON array per column) and queue them if asked. Two inserts, because
 replays differ: one of a watched alert refreshes ``last_received_at``, one of an unmatched alert
-is skipped without even locking its row (an ON CONFLICT … DO UPDATE … WHERE would lock it)."""
+is skipped without even locking its row (an ON CONFLICT … DO UPDATE … WHERE would lock it).
+New unmatched rows are only counted (first row, id 0): being stored flagged is all they need."""
 
 
 async def insert_signals(
@@ -95,11 +100,12 @@ async def insert_signals(
 ) -> tuple[InsertResult, list[PendingSignal]]:
     """Store signals; a replayed occurrence only refreshes ``last_received_at``.
 
-    Returns the counts and the new signals with their ids. With ``queue`` the new ones also go
-    on the pending queue for a later engine cycle; without it the caller processes them in the
-    same transaction. ``unmatched`` (no rule routes the signal) is stored with each new row; a
-    replay of such a signal writes nothing, since only alerts a rule watches need their last
-    arrival (silence checks, heartbeats, reconciliation).
+    Returns the counts and the new signals still to process, with their ids. With ``queue``
+    those also go on the pending queue for a later engine cycle; without it the caller
+    processes them in the same transaction. ``unmatched`` (no rule routes the signal) is stored
+    with each new row, which is then done with: it is counted, not returned or queued. A replay
+    of such a signal writes nothing, since only alerts a rule watches need their last arrival
+    (silence checks, heartbeats, reconciliation).
 
     The batch travels as one JSON array per column, zipped back into rows by ``ROWS FROM``:
     PostgreSQL parses flat arrays far faster than an array of row objects (whose nested labels
@@ -124,13 +130,15 @@ async def insert_signals(
         flags,
         queue,
     )
+    kept = stored[0]["kept"]
     new = [
         PendingSignal(
             row["id"], unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])]
         )
-        for row in stored
+        for row in stored[1:]
     ]
-    return InsertResult(inserted=len(new), duplicates=len(signals) - len(new)), new
+    inserted = len(new) + kept
+    return InsertResult(inserted, len(signals) - inserted, kept), new
 
 
 async def lock_pending(connection: Connection, limit: int) -> list[PendingSignal]:

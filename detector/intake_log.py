@@ -27,7 +27,8 @@ _KEPT_BYTES = 64 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Expansion:
-    """What expanding intake log records stored: counts, the new signals, unreadable records."""
+    """What expanding intake log records stored: counts, the new signals a rule routes (to
+    process now), unreadable records."""
 
     stored: InsertResult = field(default_factory=lambda: InsertResult(0, 0))
     fresh: list[PendingSignal] = field(default_factory=list)

@@ -93,6 +93,8 @@ async def process_pending(
         )
         stored = result.expansion.stored
         result.full = len(queued) >= limit or stored.inserted + stored.duplicates >= limit
+        if stored.unmatched:
+            result.outcomes["unmatched"] += stored.unmatched
         pending = queued + result.expansion.fresh
         if not pending:
             return result
