@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from asyncpg import Record
+
 from detector.model import AlertStatus, Signal, Source
 from detector.store import Connection
 
@@ -105,7 +107,8 @@ async def insert_signals(
     processes them in the same transaction. ``unmatched`` (no rule routes the signal) is stored
     with each new row, which is then done with: it is counted, not returned or queued. A replay
     of such a signal writes nothing, since only alerts a rule watches need their last arrival
-    (silence checks, heartbeats, reconciliation).
+    (silence checks, heartbeats, reconciliation), unless a rule routes it now: then the stored
+    row is unflagged and returned with the new ones (it still counts as a duplicate).
 
     The batch travels as one JSON array per column, zipped back into rows by ``ROWS FROM``:
     PostgreSQL parses flat arrays far faster than an array of row objects (whose nested labels
@@ -131,14 +134,44 @@ async def insert_signals(
         queue,
     )
     kept = stored[0]["kept"]
-    new = [
-        PendingSignal(
-            row["id"], unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])]
-        )
-        for row in stored[1:]
-    ]
+    new = [_pending(row, unique) for row in stored[1:]]
     inserted = len(new) + kept
+    if unmatched is not None:
+        fresh = {signal_key(item.signal) for item in new}
+        watched = [s for s, flag in zip(batch, flags, strict=True) if not flag]
+        replays = [s for s in watched if signal_key(s) not in fresh]
+        adopted = await _adopt(connection, replays, unique)
+        new = sorted(new + adopted, key=lambda item: item.id) if adopted else new
     return InsertResult(inserted, len(signals) - inserted, kept), new
+
+
+def _pending(row: Record, unique: dict[SignalKey, Signal]) -> PendingSignal:
+    return PendingSignal(
+        row["id"], unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])]
+    )
+
+
+async def _adopt(
+    connection: Connection, replays: list[Signal], unique: dict[SignalKey, Signal]
+) -> list[PendingSignal]:
+    """Stored signals flagged unmatched that a rule routes now (the rules changed since they
+    were stored), found through their replays: unflag them and return them for processing, so
+    an alert still firing when a rule for it is added opens its incident at its next resend."""
+    if not replays:
+        return []
+    rows = await connection.fetch(
+        """UPDATE signals s SET unmatched = false
+           FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
+             AS k(source, fingerprint, starts_at, status)
+           WHERE s.unmatched AND (s.fingerprint, s.starts_at, s.status, s.source)
+                                 = (k.fingerprint, k.starts_at, k.status, k.source)
+           RETURNING s.id, s.source, s.fingerprint, s.starts_at, s.status""",
+        [s.source for s in replays],
+        [s.fingerprint for s in replays],
+        [s.starts_at for s in replays],
+        [s.status for s in replays],
+    )
+    return [_pending(row, unique) for row in rows]
 
 
 async def lock_pending(connection: Connection, limit: int) -> list[PendingSignal]:

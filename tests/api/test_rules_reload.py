@@ -122,6 +122,29 @@ class TestReload:
         unmatched = await (await shop.client.get("/api/v1/signals/unmatched")).json()
         assert [s["labels"]["instance"] for s in unmatched["signals"]] == ["b"]
 
+    async def test_a_firing_alert_a_new_rule_matches_opens_an_incident_when_resent(
+        self, shop: Shop, rules_dir: Path
+    ) -> None:
+        firing = alert("ReplicationLagHigh", cluster="eu-1")
+        await shop.post_alerts(firing)
+        await shop.cycle()
+        assert await shop.incidents() == []
+        text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
+        widened = 'alertname=~"PgBouncerPoolSaturated|ReplicationLagHigh"'
+        rewrite(rules_dir, text.replace('alertname="PgBouncerPoolSaturated"', widened))
+        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+
+        shop.clock.advance(timedelta(minutes=5))  # Alertmanager's next notification of the group
+        await shop.post_alerts(firing)
+        await shop.cycle()
+        [incident] = await shop.incidents("open")
+        assert incident["rule"] == "pool-exhausted"
+        assert len(shop.pager.delivered("triggered")) == 1
+        unmatched = await (await shop.client.get("/api/v1/signals/unmatched")).json()
+        assert unmatched["signals"] == []
+        duplicate = 'stormwatch_signals_received_total{outcome="duplicate",source="alertmanager"}'
+        assert await metric(shop, duplicate) == f"{duplicate} 1.0"
+
 
 class TestReloadUnderLoad:
     WEBHOOKS = 200
