@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from asyncpg import Record
-
 from detector.model import AlertStatus, Signal, Source
 from detector.store import Connection
 
@@ -72,25 +70,35 @@ _STORE_SIGNALS = f"""WITH batch AS MATERIALIZED (
                json_array_elements_text($11), json_array_elements_text($12))
              AS r(source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
                   group_key, receiver, received_at, unmatched)),
+           adopted AS (
+             SELECT s.id FROM signals s JOIN batch b
+               ON (s.fingerprint, s.starts_at, s.status, s.source)
+                  = (b.fingerprint, b.starts_at::timestamptz, b.status, b.source)
+             WHERE s.unmatched AND NOT b.unmatched::boolean),
            refreshed AS ({_INSERT.format(unmatched="false", which="NOT unmatched::boolean")}
              ON CONFLICT (fingerprint, starts_at, status, source)
-               DO UPDATE SET last_received_at = EXCLUDED.last_received_at
+               DO UPDATE SET last_received_at = EXCLUDED.last_received_at, unmatched = false
              RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
            kept AS ({_INSERT.format(unmatched="true", which="unmatched::boolean")}
              ON CONFLICT (fingerprint, starts_at, status, source) DO NOTHING
              RETURNING id),
+           fresh AS (
+             SELECT * FROM refreshed WHERE inserted OR id IN (SELECT id FROM adopted)),
            queued AS (
-             INSERT INTO pending_signals (signal_id)
-             SELECT id FROM refreshed WHERE inserted AND $13)
+             INSERT INTO pending_signals (signal_id) SELECT id FROM fresh WHERE $13)
            SELECT 0::bigint AS id, NULL AS source, NULL AS fingerprint,
-                  NULL::timestamptz AS starts_at, NULL AS status, count(*) AS kept FROM kept
+                  NULL::timestamptz AS starts_at, NULL AS status, NULL::boolean AS inserted,
+                  count(*) AS kept FROM kept
            UNION ALL
-           SELECT id, source, fingerprint, starts_at, status, 0 FROM refreshed WHERE inserted
+           SELECT id, source, fingerprint, starts_at, status, inserted, 0 FROM fresh
            ORDER BY id"""  # noqa: S608 - built only from the constants above
 """Insert new signals (one JSON array per column) and queue them if asked. Two inserts, because
 replays differ: one of a watched alert refreshes ``last_received_at``, one of an unmatched alert
 is skipped without even locking its row (an ON CONFLICT … DO UPDATE … WHERE would lock it).
-New unmatched rows are only counted (first row, id 0): being stored flagged is all they need."""
+New unmatched rows are only counted (first row, id 0): being stored flagged is all they need.
+A watched replay of a row stored flagged unmatched (the rules changed since) unflags it and is
+returned with the new ones; every part of the statement sees the rows as they were before it,
+so ``adopted`` finds them."""
 
 
 async def insert_signals(
@@ -134,44 +142,14 @@ async def insert_signals(
         queue,
     )
     kept = stored[0]["kept"]
-    new = [_pending(row, unique) for row in stored[1:]]
-    inserted = len(new) + kept
-    if unmatched is not None:
-        fresh = {signal_key(item.signal) for item in new}
-        watched = [s for s, flag in zip(batch, flags, strict=True) if not flag]
-        replays = [s for s in watched if signal_key(s) not in fresh]
-        adopted = await _adopt(connection, replays, unique)
-        new = sorted(new + adopted, key=lambda item: item.id) if adopted else new
+    new = [
+        PendingSignal(
+            row["id"], unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])]
+        )
+        for row in stored[1:]
+    ]
+    inserted = kept + sum(row["inserted"] for row in stored[1:])
     return InsertResult(inserted, len(signals) - inserted, kept), new
-
-
-def _pending(row: Record, unique: dict[SignalKey, Signal]) -> PendingSignal:
-    return PendingSignal(
-        row["id"], unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])]
-    )
-
-
-async def _adopt(
-    connection: Connection, replays: list[Signal], unique: dict[SignalKey, Signal]
-) -> list[PendingSignal]:
-    """Stored signals flagged unmatched that a rule routes now (the rules changed since they
-    were stored), found through their replays: unflag them and return them for processing, so
-    an alert still firing when a rule for it is added opens its incident at its next resend."""
-    if not replays:
-        return []
-    rows = await connection.fetch(
-        """UPDATE signals s SET unmatched = false
-           FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
-             AS k(source, fingerprint, starts_at, status)
-           WHERE s.unmatched AND (s.fingerprint, s.starts_at, s.status, s.source)
-                                 = (k.fingerprint, k.starts_at, k.status, k.source)
-           RETURNING s.id, s.source, s.fingerprint, s.starts_at, s.status""",
-        [s.source for s in replays],
-        [s.fingerprint for s in replays],
-        [s.starts_at for s in replays],
-        [s.status for s in replays],
-    )
-    return [_pending(row, unique) for row in rows]
 
 
 async def lock_pending(connection: Connection, limit: int) -> list[PendingSignal]:
