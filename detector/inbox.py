@@ -30,11 +30,45 @@ def signal_key(signal: Signal) -> SignalKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Holder:
+    """An open incident that holds a signal's occurrence, under a rule that still exists."""
+
+    rule: str
+    group_key: str
+    group_labels: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class PendingSignal:
-    """A stored signal the engine has not processed yet."""
+    """A stored signal the engine has not processed yet, with the open incidents holding it."""
 
     id: int
     signal: Signal
+    holders: tuple[Holder, ...] = ()
+
+
+_OPEN_INCIDENTS = "EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved')"
+"""Evaluated once per statement: while no incident is open, no occurrence is looked up."""
+
+
+def _held(row: str, rules: str) -> str:
+    """SQL FROM … WHERE for the open incidents, of the rules named by the text-array parameter
+    ``rules``, that hold the occurrence of ``row``."""
+    return f"""FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+                 WHERE ia.fingerprint = {row}.fingerprint
+                   AND ia.starts_at = {row}.starts_at::timestamptz
+                   AND i.state <> 'resolved' AND i.rule = ANY({rules}::text[])"""
+
+
+def _holders_of(row: str, rules: str) -> str:
+    """SQL for those incidents as a JSON array of [rule, group key, group labels], or NULL."""
+    return f"""CASE WHEN {_OPEN_INCIDENTS} THEN (
+                 SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
+                 {_held(row, rules)}) END"""
+
+
+def _holders(value: list[list[Any]] | None) -> tuple[Holder, ...]:
+    return tuple(Holder(rule, key, labels) for rule, key, labels in value or ())
 
 
 def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
@@ -60,7 +94,7 @@ _INSERT = """
              FROM batch WHERE {which}"""
 """New rows from the batch whose flag is ``which``, stored with ``unmatched`` set to match."""
 
-_STORE_SIGNALS = f"""WITH batch AS MATERIALIZED (
+_STORE_SIGNALS = f"""WITH listed AS MATERIALIZED (
              SELECT * FROM ROWS FROM (
                json_array_elements_text($1), json_array_elements_text($2),
                json_array_elements_text($3), json_array_elements_text($4),
@@ -70,16 +104,23 @@ _STORE_SIGNALS = f"""WITH batch AS MATERIALIZED (
                json_array_elements_text($11), json_array_elements_text($12))
              AS r(source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
                   group_key, receiver, received_at, unmatched)),
+           batch AS MATERIALIZED (
+             SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
+                    group_key, receiver, received_at,
+                    l.unmatched::boolean
+                      AND NOT ({_OPEN_INCIDENTS} AND EXISTS (SELECT 1 {_held("l", "$14")}))
+                      AS unmatched
+             FROM listed l),
            adopted AS (
              SELECT s.id FROM signals s JOIN batch b
                ON (s.fingerprint, s.starts_at, s.status, s.source)
                   = (b.fingerprint, b.starts_at::timestamptz, b.status, b.source)
-             WHERE s.unmatched AND NOT b.unmatched::boolean),
-           refreshed AS ({_INSERT.format(unmatched="false", which="NOT unmatched::boolean")}
+             WHERE s.unmatched AND NOT b.unmatched),
+           refreshed AS ({_INSERT.format(unmatched="false", which="NOT unmatched")}
              ON CONFLICT (fingerprint, starts_at, status, source)
                DO UPDATE SET last_received_at = EXCLUDED.last_received_at, unmatched = false
              RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
-           kept AS ({_INSERT.format(unmatched="true", which="unmatched::boolean")}
+           kept AS ({_INSERT.format(unmatched="true", which="unmatched")}
              ON CONFLICT (fingerprint, starts_at, status, source) DO NOTHING
              RETURNING id),
            fresh AS (
@@ -88,9 +129,10 @@ _STORE_SIGNALS = f"""WITH batch AS MATERIALIZED (
              INSERT INTO pending_signals (signal_id) SELECT id FROM fresh WHERE $13)
            SELECT 0::bigint AS id, NULL AS source, NULL AS fingerprint,
                   NULL::timestamptz AS starts_at, NULL AS status, NULL::boolean AS inserted,
-                  count(*) AS kept FROM kept
+                  count(*) AS kept, NULL::json AS holders FROM kept
            UNION ALL
-           SELECT id, source, fingerprint, starts_at, status, inserted, 0 FROM fresh
+           SELECT id, source, fingerprint, starts_at, status, inserted, 0,
+                  {_holders_of("f", "$14")} FROM fresh f
            ORDER BY id"""  # noqa: S608 - built only from the constants above
 """Insert new signals (one JSON array per column) and queue them if asked. Two inserts, because
 replays differ: one of a watched alert refreshes ``last_received_at``, one of an unmatched alert
@@ -98,7 +140,8 @@ is skipped without even locking its row (an ON CONFLICT … DO UPDATE … WHERE 
 New unmatched rows are only counted (first row, id 0): being stored flagged is all they need.
 A watched replay of a row stored flagged unmatched (the rules changed since) unflags it and is
 returned with the new ones; every part of the statement sees the rows as they were before it,
-so ``adopted`` finds them."""
+so ``adopted`` finds them. An alert an open incident holds is never unmatched (the rules may have
+changed since it was routed); new rows come back with the incidents holding them."""
 
 
 async def insert_signals(
@@ -107,6 +150,7 @@ async def insert_signals(
     *,
     unmatched: Callable[[Signal], bool] | None = None,
     queue: bool = True,
+    live_rules: Sequence[str] = (),
 ) -> tuple[InsertResult, list[PendingSignal]]:
     """Store signals; a replayed occurrence only refreshes ``last_received_at``.
 
@@ -116,7 +160,9 @@ async def insert_signals(
     with each new row, which is then done with: it is counted, not returned or queued. A replay
     of such a signal writes nothing, since only alerts a rule watches need their last arrival
     (silence checks, heartbeats, reconciliation), unless a rule routes it now: then the stored
-    row is unflagged and returned with the new ones (it still counts as a duplicate).
+    row is unflagged and returned with the new ones (it still counts as a duplicate). A signal
+    whose occurrence an open incident of one of ``live_rules`` holds is never stored unmatched,
+    and new signals come back with those incidents (``PendingSignal.holders``).
 
     The batch travels as one JSON array per column, zipped back into rows by ``ROWS FROM``:
     PostgreSQL parses flat arrays far faster than an array of row objects (whose nested labels
@@ -140,11 +186,14 @@ async def insert_signals(
         [s.received_at for s in batch],
         flags,
         queue,
+        list(live_rules),
     )
     kept = stored[0]["kept"]
     new = [
         PendingSignal(
-            row["id"], unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])]
+            row["id"],
+            unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])],
+            _holders(row["holders"]),
         )
         for row in stored[1:]
     ]
@@ -152,16 +201,22 @@ async def insert_signals(
     return InsertResult(inserted, len(signals) - inserted, kept), new
 
 
-async def lock_pending(connection: Connection, limit: int) -> list[PendingSignal]:
-    """The oldest unprocessed signals, in arrival order, locked for this transaction."""
-    rows = await connection.fetch(
-        """SELECT s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
-                  s.labels, s.annotations, s.group_key, s.receiver, s.received_at
+_LOCK_PENDING = f"""SELECT s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at,
+                  s.ends_at, s.labels, s.annotations, s.group_key, s.receiver, s.received_at,
+                  {_holders_of("s", "$2")} AS holders
            FROM pending_signals p JOIN signals s ON s.id = p.signal_id
-           ORDER BY p.signal_id LIMIT $1 FOR UPDATE OF p SKIP LOCKED""",
-        limit,
-    )
-    return [PendingSignal(row["id"], signal_from_row(row)) for row in rows]
+           ORDER BY p.signal_id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"""  # noqa: S608 - constants
+
+
+async def lock_pending(
+    connection: Connection, limit: int, live_rules: Sequence[str] = ()
+) -> list[PendingSignal]:
+    """The oldest unprocessed signals, in arrival order, locked for this transaction, with the
+    open incidents of ``live_rules`` that hold them."""
+    rows = await connection.fetch(_LOCK_PENDING, limit, list(live_rules))
+    return [
+        PendingSignal(row["id"], signal_from_row(row), _holders(row["holders"])) for row in rows
+    ]
 
 
 def signal_from_row(row: Any) -> Signal:

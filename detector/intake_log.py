@@ -7,7 +7,7 @@ transaction, so a record is expanded exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -60,9 +60,11 @@ async def expand(
     max_alerts: int,
     now: datetime,
     unmatched: Callable[[Signal], bool] | None = None,
+    live_rules: Sequence[str] = (),
 ) -> Expansion:
     """Turn the oldest records (about ``max_alerts`` alerts, at least one record) into signals,
-    flagging the ones ``unmatched`` says no rule routes.
+    flagging the ones ``unmatched`` says no rule routes (unless an open incident of one of
+    ``live_rules`` holds them).
 
     Call inside the transaction that holds the signal-processing lock; the new signals are
     returned rather than queued, for that transaction to process. A record that no longer
@@ -89,7 +91,7 @@ async def expand(
             body = bytes(row["bodies"][:_KEPT_BYTES]).decode("utf-8", errors="replace")
             await inbox.keep_rejected(connection, now, "intake_log", "unreadable record", body)
     stored, fresh = await inbox.insert_signals(
-        connection, signals, unmatched=unmatched, queue=False
+        connection, signals, unmatched=unmatched, queue=False, live_rules=live_rules
     )
     await connection.execute(
         "DELETE FROM intake_log WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]

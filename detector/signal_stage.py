@@ -59,14 +59,35 @@ def routed_once(rules: RuleSet) -> Callable[[Signal], list[RuleMatch]]:
     return route
 
 
+def held_where_it_is(
+    matches: list[RuleMatch], holders: tuple[inbox.Holder, ...], rules: RuleSet
+) -> list[RuleMatch]:
+    """An alert an open incident holds goes to that incident, whatever the rules say now.
+
+    Otherwise a rule edited after the incident opened (narrower matchers, another group_by)
+    would send the alert's resolution nowhere, or to another group, and leave the incident open
+    for good. Holders whose rule is gone are left out (``live_rules`` excludes them anyway).
+    """
+    held = {h.rule: h for h in holders if h.rule in rules.rules}
+    if not held:
+        return matches
+    others = [match for match in matches if match.rule.name not in held]
+    return others + [
+        RuleMatch(rules.rules[h.rule], h.group_key, h.group_labels) for h in held.values()
+    ]
+
+
 def group_by_incident(
-    pending: list[inbox.PendingSignal], route: Callable[[Signal], list[RuleMatch]]
+    pending: list[inbox.PendingSignal],
+    route: Callable[[Signal], list[RuleMatch]],
+    rules: RuleSet,
 ) -> tuple[dict[tuple[str, str], tuple[RuleMatch, list[Signal]]], dict[int, str]]:
-    """Route each signal; group the matched ones by (rule, group key), keep outcomes per id."""
+    """Route each signal (to the incidents holding it, see ``held_where_it_is``); group the
+    matched ones by (rule, group key), keep outcomes per id."""
     groups: dict[tuple[str, str], tuple[RuleMatch, list[Signal]]] = {}
     outcomes: dict[int, str] = {}
     for item in pending:
-        matches = route(item.signal)
+        matches = held_where_it_is(route(item.signal), item.holders, rules)
         outcomes[item.id] = "matched" if matches else "unmatched"
         for match in matches:
             key = (match.rule.name, match.group_key)
@@ -86,10 +107,11 @@ async def process_pending(
     async with pool.acquire() as connection, connection.transaction():
         if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PROCESSING_LOCK):
             return result
-        queued = await inbox.lock_pending(connection, limit)
+        live_rules = list(rules.rules)
+        queued = await inbox.lock_pending(connection, limit, live_rules)
         route = routed_once(rules)
         result.expansion = await intake_log.expand(
-            connection, limit, now, lambda signal: not route(signal)
+            connection, limit, now, lambda signal: not route(signal), live_rules
         )
         stored = result.expansion.stored
         result.full = len(queued) >= limit or stored.inserted + stored.duplicates >= limit
@@ -98,7 +120,7 @@ async def process_pending(
         pending = queued + result.expansion.fresh
         if not pending:
             return result
-        groups, outcomes = group_by_incident(pending, route)
+        groups, outcomes = group_by_incident(pending, route, rules)
         for (rule_name, group_key), (match, signals) in groups.items():
             try:
                 async with connection.transaction():

@@ -146,6 +146,86 @@ class TestReload:
         assert await metric(shop, duplicate) == f"{duplicate} 1.0"
 
 
+def edited_rules(shop: Shop, old: str, new: str) -> str:
+    text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
+    assert old in text
+    return text.replace(old, new)
+
+
+class TestAlertsStayWithTheirIncident:
+    """An alert an open incident holds goes to it until it resolves, whatever a later edit says."""
+
+    POOL_MATCH = """match: ['alertname="PgBouncerPoolSaturated"']"""
+
+    async def reload(self, shop: Shop, rules_dir: Path, old: str, new: str) -> None:
+        rewrite(rules_dir, edited_rules(shop, old, new))
+        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+
+    async def test_the_resolution_reaches_it_after_the_rule_stops_matching(
+        self, shop: Shop, rules_dir: Path
+    ) -> None:
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        [opened] = await shop.incidents("open")
+        narrowed = """match: ['alertname="PgBouncerPoolSaturated"', 'cluster="eu-2"']"""
+        await self.reload(shop, rules_dir, self.POOL_MATCH, narrowed)
+
+        shop.clock.advance(timedelta(minutes=5))
+        await shop.post_alerts(alert(cluster="eu-1", status="resolved", ends_at=shop.clock.now()))
+        await shop.cycle()
+        assert (await shop.incident(opened["id"]))["state"] == "resolved"
+        unmatched = await (await shop.client.get("/api/v1/signals/unmatched")).json()
+        assert unmatched["signals"] == []
+
+        await shop.post_alerts(alert(cluster="eu-1", starts_at=shop.clock.now()))
+        await shop.cycle()
+        assert len(await shop.incidents()) == 1, "a new occurrence follows the edited rule"
+        unmatched = await (await shop.client.get("/api/v1/signals/unmatched")).json()
+        assert [s["labels"]["cluster"] for s in unmatched["signals"]] == ["eu-1"]
+
+    async def test_a_new_group_by_does_not_split_it(self, shop: Shop, rules_dir: Path) -> None:
+        await shop.post_alerts(
+            alert(cluster="eu-1", instance="a"), alert(cluster="eu-1", instance="b")
+        )
+        await shop.cycle()
+        [opened] = await shop.incidents("open")
+        await self.reload(shop, rules_dir, "group_by: [cluster]", "group_by: [cluster, instance]")
+
+        shop.clock.advance(timedelta(minutes=5))
+        resolved_at = shop.clock.now()
+        await shop.post_alerts(
+            alert(cluster="eu-1", instance="a", status="resolved", ends_at=resolved_at)
+        )
+        await shop.cycle()
+        assert (await shop.incident(opened["id"]))["state"] != "resolved", "b still fires"
+        await shop.post_alerts(
+            alert(cluster="eu-1", instance="b", status="resolved", ends_at=resolved_at)
+        )
+        await shop.cycle()
+        assert [i["state"] for i in await shop.incidents()] == ["resolved"]
+        assert len(shop.pager.delivered("triggered")) == 1
+
+    async def test_its_resends_keep_a_silence_rule_from_resolving_it(
+        self, shop: Shop, rules_dir: Path
+    ) -> None:
+        spike = alert("CheckoutErrorSpike", shop="eu")
+        await shop.post_alerts(spike)
+        await shop.cycle()
+        [opened] = await shop.incidents("open")
+        narrowed = """match: ['alertname="CheckoutErrorSpike"', 'shop="us"']"""
+        await self.reload(
+            shop, rules_dir, """match: ['alertname="CheckoutErrorSpike"']""", narrowed
+        )
+
+        for _ in range(6):  # resends every 5 min for 30 min: twice the 15 min of silence allowed
+            shop.clock.advance(timedelta(minutes=5))
+            await shop.post_alerts(spike)
+            await shop.cycle()
+        assert (await shop.incident(opened["id"]))["state"] == "triggered"
+        await shop.advance(timedelta(minutes=16))
+        assert (await shop.incident(opened["id"]))["state"] == "resolved"
+
+
 class TestReloadUnderLoad:
     WEBHOOKS = 200
 

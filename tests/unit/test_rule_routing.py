@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from detector.inbox import Holder
 from detector.model import AlertStatus, Signal, Source
 from detector.ruleset.rules import RuleSet, alertnames, sees
 from detector.ruleset.schema import RuleSpec
+from detector.signal_stage import held_where_it_is
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -97,3 +99,36 @@ class TestRoute:
         routed = [m.rule.name for m in RULE_SET.route(signal(**labels))]
         assert routed == every_rule
         assert routed == [m.rule.name for m in RULE_SET.route(signal(**labels))], "memoised"
+
+
+class TestHeldWhereItIs:
+    """An open incident holding an alert keeps receiving it, whatever the rules route now."""
+
+    POOL = signal(alertname="PgBouncerPoolSaturated", cluster="eu-1", service="checkout")
+    AS_ROUTED = (("exact", "{}"), ("by-label", "{}"), ("all-of", "{}"))
+
+    @pytest.mark.parametrize(
+        ("holders", "expected"),
+        [
+            pytest.param((), {*AS_ROUTED}, id="held by none: as routed"),
+            pytest.param(
+                (Holder("exact", "cluster=eu-1", {"cluster": "eu-1"}),),
+                {("exact", "cluster=eu-1"), ("by-label", "{}"), ("all-of", "{}")},
+                id="held under another group key: that incident's key",
+            ),
+            pytest.param(
+                (Holder("pattern", "k", {}),),
+                {*AS_ROUTED, ("pattern", "k")},
+                id="held by a rule that no longer matches: still delivered",
+            ),
+            pytest.param(
+                (Holder("deleted-rule", "k", {}),),
+                {*AS_ROUTED},
+                id="held under a rule that is gone: as routed",
+            ),
+        ],
+    )
+    def test_routes(self, holders: tuple[Holder, ...], expected: set[tuple[str, str]]) -> None:
+        matches = held_where_it_is(RULE_SET.route(self.POOL), holders, RULE_SET)
+        assert {(m.rule.name, m.group_key) for m in matches} == expected
+        assert len(matches) == len(expected)
