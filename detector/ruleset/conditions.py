@@ -124,9 +124,15 @@ def _threshold(
 def _absent(
     rule: RuleSpec, within: timedelta, state: State, signals: Sequence[Signal], now: datetime
 ) -> ConditionResult:
+    """An expected alert stands armed triggers down, and covers triggers arriving less than
+    ``within`` after it: Alertmanager sends each group on its own timers, so the follow-up can
+    be delivered before the alert it follows."""
     armed: dict[str, Any] = dict(state.get("pending", {}))
     if any(_is_expected(rule, s) and s.status is AlertStatus.FIRING for s in signals):
-        return ConditionResult({}, note="expected_arrived")
+        return ConditionResult({"expected_at": now.isoformat()}, note="expected_arrived")
+    expected_at = state.get("expected_at")
+    if expected_at is not None and now < _at(expected_at) + within:
+        return ConditionResult({"expected_at": expected_at}, note="expected_arrived")
     triggers = [s for s in signals if not _is_expected(rule, s)]
     armed = _track_firing(armed, triggers)
     if any(now >= _at(v["since"]) + within for v in armed.values()):

@@ -600,8 +600,13 @@ class TestAbsent:
             ),
             pytest.param(
                 [arrive(failover(T0)), arrive(no_primary(T0 + 10 * SEC))],
-                [(T0 + 70 * SEC, {"db-1"})],
-                id="expected before the trigger does not pre-satisfy it",
+                [],
+                id="expected delivered first covers a trigger within the window",
+            ),
+            pytest.param(
+                [arrive(failover(T0)), arrive(no_primary(T0 + 60 * SEC))],
+                [(T0 + 120 * SEC, {"db-1"})],
+                id="expected a whole window before the trigger does not cover it",
             ),
             pytest.param(
                 [arrive(no_primary(T0), failover(T0 + SEC))],
@@ -621,7 +626,7 @@ class TestAbsent:
         trace = simulate(ABSENT, events, until=T0 + 10 * MIN)
 
         assert releases(trace) == expected
-        assert trace[-1].result.state == {}
+        assert "pending" not in trace[-1].result.state, "nothing is left armed"
 
     def test_expected_stands_down_and_the_stale_check_decides_nothing(self) -> None:
         trace = simulate(
@@ -631,18 +636,21 @@ class TestAbsent:
         assert [(c.at, c.via, c.result.note) for c in trace] == [
             (T0, "signals", "waiting_for_expected"),
             (T0 + 30 * SEC, "signals", "expected_arrived"),
-            (T0 + 60 * SEC, "timer", "waiting_for_expected"),
+            (T0 + 60 * SEC, "timer", "expected_arrived"),
         ]
         assert check_ats(trace) == [T0 + 60 * SEC, None, None]
 
-    def test_expected_before_the_trigger_arms_nothing_and_is_forgotten(self) -> None:
-        # An expected alert clears the state and keeps no trace of itself, so a trigger arriving
-        # later arms a fresh wait: as the README says, only an expected alert after it counts.
+    def test_expected_before_the_trigger_covers_it_for_one_window(self) -> None:
+        # Alertmanager sends each group on its own timers, so the follow-up can come first.
         early = evaluate(ABSENT, {}, [failover(T0)], T0, False)
-        armed = evaluate(ABSENT, early.state, [no_primary(T0 + 10 * SEC)], T0 + 10 * SEC, False)
+        covered = evaluate(ABSENT, early.state, [no_primary(T0 + 10 * SEC)], T0 + 10 * SEC, False)
+        later = no_primary(T0 + 60 * SEC, instance="db-2")
+        armed = evaluate(ABSENT, covered.state, [later], T0 + 60 * SEC, False)
 
-        assert (early.note, early.state, early.check_at) == ("expected_arrived", {}, None)
-        assert (armed.note, armed.check_at) == ("waiting_for_expected", T0 + 70 * SEC)
+        assert (early.note, early.check_at) == ("expected_arrived", None)
+        assert (covered.note, covered.release, covered.check_at) == ("expected_arrived", (), None)
+        assert (armed.note, armed.check_at) == ("waiting_for_expected", T0 + 120 * SEC)
+        assert "expected_at" not in armed.state, "a covering alert is forgotten after its window"
 
     def test_once_open_expected_alerts_are_not_passed_through(self) -> None:
         trigger = no_primary(T0)
@@ -670,10 +678,10 @@ class TestAbsent:
 
         assert released_ever(trace) == {"db-1", "db-2"}
 
-    def test_expected_earlier_in_the_same_batch_does_not_pre_satisfy(self) -> None:
+    def test_expected_earlier_in_the_same_batch_covers_the_trigger(self) -> None:
         trace = simulate(ABSENT, [arrive(failover(T0), no_primary(T0 + SEC))], until=T0 + 10 * MIN)
 
-        assert releases(trace) == [(T0 + 61 * SEC, {"db-1"})]
+        assert releases(trace) == []
 
     def test_expected_after_the_deadline_does_not_stand_down(self) -> None:
         late = T0 + 61 * SEC
