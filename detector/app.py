@@ -150,7 +150,7 @@ async def _start_services(
         links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
         rng=random.Random(),  # noqa: S311 - jitter, not security
     )
-    return Services(
+    services = Services(
         settings=settings,
         pool=pool,
         session=session,
@@ -172,6 +172,8 @@ async def _start_services(
         ),
         signing_key=key,
     )
+    services.reloader.on_swap(services.replays.forget_all)
+    return services
 
 
 def _start_loops(

@@ -41,12 +41,17 @@ class RulesReloader:
         self._metrics = metrics
         self._seen = directory_state(directory)
         self._followers: list[Callable[[], None]] = []
+        self._watchers: list[Callable[[], None]] = []
         self._record(live.status)
 
     def forward_to(self, follower: Callable[[], None]) -> None:
         """Also call ``follower`` on every explicit reload (API, SIGHUP), e.g. to pass it on to
         the engine process; file changes each process notices by itself."""
         self._followers.append(follower)
+
+    def on_swap(self, watcher: Callable[[], None]) -> None:
+        """Call ``watcher`` after every reload that swapped new rules in."""
+        self._watchers.append(watcher)
 
     def reload(self, trigger: str) -> ReloadStatus:
         """Validate and swap in the directory's rules, or keep the running ones."""
@@ -58,6 +63,8 @@ class RulesReloader:
         self._record(status)
         if status.ok:
             log.info("rules.reloaded", trigger=trigger, rules=len(self._live.current.rules))
+            for watcher in self._watchers:
+                watcher()
         else:
             log.error("rules.reload_failed", trigger=trigger, errors=list(status.errors))
         return status

@@ -66,5 +66,10 @@ class ReplayMemo:
         ):
             self._entries.popitem(last=False)
 
+    def forget_all(self) -> None:
+        """Forget every body, as after a rule change: a resend must then be stored again, so
+        that the new rules see its alerts (a rule added for a firing one adopts it)."""
+        self._entries.clear()
+
     def __len__(self) -> int:
         return len(self._entries)

@@ -145,6 +145,25 @@ class TestReload:
         duplicate = 'stormwatch_signals_received_total{outcome="duplicate",source="alertmanager"}'
         assert await metric(shop, duplicate) == f"{duplicate} 1.0"
 
+    async def test_a_resend_moments_after_the_rule_is_added_is_not_answered_from_memory(
+        self, shop: Shop, rules_dir: Path
+    ) -> None:
+        firing = alert("ReplicationLagHigh", cluster="eu-1")
+        await shop.post_alerts(firing)
+        await shop.cycle()
+        text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
+        widened = 'alertname=~"PgBouncerPoolSaturated|ReplicationLagHigh"'
+        rewrite(rules_dir, text.replace('alertname="PgBouncerPoolSaturated"', widened))
+        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+
+        shop.clock.advance(timedelta(seconds=2))  # a retry, well inside the replay window
+        await shop.post_alerts(firing)
+        await shop.cycle()
+        [incident] = await shop.incidents("open")
+        assert incident["rule"] == "pool-exhausted"
+        exposition = await (await shop.client.get("/metrics")).text()
+        assert 'stormwatch_webhooks_total{outcome="replayed"}' not in exposition
+
 
 def edited_rules(shop: Shop, old: str, new: str) -> str:
     text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)

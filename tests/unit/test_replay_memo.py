@@ -72,3 +72,10 @@ def test_forgets_the_oldest_beyond_its_bound_and_what_aged_out() -> None:
     ]
     _stored(body(alert(fingerprint="f9")), memo, T + timedelta(seconds=12.5))
     assert len(memo) == 1  # entries stored at T+1 s and T+2 s aged out
+
+
+def test_forgets_everything_after_a_rule_change() -> None:
+    memo = ReplayMemo(WINDOW)
+    digest = _stored(body(alert()), memo)
+    memo.forget_all()
+    assert (memo.recall(digest, T), len(memo)) == (None, 0)
