@@ -1,18 +1,24 @@
 """Alertmanager's v2 API as the reconciler reads it: the alerts still present and the uptime.
 
-Only what reconciliation needs is parsed; the URL and token never appear in logs or errors.
+Only what reconciliation needs is parsed; the URL and token never appear in logs or errors. An HA
+cluster is read peer by peer (Alertmanager peers share silences and notifications, not alerts:
+each holds what Prometheus sent it), and an alert any reachable peer lists counts as present.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import aiohttp
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+
+log = structlog.get_logger(__name__)
 
 
 class _ListedAlert(BaseModel):
@@ -68,6 +74,50 @@ class AlertSource(Protocol):
     async def snapshot(self) -> Snapshot:
         """The current alert list, or raise FetchError."""
         ...
+
+
+def merge(snapshots: Sequence[Snapshot]) -> Snapshot:
+    """One view of several peers: every alert any of them lists (the earliest startsAt, as
+    Alertmanager keeps when it merges re-posts), with the uptime of the longest-running one.
+
+    A peer that restarted lately lists too little, never too much, so the union stays complete
+    as long as one peer is settled; judging settledness by the oldest peer is then safe.
+    """
+    listed: dict[str, datetime] = {}
+    for snapshot in snapshots:
+        for fingerprint, starts_at in snapshot.listed.items():
+            if fingerprint not in listed or starts_at < listed[fingerprint]:
+                listed[fingerprint] = starts_at
+    oldest = min(snapshots, key=lambda snapshot: snapshot.started_at)
+    return Snapshot(listed, oldest.started_at, oldest.reported_at)
+
+
+class AlertmanagerPeers:
+    """Reads every peer at once and merges what the reachable ones hold; fails only when none
+    answers, so one peer down for maintenance does not stop reconciliation."""
+
+    def __init__(self, peers: Sequence[AlertSource]) -> None:
+        self._peers = tuple(peers)
+
+    async def snapshot(self) -> Snapshot:
+        """The merged list of the peers that answered, or the first FetchError if none did."""
+        results = await asyncio.gather(
+            *(peer.snapshot() for peer in self._peers), return_exceptions=True
+        )
+        answered: list[Snapshot] = []
+        failed: list[tuple[int, FetchError]] = []
+        for index, result in enumerate(results):
+            if isinstance(result, FetchError):
+                failed.append((index, result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                answered.append(result)
+        if not answered:
+            raise failed[0][1]
+        for index, error in failed:
+            log.warning("reconcile.peer_unreadable", peer=index, reason=error.reason)
+        return merge(answered)
 
 
 class AlertmanagerClient:

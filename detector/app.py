@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from detector import migrations, store
 from detector.ack_links import LinkBuilder
-from detector.alertmanager_api import AlertmanagerClient
+from detector.alertmanager_api import AlertmanagerClient, AlertmanagerPeers
 from detector.background import BackgroundLoops
 from detector.batcher import IntakeBatcher
 from detector.clock import Clock, SystemClock
@@ -247,12 +247,13 @@ def build_reconciler(
     wake: Callable[[], None],
 ) -> Reconciler | None:
     """The Alertmanager reconciler, or None when no Alertmanager URL is configured."""
-    if not settings.alertmanager_url:  # unset, or set to empty
+    if not settings.alertmanager_urls:  # unset, or set to empty
         return None
-    client = AlertmanagerClient(session, settings.alertmanager_url, settings.alertmanager_token)
+    token = settings.alertmanager_token
+    peers = [AlertmanagerClient(session, url, token) for url in settings.alertmanager_urls]
     return Reconciler(
         pool,
-        client,
+        AlertmanagerPeers(peers),
         clock,
         metrics,
         interval=settings.reconcile_interval,

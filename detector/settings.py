@@ -79,8 +79,9 @@ class Settings(BaseSettings):
     )
     alertmanager_url: str | None = Field(
         default=None,
-        description="Alertmanager base URL; when set, open incidents are reconciled with its "
-        "GET /api/v2/alerts (resolved notifications are lost for silenced or inhibited alerts)",
+        description="Alertmanager base URL, or the comma-separated URLs of every peer of an HA "
+        "cluster; when set, open incidents are reconciled with GET /api/v2/alerts (resolved "
+        "notifications are lost for silenced or inhibited alerts)",
     )
     alertmanager_token: SecretStr | None = Field(
         default=None, description="bearer token sent to Alertmanager's API"
@@ -102,14 +103,22 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
-    @field_validator("public_url", "alertmanager_url")
+    @field_validator("public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
+        return value and _http(value)  # empty or unset stays as it is
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _http_urls(cls, value: str | None) -> str | None:
         if not value:
-            return value  # empty or unset
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+            return value
+        return ",".join(_http(url.strip()) for url in value.split(","))
+
+    @property
+    def alertmanager_urls(self) -> tuple[str, ...]:
+        """Every Alertmanager peer to reconcile with (none: reconciliation is off)."""
+        return tuple(self.alertmanager_url.split(",")) if self.alertmanager_url else ()
 
     @property
     def base_url(self) -> str:
@@ -131,3 +140,9 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(part) for part in error["loc"])
             lines.append(f"STORMWATCH_{field.upper()}: {error['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def _http(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return url.rstrip("/")

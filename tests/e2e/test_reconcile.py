@@ -54,9 +54,20 @@ def reconcile_grace() -> str:
 
 
 @pytest.fixture
-def settings_overrides(alertmanager_port: int, reconcile_grace: str) -> dict[str, Any]:
+def down_peer() -> bool:
+    """Whether the URL list also names an HA peer that is down (nothing listens there)."""
+    return False
+
+
+@pytest.fixture
+def settings_overrides(
+    alertmanager_port: int, reconcile_grace: str, down_peer: bool
+) -> dict[str, Any]:
+    peers = [f"http://127.0.0.1:{alertmanager_port}/"]
+    if down_peer:
+        peers.insert(0, f"http://127.0.0.1:{free_port()}")
     return {
-        "alertmanager_url": f"http://127.0.0.1:{alertmanager_port}/",
+        "alertmanager_url": ", ".join(peers),
         "reconcile_grace": reconcile_grace,
         "webhook_token": WEBHOOK_TOKEN,
     }
@@ -138,6 +149,7 @@ async def timeline_kinds(shop: Shop, incident_id: int) -> list[str]:
 
 
 class TestReconcileWithAlertmanager:
+    @pytest.mark.parametrize("down_peer", [False, True], ids=["one peer", "beside a peer down"])
     async def test_resolution_lost_to_a_silence_is_reconciled(
         self, shop: Shop, alertmanager: tuple[str, aiohttp.ClientSession]
     ) -> None:
@@ -208,8 +220,10 @@ class TestReconcileWithAlertmanager:
 
 
 class TestReconcileFailures:
+    @pytest.mark.parametrize("down_peer", [False, True], ids=["one peer", "every peer"])
     async def test_unreachable_alertmanager_resolves_nothing(self, shop: Shop) -> None:
-        # Nothing listens on alertmanager_port: no Alertmanager fixture in this test.
+        # Nothing listens on alertmanager_port (no Alertmanager fixture here), nor on the
+        # other peer's port when there is one.
         posted = await shop.post_alerts(alert(cluster="eu-prod-1"), headers=AUTH)
         assert posted.status == 200
         await shop.cycle()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detector.alertmanager_api import parse_alerts
+from detector.alertmanager_api import Snapshot, merge, parse_alerts
 from detector.model import AlertStatus, Source
 from detector.reconcile import (
     GONE_REASON,
@@ -193,3 +193,30 @@ class TestWrites:
                 )
             ],
         }
+
+
+class TestMergePeers:
+    """An HA cluster's peers each hold what Prometheus sent them; any of them listing an alert
+    keeps it present."""
+
+    OLD_PEER = Snapshot({"a": T0, "b": T0}, started_at=T0 - timedelta(days=3), reported_at=T0)
+    NEW_PEER = Snapshot({"b": T0 - MIN, "c": T0}, started_at=T0 - MIN, reported_at=T0 + SEC)
+
+    @pytest.mark.parametrize(
+        ("peers", "listed", "started_at"),
+        [
+            pytest.param([OLD_PEER], {"a": T0, "b": T0}, T0 - timedelta(days=3), id="one peer"),
+            pytest.param(
+                [NEW_PEER, OLD_PEER],
+                {"a": T0, "b": T0 - MIN, "c": T0},
+                T0 - timedelta(days=3),
+                id="union, earliest startsAt, the longest-running peer's uptime",
+            ),
+        ],
+    )
+    def test_merge(
+        self, peers: list[Snapshot], listed: dict[str, datetime], started_at: datetime
+    ) -> None:
+        merged = merge(peers)
+        assert (dict(merged.listed), merged.started_at) == (listed, started_at)
+        assert merged.reported_at == T0, "the uptime is read off the same peer's clock"

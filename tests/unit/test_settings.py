@@ -97,6 +97,25 @@ class TestLoadSettings:
 
         assert load_settings().base_url == "https://stormwatch.example"
 
+    @pytest.mark.parametrize(
+        ("value", "urls"),
+        [
+            pytest.param("", (), id="unset: no reconciliation"),
+            pytest.param("http://am:9093/", ("http://am:9093",), id="one Alertmanager"),
+            pytest.param(
+                "http://am-0:9093/, https://am-1:9093",
+                ("http://am-0:9093", "https://am-1:9093"),
+                id="every peer of an HA cluster",
+            ),
+        ],
+    )
+    def test_alertmanager_peers(
+        self, monkeypatch: pytest.MonkeyPatch, value: str, urls: tuple[str, ...]
+    ) -> None:
+        monkeypatch.setenv("STORMWATCH_ALERTMANAGER_URL", value)
+
+        assert load_settings().alertmanager_urls == urls
+
     def test_keyword_override_beats_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("STORMWATCH_PORT", "8080")
 
@@ -121,6 +140,12 @@ class TestSettingsErrors:
             pytest.param("LOG_LEVEL", "loud", "must be one of debug", id="unknown log level"),
             pytest.param(
                 "PUBLIC_URL", "stormwatch.example", "must start with http", id="no scheme"
+            ),
+            pytest.param(
+                "ALERTMANAGER_URL",
+                "http://am-0:9093,am-1:9093",
+                "must start with http",
+                id="a peer without a scheme",
             ),
             pytest.param("DB_POOL_SIZE", "1", "greater than or equal to 2", id="pool too small"),
             pytest.param("RUN_ENGINE", "maybe", "valid boolean", id="not a boolean"),
