@@ -21,6 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
 log = structlog.get_logger(__name__)
 
 
+class _AlertStatus(BaseModel):
+    """``status`` of a listed alert: ``active``, ``suppressed`` (silenced or inhibited) or
+    ``unprocessed``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    state: str = ""
+
+
 class _ListedAlert(BaseModel):
     """One alert of ``GET /api/v2/alerts``; other fields vary by version and are ignored."""
 
@@ -28,6 +37,7 @@ class _ListedAlert(BaseModel):
 
     fingerprint: str = Field(min_length=1)
     startsAt: datetime
+    status: _AlertStatus = _AlertStatus()
 
 
 class _Status(BaseModel):
@@ -41,22 +51,34 @@ class _Status(BaseModel):
 _LISTED = TypeAdapter(list[_ListedAlert])
 
 
-def parse_alerts(body: bytes) -> dict[str, datetime]:
-    """``fingerprint → startsAt`` from a ``GET /api/v2/alerts`` body; raises ValueError if bad.
+def parse_alerts(body: bytes) -> tuple[dict[str, datetime], frozenset[str]]:
+    """``fingerprint → startsAt`` of every alert in a ``GET /api/v2/alerts`` body, and the
+    fingerprints of the muted ones (silenced or inhibited); raises ValueError if bad.
 
-    The state (``active``, ``suppressed``, ``unprocessed``) is deliberately not read: a silenced
-    or inhibited alert is still firing, only its notifications are muted.
+    A muted alert is still firing (it is listed like any other); only its notifications are off.
     """
-    return {a.fingerprint.lower(): a.startsAt for a in _LISTED.validate_json(body)}
+    alerts = _LISTED.validate_json(body)
+    listed = {a.fingerprint.lower(): a.startsAt for a in alerts}
+    return listed, frozenset(a.fingerprint.lower() for a in alerts if a.status.state == _MUTED)
+
+
+_MUTED = "suppressed"
+
+
+def api_precision(moment: datetime) -> datetime:
+    """Millisecond precision: the API truncates startsAt to ms while webhooks carry it in full."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What Alertmanager holds now: ``fingerprint → startsAt``, and how long it has run."""
+    """What Alertmanager holds now: ``fingerprint → startsAt``, which of those are muted, and
+    how long it has run."""
 
     listed: Mapping[str, datetime]
     started_at: datetime
     reported_at: datetime | None
+    muted: frozenset[str] = frozenset()
 
 
 class FetchError(Exception):
@@ -78,7 +100,8 @@ class AlertSource(Protocol):
 
 def merge(snapshots: Sequence[Snapshot]) -> Snapshot:
     """One view of several peers: every alert any of them lists (the earliest startsAt, as
-    Alertmanager keeps when it merges re-posts), with the uptime of the longest-running one.
+    Alertmanager keeps when it merges re-posts), muted where any of them mutes it, with the
+    uptime of the longest-running one.
 
     A peer that restarted lately lists too little, never too much, so the union stays complete
     as long as one peer is settled; judging settledness by the oldest peer is then safe.
@@ -89,7 +112,8 @@ def merge(snapshots: Sequence[Snapshot]) -> Snapshot:
             if fingerprint not in listed or starts_at < listed[fingerprint]:
                 listed[fingerprint] = starts_at
     oldest = min(snapshots, key=lambda snapshot: snapshot.started_at)
-    return Snapshot(listed, oldest.started_at, oldest.reported_at)
+    muted = frozenset().union(*(snapshot.muted for snapshot in snapshots))
+    return Snapshot(listed, oldest.started_at, oldest.reported_at, muted)
 
 
 class AlertmanagerPeers:
@@ -141,10 +165,10 @@ class AlertmanagerClient:
         alerts_body, _ = await self._get("/api/v2/alerts")
         try:
             status = _Status.model_validate_json(status_body)
-            listed = parse_alerts(alerts_body)
+            listed, muted = parse_alerts(alerts_body)
         except ValueError:
             raise FetchError("bad_response") from None
-        return Snapshot(listed, status.uptime, date)
+        return Snapshot(listed, status.uptime, date, muted)
 
     async def _get(self, path: str) -> tuple[bytes, datetime | None]:
         headers = {"Accept": "application/json"}

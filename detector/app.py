@@ -33,6 +33,7 @@ from detector.embedded_db import EmbeddedPostgres
 from detector.engine import Engine
 from detector.engine_process import EngineProcess
 from detector.metrics import Metrics
+from detector.model import Signal
 from detector.reconcile import Reconciler
 from detector.reload import RulesReloader
 from detector.replay_memo import ReplayMemo
@@ -128,14 +129,20 @@ async def engine_services(settings: Settings, clock: Clock) -> AsyncIterator[Ser
 
 
 def _reconciler_for(services: Services) -> Reconciler | None:
-    return build_reconciler(
+    """The reconciler where the engine runs; a rules reload makes it run at once."""
+    live = services.rules
+    reconciler = build_reconciler(
         services.settings,
         services.pool,
         services.session,
         services.clock,
         services.metrics,
         services.engine.wake,
+        lambda signal: bool(live.current.route(signal)),
     )
+    if reconciler is not None:
+        services.reloader.on_swap(reconciler.run_soon)
+    return reconciler
 
 
 async def _start_services(
@@ -245,8 +252,10 @@ def build_reconciler(
     clock: Clock,
     metrics: Metrics,
     wake: Callable[[], None],
+    routed: Callable[[Signal], bool],
 ) -> Reconciler | None:
-    """The Alertmanager reconciler, or None when no Alertmanager URL is configured."""
+    """The Alertmanager reconciler, or None when no Alertmanager URL is configured;
+    ``routed`` tells whether a rule routes a signal now (for adopting stored strays)."""
     if not settings.alertmanager_urls:  # unset, or set to empty
         return None
     token = settings.alertmanager_token
@@ -259,6 +268,7 @@ def build_reconciler(
         interval=settings.reconcile_interval,
         grace=settings.reconcile_grace,
         wake=wake,
+        routed=routed,
     )
 
 

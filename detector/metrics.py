@@ -122,6 +122,12 @@ class Metrics:
             "Alerts resolved because they were gone from Alertmanager.",
             registry=r,
         )
+        self.reconcile_adopted = Counter(
+            "stormwatch_reconcile_adopted_alerts_total",
+            "Stored unmatched alerts handed to the engine because a rule routes them now and "
+            "Alertmanager still lists them.",
+            registry=r,
+        )
 
     def _rules(self, r: CollectorRegistry) -> None:
         """The running rule set and its reloads."""

@@ -6,6 +6,8 @@ forever. Every ``reconcile_interval`` the reconciler compares the firing alerts 
 incidents with ``GET /api/v2/alerts`` and stores a synthetic ``resolved`` signal in the inbox for
 each occurrence Alertmanager no longer has. The engine then resolves it through the usual path
 (alerts.resolved → all resolved → incident resolved, resolved page): one way to resolve, not two.
+The same run adopts stored unmatched alerts that a rule routes now and that Alertmanager still
+lists (see :mod:`detector.adoption`), so a rule added during an incident sees them at once.
 
 :func:`plan` is the pure decision; :class:`Reconciler` and the client in
 :mod:`detector.alertmanager_api` are the I/O around it.
@@ -25,7 +27,8 @@ import asyncpg
 import structlog
 
 from detector import inbox, store
-from detector.alertmanager_api import AlertSource, FetchError
+from detector.adoption import adopt_strays
+from detector.alertmanager_api import AlertSource, FetchError, Snapshot, api_precision
 from detector.clock import Clock
 from detector.metrics import Metrics
 from detector.model import AlertStatus, Signal, Source
@@ -81,11 +84,6 @@ class GoneAlert:
 # --- pure core ----------------------------------------------------------------------------------
 
 
-def _ms(moment: datetime) -> datetime:
-    """Millisecond precision: the API truncates startsAt to ms while webhooks carry it in full."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 def plan(
     held: Sequence[HeldAlert], listed: Mapping[str, datetime], now: datetime, grace: timedelta
 ) -> list[GoneAlert]:
@@ -96,7 +94,7 @@ def plan(
     latest signal is not older than ``grace`` are left alone, so an alert that just fired and is
     racing the API (or an Alertmanager that just restarted) is never resolved by mistake.
     """
-    held_keys = {(a.incident_id, a.fingerprint, _ms(a.starts_at)) for a in held}
+    held_keys = {(a.incident_id, a.fingerprint, api_precision(a.starts_at)) for a in held}
     gone = []
     for alert in held:
         if now - alert.last_seen <= grace:
@@ -118,7 +116,7 @@ def _gone_reason(
     """
     if listed_start is None:
         return GoneReason.ABSENT
-    listed, ours = _ms(listed_start), _ms(alert.starts_at)
+    listed, ours = api_precision(listed_start), api_precision(alert.starts_at)
     if listed > ours:
         return GoneReason.REFIRED
     if listed < ours and (alert.incident_id, alert.fingerprint, listed) in held_keys:
@@ -183,6 +181,7 @@ class ReconcileReport:
 
     outcome: Outcome
     gone: tuple[GoneAlert, ...] = ()
+    adopted: int = 0
 
 
 async def held_alerts(connection: Connection) -> list[HeldAlert]:
@@ -222,6 +221,7 @@ class Reconciler:
         interval: timedelta,
         grace: timedelta,
         wake: Callable[[], None] | None = None,
+        routed: Callable[[Signal], bool] | None = None,
     ) -> None:
         self._pool = pool
         self._source = source
@@ -230,13 +230,21 @@ class Reconciler:
         self._interval = interval.total_seconds()
         self._grace = grace
         self._wake = wake
-        self._stopping = asyncio.Event()
+        self._routed = routed
+        self._stopping = False
+        self._nudged = asyncio.Event()
         for outcome in Outcome:
             metrics.reconcile_runs.labels(outcome)
 
     def stop(self) -> None:
         """Stop after the run in progress."""
-        self._stopping.set()
+        self._stopping = True
+        self._nudged.set()
+
+    def run_soon(self) -> None:
+        """Run now instead of after the pause: after a rules reload, a new rule may adopt
+        alerts that are already firing."""
+        self._nudged.set()
 
     async def run(self) -> None:
         """Reconcile every interval until stopped; a failing run never ends the loop."""
@@ -249,7 +257,8 @@ class Reconciler:
         log.info("reconcile.stopped")
 
     async def reconcile_once(self) -> ReconcileReport:
-        """One run: fetch, plan, store synthetic resolved signals, wake the engine."""
+        """One run: fetch, plan, store synthetic resolved signals, adopt strays (when given
+        ``routed``, whether a rule routes a signal now), wake the engine."""
         now = self._clock.now()
         try:
             snapshot = await self._source.snapshot()
@@ -260,28 +269,31 @@ class Reconciler:
             log.info("reconcile.alertmanager_restarted", started_at=snapshot.started_at.isoformat())
             return self._finish(ReconcileReport(Outcome.ALERTMANAGER_RESTARTED))
         try:
-            report = await self._resolve_gone(snapshot.listed, now)
+            report = await self._apply(snapshot, now)
         except (asyncpg.PostgresError, OSError):
             log.exception("reconcile.store_failed")
             return self._finish(ReconcileReport(Outcome.STORE_FAILED))
-        if report.gone and self._wake is not None:
+        if (report.gone or report.adopted) and self._wake is not None:
             self._wake()
         return self._finish(report)
 
-    async def _resolve_gone(self, listed: Mapping[str, datetime], now: datetime) -> ReconcileReport:
+    async def _apply(self, snapshot: Snapshot, now: datetime) -> ReconcileReport:
         """Plan and write in one transaction under the advisory lock."""
         async with self._pool.acquire() as connection, connection.transaction():
             if not await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock($1)", _RECONCILE_LOCK
             ):
                 return ReconcileReport(Outcome.LOCKED)
-            gone = plan(await held_alerts(connection), listed, now, self._grace)
+            gone = plan(await held_alerts(connection), snapshot.listed, now, self._grace)
             if gone:
                 signals = [resolved_signal(item.alert, now) for item in gone]
                 await inbox.insert_signals(connection, signals)
                 for incident_id, entries in timeline_entries(gone, now).items():
                     await store.add_timeline(connection, incident_id, entries)
-        return ReconcileReport(Outcome.OK, tuple(gone))
+            adopted = 0
+            if self._routed is not None:
+                adopted = await adopt_strays(connection, snapshot, self._routed)
+        return ReconcileReport(Outcome.OK, tuple(gone), adopted)
 
     def _finish(self, report: ReconcileReport) -> ReconcileReport:
         self._metrics.reconcile_runs.labels(report.outcome).inc()
@@ -292,9 +304,13 @@ class Reconciler:
                 alerts=len(report.gone),
                 incidents=len({g.alert.incident_id for g in report.gone}),
             )
+        if report.adopted:
+            self._metrics.reconcile_adopted.inc(report.adopted)
+            log.info("reconcile.adopted", alerts=report.adopted)
         return report
 
     async def _stopped_within(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        return self._stopping.is_set()
+            await asyncio.wait_for(self._nudged.wait(), timeout=seconds)
+        self._nudged.clear()
+        return self._stopping

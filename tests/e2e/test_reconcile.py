@@ -29,7 +29,8 @@ from detector.reconcile import (
     Reconciler,
     ReconcileReport,
 )
-from tests.conftest import Shop, alert, settings_for
+from detector.web.context import SERVICES
+from tests.conftest import RULES, Shop, alert, settings_for
 from tests.e2e.alertmanager_process import (
     WEBHOOK_TOKEN,
     free_port,
@@ -93,6 +94,13 @@ def runs(shop: Shop | Metrics, outcome: Outcome) -> float:
     metrics = shop if isinstance(shop, Metrics) else shop.services.metrics
     value = metrics.registry.get_sample_value(
         "stormwatch_reconcile_runs_total", {"outcome": outcome}
+    )
+    return value or 0.0
+
+
+def processed(shop: Shop, outcome: str) -> float:
+    value = shop.services.metrics.registry.get_sample_value(
+        "stormwatch_signals_processed_total", {"outcome": outcome}
     )
     return value or 0.0
 
@@ -199,6 +207,46 @@ class TestReconcileWithAlertmanager:
         assert (again.outcome, again.gone) == (Outcome.OK, ())
         assert (await timeline_kinds(shop, incident_id)).count("alerts.reconciled") == 1
 
+    @pytest.mark.parametrize("silenced", [False, True], ids=["firing", "silenced"])
+    async def test_a_rule_added_for_a_firing_alert_adopts_it(
+        self,
+        shop: Shop,
+        rules_dir: Path,
+        alertmanager: tuple[str, aiohttp.ClientSession],
+        silenced: bool,
+    ) -> None:
+        url, session = alertmanager
+        lag = [
+            {
+                "labels": {"alertname": "ReplicationLagHigh", "cluster": "eu-prod-1"},
+                "startsAt": datetime.now(UTC).isoformat(),
+            }
+        ]
+        async with session.post(f"{url}/api/v2/alerts", json=lag) as posted:
+            assert posted.status == 200, await posted.text()
+        await cycle_until(shop, lambda: processed(shop, "unmatched") == 1)
+        if silenced:
+            await silence(session, url, "ReplicationLagHigh")
+        text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
+        widened = 'alertname=~"PgBouncerPoolSaturated|ReplicationLagHigh"'
+        (rules_dir / "shop.yml").write_text(
+            text.replace('alertname="PgBouncerPoolSaturated"', widened)
+        )
+        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+
+        report = await reconcile_once_settled(reconciler_of(shop))
+        await shop.cycle()
+
+        assert (report.outcome, report.adopted) == (Outcome.OK, 0 if silenced else 1)
+        if silenced:
+            assert await shop.incidents() == []
+            return
+        [incident] = await shop.incidents("open")
+        assert incident["rule"] == "pool-exhausted"
+        assert len(shop.pager.delivered("triggered")) == 1
+        again = await reconciler_of(shop).reconcile_once()
+        assert (again.outcome, again.adopted) == (Outcome.OK, 0)
+
     @pytest.mark.parametrize("reconcile_grace", ["1h"])
     async def test_freshly_restarted_alertmanager_resolves_nothing(
         self, shop: Shop, alertmanager: tuple[str, aiohttp.ClientSession]
@@ -267,3 +315,27 @@ class TestReconcileFailures:
             async with asyncio.timeout(10):
                 await runner.cleanup()
         assert runs(metrics, Outcome.OK) == 0
+
+    async def test_a_rules_reload_runs_it_at_once(
+        self, database_url: str, rules_dir: Path, alertmanager_port: int
+    ) -> None:
+        settings = settings_for(
+            database_url,
+            rules_dir,
+            run_engine=True,
+            alertmanager_url=f"http://127.0.0.1:{alertmanager_port}",
+            reconcile_interval="1h",
+        )
+        metrics = Metrics()
+        app = create_app(settings, metrics=metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            assert runs(metrics, Outcome.FETCH_FAILED) == 0, "the first run waits an hour"
+            assert app[SERVICES].reloader.reload("api").ok
+            async with asyncio.timeout(10):
+                while runs(metrics, Outcome.FETCH_FAILED) < 1:  # noqa: ASYNC110 - a metric, no event
+                    await asyncio.sleep(0.02)
+        finally:
+            async with asyncio.timeout(10):
+                await runner.cleanup()

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from detector.adoption import to_adopt
 from detector.alertmanager_api import Snapshot, merge, parse_alerts
-from detector.model import AlertStatus, Source
+from detector.inbox import PendingSignal
+from detector.model import AlertStatus, Signal, Source
 from detector.reconcile import (
     GONE_REASON,
     RECEIVER,
@@ -95,13 +97,13 @@ class TestPlan:
             pytest.param([held(last_seen=NOW - GRACE)], {}, [], id="exactly at grace is kept"),
             pytest.param(
                 [held(fingerprint="00000000000000b2"), held(fingerprint="00000000000000c3")],
-                parse_alerts(AM_025_BODY),
+                parse_alerts(AM_025_BODY)[0],
                 [],
                 id="silenced and inhibited still present",
             ),
             pytest.param(
                 [held(fingerprint="00000000000000a1"), held(fingerprint="00000000000000ff")],
-                parse_alerts(AM_025_BODY),
+                parse_alerts(AM_025_BODY)[0],
                 [None, GoneReason.ABSENT],
                 id="only the absent one of several",
             ),
@@ -127,11 +129,10 @@ class TestPlan:
 
 class TestParseAlerts:
     def test_reads_fingerprint_and_starts_at_of_every_state(self) -> None:
-        assert parse_alerts(AM_025_BODY) == {
-            "00000000000000a1": T0,
-            "00000000000000b2": T0,
-            "00000000000000c3": T0,
-        }
+        assert parse_alerts(AM_025_BODY) == (
+            {"00000000000000a1": T0, "00000000000000b2": T0, "00000000000000c3": T0},
+            frozenset({"00000000000000b2", "00000000000000c3"}),  # silenced, inhibited
+        )
 
     @pytest.mark.parametrize(
         "body",
@@ -199,8 +200,8 @@ class TestMergePeers:
     """An HA cluster's peers each hold what Prometheus sent them; any of them listing an alert
     keeps it present."""
 
-    OLD_PEER = Snapshot({"a": T0, "b": T0}, started_at=T0 - timedelta(days=3), reported_at=T0)
-    NEW_PEER = Snapshot({"b": T0 - MIN, "c": T0}, started_at=T0 - MIN, reported_at=T0 + SEC)
+    OLD_PEER = Snapshot({"a": T0, "b": T0}, T0 - timedelta(days=3), T0, frozenset({"a"}))
+    NEW_PEER = Snapshot({"b": T0 - MIN, "c": T0}, T0 - MIN, T0 + SEC, frozenset({"c"}))
 
     @pytest.mark.parametrize(
         ("peers", "listed", "started_at"),
@@ -220,3 +221,49 @@ class TestMergePeers:
         merged = merge(peers)
         assert (dict(merged.listed), merged.started_at) == (listed, started_at)
         assert merged.reported_at == T0, "the uptime is read off the same peer's clock"
+        assert merged.muted == frozenset().union(*(peer.muted for peer in peers))
+
+
+class TestToAdopt:
+    """Which stored unmatched alerts go to the engine: still listed as the same occurrence, and
+    routed by a rule now."""
+
+    @staticmethod
+    def stray(signal_id: int, name: str, starts_at: datetime = T0) -> PendingSignal:
+        labels = {"alertname": name}
+        return PendingSignal(
+            signal_id,
+            Signal(
+                Source.ALERTMANAGER,
+                name,
+                f"fp{signal_id}",
+                AlertStatus.FIRING,
+                starts_at,
+                None,
+                labels,
+                {},
+                starts_at,
+            ),
+        )
+
+    @pytest.mark.parametrize(
+        ("listed", "expected"),
+        [
+            pytest.param({"fp1": T0, "fp2": T0}, [1], id="routed and listed: adopted"),
+            pytest.param({}, [], id="no longer listed: it may have resolved unseen"),
+            pytest.param({"fp1": T0 + MIN}, [], id="listed as a later occurrence"),
+            pytest.param(
+                {"fp1": T0 + timedelta(microseconds=400)}, [1], id="the API's milliseconds"
+            ),
+        ],
+    )
+    def test_adopts(self, listed: dict[str, datetime], expected: list[int]) -> None:
+        strays = [
+            self.stray(1, "ReplicationLagHigh", T0 + timedelta(microseconds=123)),
+            self.stray(2, "Watchdog"),
+        ]
+
+        def routed(signal: Signal) -> bool:
+            return signal.name == "ReplicationLagHigh"
+
+        assert to_adopt(strays, listed, routed) == expected
