@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -295,47 +296,42 @@ class TestReconcileFailures:
     async def test_loop_survives_failures_and_stops_with_the_service(
         self, database_url: str, rules_dir: Path, alertmanager_port: int
     ) -> None:
-        settings = settings_for(
-            database_url,
-            rules_dir,
-            run_engine=True,
-            alertmanager_url=f"http://127.0.0.1:{alertmanager_port}",
-            reconcile_interval="50ms",
-        )
-        metrics = Metrics()
-        runner = web.AppRunner(create_app(settings, metrics=metrics), access_log=None)
-        await runner.setup()
-        try:
+        async with serving(database_url, rules_dir, alertmanager_port, "50ms") as (_, metrics):
             async with asyncio.timeout(10):
-                while True:
-                    if runs(metrics, Outcome.FETCH_FAILED) >= 3:
-                        break
+                while runs(metrics, Outcome.FETCH_FAILED) < 3:  # noqa: ASYNC110 - a metric
                     await asyncio.sleep(0.05)
-        finally:
-            async with asyncio.timeout(10):
-                await runner.cleanup()
         assert runs(metrics, Outcome.OK) == 0
 
     async def test_a_rules_reload_runs_it_at_once(
         self, database_url: str, rules_dir: Path, alertmanager_port: int
     ) -> None:
-        settings = settings_for(
-            database_url,
-            rules_dir,
-            run_engine=True,
-            alertmanager_url=f"http://127.0.0.1:{alertmanager_port}",
-            reconcile_interval="1h",
-        )
-        metrics = Metrics()
-        app = create_app(settings, metrics=metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
+        async with serving(database_url, rules_dir, alertmanager_port, "1h") as (app, metrics):
             assert runs(metrics, Outcome.FETCH_FAILED) == 0, "the first run waits an hour"
             assert app[SERVICES].reloader.reload("api").ok
             async with asyncio.timeout(10):
-                while runs(metrics, Outcome.FETCH_FAILED) < 1:  # noqa: ASYNC110 - a metric, no event
+                while runs(metrics, Outcome.FETCH_FAILED) < 1:  # noqa: ASYNC110 - a metric
                     await asyncio.sleep(0.02)
-        finally:
-            async with asyncio.timeout(10):
-                await runner.cleanup()
+
+
+@asynccontextmanager
+async def serving(
+    database_url: str, rules_dir: Path, alertmanager_port: int, interval: str
+) -> AsyncIterator[tuple[web.Application, Metrics]]:
+    """The whole app with its engine and reconciler loops running, reconciling every
+    ``interval`` with an Alertmanager URL nothing listens on."""
+    settings = settings_for(
+        database_url,
+        rules_dir,
+        run_engine=True,
+        alertmanager_url=f"http://127.0.0.1:{alertmanager_port}",
+        reconcile_interval=interval,
+    )
+    metrics = Metrics()
+    app = create_app(settings, metrics=metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        yield app, metrics
+    finally:
+        async with asyncio.timeout(10):
+            await runner.cleanup()
