@@ -9,10 +9,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from detector.settings import load_settings
 from tests.e2e.tools import tool
 
 pytestmark = pytest.mark.e2e
@@ -247,6 +249,15 @@ class TestComposeFile:
         for name in ("STORMWATCH_WEBHOOK_TOKEN", "STORMWATCH_API_TOKEN"):
             assert environment[name].startswith(f"${{{name}:?"), f"{name} must be required"
         assert stormwatch["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+    def test_stormwatch_reconciles_with_the_stacks_alertmanager(self) -> None:
+        compose = load(DEPLOY / "compose.yml")
+        environment = compose["services"]["stormwatch"]["environment"]
+        settings = load_settings(alertmanager_url=environment["STORMWATCH_ALERTMANAGER_URL"])
+        (url,) = settings.alertmanager_urls
+        address = urlsplit(url)
+        assert (address.hostname, address.port) == ("alertmanager", 9093)  # the image's port
+        assert "alertmanager" in compose["services"]
 
     def test_mounted_files_exist(self) -> None:
         for name, service in load(DEPLOY / "compose.yml")["services"].items():
