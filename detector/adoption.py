@@ -38,7 +38,9 @@ def to_adopt(
 
 
 async def stored_strays(connection: Connection, fingerprints: Sequence[str]) -> list[PendingSignal]:
-    """Stored firing alerts flagged unmatched, of these fingerprints, not resolved since."""
+    """Stored firing alerts flagged unmatched, of these fingerprints, not resolved since;
+    locked in the order the engine locks signals (by source, fingerprint, startsAt, status),
+    so adopting them beside an engine cycle cannot deadlock."""
     rows = await connection.fetch(
         """SELECT s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
                   s.labels, s.annotations, s.group_key, s.receiver, s.received_at
@@ -49,7 +51,8 @@ async def stored_strays(connection: Connection, fingerprints: Sequence[str]) -> 
                SELECT 1 FROM signals r
                WHERE r.fingerprint = s.fingerprint AND r.starts_at = s.starts_at
                  AND r.status = 'resolved' AND r.source = s.source)
-           ORDER BY s.id""",
+           ORDER BY s.source, s.fingerprint, s.starts_at, s.status
+           FOR UPDATE OF s""",
         list(fingerprints),
     )
     return [PendingSignal(row["id"], signal_from_row(row)) for row in rows]
