@@ -190,6 +190,19 @@ class Shop:
         return (await response.json())["incidents"]  # type: ignore[no-any-return]
 
 
+POOL_NAME = 'alertname="PgBouncerPoolSaturated"'
+LAG_TOO = 'alertname=~"PgBouncerPoolSaturated|ReplicationLagHigh"'
+"""The pool rule's matcher in RULES, and the same widened to ReplicationLagHigh."""
+
+
+async def reload_edited(shop: Shop, rules_dir: Path, old: str, new: str) -> None:
+    """Reload the shop's rules with ``old`` (which must be in them) replaced by ``new``."""
+    text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
+    assert old in text
+    (rules_dir / "shop.yml").write_text(text.replace(old, new))
+    assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+
+
 def settings_for(database_url: str, rules_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RULES, Shop, alert
+from tests.conftest import LAG_TOO, POOL_NAME, RULES, Shop, alert, reload_edited
 
 VARIANT = """
 channels:
@@ -129,10 +129,7 @@ class TestReload:
         await shop.post_alerts(firing)
         await shop.cycle()
         assert await shop.incidents() == []
-        text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
-        widened = 'alertname=~"PgBouncerPoolSaturated|ReplicationLagHigh"'
-        rewrite(rules_dir, text.replace('alertname="PgBouncerPoolSaturated"', widened))
-        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+        await reload_edited(shop, rules_dir, POOL_NAME, LAG_TOO)
 
         shop.clock.advance(timedelta(minutes=5))  # Alertmanager's next notification of the group
         await shop.post_alerts(firing)
@@ -151,10 +148,7 @@ class TestReload:
         firing = alert("ReplicationLagHigh", cluster="eu-1")
         await shop.post_alerts(firing)
         await shop.cycle()
-        text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
-        widened = 'alertname=~"PgBouncerPoolSaturated|ReplicationLagHigh"'
-        rewrite(rules_dir, text.replace('alertname="PgBouncerPoolSaturated"', widened))
-        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+        await reload_edited(shop, rules_dir, POOL_NAME, LAG_TOO)
 
         shop.clock.advance(timedelta(seconds=2))  # a retry, well inside the replay window
         await shop.post_alerts(firing)
@@ -165,20 +159,10 @@ class TestReload:
         assert 'stormwatch_webhooks_total{outcome="replayed"}' not in exposition
 
 
-def edited_rules(shop: Shop, old: str, new: str) -> str:
-    text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
-    assert old in text
-    return text.replace(old, new)
-
-
 class TestAlertsStayWithTheirIncident:
     """An alert an open incident holds goes to it until it resolves, whatever a later edit says."""
 
     POOL_MATCH = """match: ['alertname="PgBouncerPoolSaturated"']"""
-
-    async def reload(self, shop: Shop, rules_dir: Path, old: str, new: str) -> None:
-        rewrite(rules_dir, edited_rules(shop, old, new))
-        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
 
     async def test_the_resolution_reaches_it_after_the_rule_stops_matching(
         self, shop: Shop, rules_dir: Path
@@ -187,7 +171,7 @@ class TestAlertsStayWithTheirIncident:
         await shop.cycle()
         [opened] = await shop.incidents("open")
         narrowed = """match: ['alertname="PgBouncerPoolSaturated"', 'cluster="eu-2"']"""
-        await self.reload(shop, rules_dir, self.POOL_MATCH, narrowed)
+        await reload_edited(shop, rules_dir, self.POOL_MATCH, narrowed)
 
         shop.clock.advance(timedelta(minutes=5))
         await shop.post_alerts(alert(cluster="eu-1", status="resolved", ends_at=shop.clock.now()))
@@ -208,7 +192,7 @@ class TestAlertsStayWithTheirIncident:
         )
         await shop.cycle()
         [opened] = await shop.incidents("open")
-        await self.reload(shop, rules_dir, "group_by: [cluster]", "group_by: [cluster, instance]")
+        await reload_edited(shop, rules_dir, "group_by: [cluster]", "group_by: [cluster, instance]")
 
         shop.clock.advance(timedelta(minutes=5))
         resolved_at = shop.clock.now()
@@ -232,7 +216,7 @@ class TestAlertsStayWithTheirIncident:
         await shop.cycle()
         [opened] = await shop.incidents("open")
         narrowed = """match: ['alertname="CheckoutErrorSpike"', 'shop="us"']"""
-        await self.reload(
+        await reload_edited(
             shop, rules_dir, """match: ['alertname="CheckoutErrorSpike"']""", narrowed
         )
 

@@ -31,7 +31,7 @@ from detector.reconcile import (
     ReconcileReport,
 )
 from detector.web.context import SERVICES
-from tests.conftest import RULES, Shop, alert, settings_for
+from tests.conftest import LAG_TOO, POOL_NAME, Shop, alert, reload_edited, settings_for
 from tests.e2e.alertmanager_process import (
     WEBHOOK_TOKEN,
     free_port,
@@ -228,12 +228,7 @@ class TestReconcileWithAlertmanager:
         await cycle_until(shop, lambda: processed(shop, "unmatched") == 1)
         if silenced:
             await silence(session, url, "ReplicationLagHigh")
-        text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
-        widened = 'alertname=~"PgBouncerPoolSaturated|ReplicationLagHigh"'
-        (rules_dir / "shop.yml").write_text(
-            text.replace('alertname="PgBouncerPoolSaturated"', widened)
-        )
-        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+        await reload_edited(shop, rules_dir, POOL_NAME, LAG_TOO)
 
         report = await reconcile_once_settled(reconciler_of(shop))
         await shop.cycle()
