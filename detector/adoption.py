@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from detector.alertmanager_api import Snapshot, api_precision
-from detector.inbox import PendingSignal, signal_from_row
+from detector.inbox import SIGNAL_COLUMNS, PendingSignal, signal_from_row
 from detector.model import Signal
 from detector.store import Connection
 
@@ -42,8 +42,7 @@ async def stored_strays(connection: Connection, fingerprints: Sequence[str]) -> 
     locked in the order the engine locks signals (by source, fingerprint, startsAt, status),
     so adopting them beside an engine cycle cannot deadlock."""
     rows = await connection.fetch(
-        """SELECT s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
-                  s.labels, s.annotations, s.group_key, s.receiver, s.received_at
+        f"""SELECT {SIGNAL_COLUMNS}
            FROM signals s
            WHERE s.fingerprint = ANY($1::text[]) AND s.unmatched
              AND s.status = 'firing' AND s.source = 'alertmanager'
@@ -52,7 +51,7 @@ async def stored_strays(connection: Connection, fingerprints: Sequence[str]) -> 
                WHERE r.fingerprint = s.fingerprint AND r.starts_at = s.starts_at
                  AND r.status = 'resolved' AND r.source = s.source)
            ORDER BY s.source, s.fingerprint, s.starts_at, s.status
-           FOR UPDATE OF s""",
+           FOR UPDATE OF s""",  # noqa: S608 - built only from a constant
         list(fingerprints),
     )
     return [PendingSignal(row["id"], signal_from_row(row)) for row in rows]

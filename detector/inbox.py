@@ -201,9 +201,11 @@ async def insert_signals(
     return InsertResult(inserted, len(signals) - inserted, kept), new
 
 
-_LOCK_PENDING = f"""SELECT s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at,
-                  s.ends_at, s.labels, s.annotations, s.group_key, s.receiver, s.received_at,
-                  {_holders_of("s", "$2")} AS holders
+SIGNAL_COLUMNS = """s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
+                    s.labels, s.annotations, s.group_key, s.receiver, s.received_at"""
+"""The columns of ``signals s`` that ``signal_from_row`` reads, with the id."""
+
+_LOCK_PENDING = f"""SELECT {SIGNAL_COLUMNS}, {_holders_of("s", "$2")} AS holders
            FROM pending_signals p JOIN signals s ON s.id = p.signal_id
            ORDER BY p.signal_id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"""  # noqa: S608 - constants
 

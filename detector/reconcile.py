@@ -220,8 +220,8 @@ class Reconciler:
         *,
         interval: timedelta,
         grace: timedelta,
+        routed: Callable[[Signal], bool],
         wake: Callable[[], None] | None = None,
-        routed: Callable[[Signal], bool] | None = None,
     ) -> None:
         self._pool = pool
         self._source = source
@@ -257,8 +257,8 @@ class Reconciler:
         log.info("reconcile.stopped")
 
     async def reconcile_once(self) -> ReconcileReport:
-        """One run: fetch, plan, store synthetic resolved signals, adopt strays (when given
-        ``routed``, whether a rule routes a signal now), wake the engine."""
+        """One run: fetch, plan, store synthetic resolved signals, adopt strays (``routed``
+        says whether a rule routes a signal now), wake the engine."""
         now = self._clock.now()
         try:
             snapshot = await self._source.snapshot()
@@ -290,9 +290,7 @@ class Reconciler:
                 await inbox.insert_signals(connection, signals)
                 for incident_id, entries in timeline_entries(gone, now).items():
                     await store.add_timeline(connection, incident_id, entries)
-            adopted = 0
-            if self._routed is not None:
-                adopted = await adopt_strays(connection, snapshot, self._routed)
+            adopted = await adopt_strays(connection, snapshot, self._routed)
         return ReconcileReport(Outcome.OK, tuple(gone), adopted)
 
     def _finish(self, report: ReconcileReport) -> ReconcileReport:
