@@ -18,8 +18,10 @@ answered 2xx and one ``duplicate`` per replayed alert; a mismatch exits 1.
 Without ``--url`` the service is started here (``python -m detector serve``, i.e. ``stormwatch
 serve``, with an embedded PostgreSQL in a fresh temporary directory, a free port, a random
 webhook token, the repository's rules or STORMWATCH_RULES_DIR) and stopped with SIGTERM. Between
-runs the engine's backlog is worked off so that one run's leftovers do not slow the next. All
-traffic stays on the loopback interface.
+runs the engine's backlog is worked off so that one run's leftovers do not slow the next.
+``--intake-only`` starts it without its engine, as an intake replica whose engines run on other
+machines: the alerts stay in the intake log, and ``/metrics`` must then show one logged alert
+per alert answered 2xx. All traffic stays on the loopback interface.
 
     python benchmarks/ingest.py --duration 8
 """
@@ -63,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="1-16",
         help="client processes (1 leaves the most CPU to the server on 2 cores)",
     )
+    p.add_argument(
+        "--intake-only",
+        action="store_true",
+        help="start the service without its engine (STORMWATCH_RUN_ENGINE=false), as an intake "
+        "replica whose engines run elsewhere; the check then counts alerts logged, since "
+        "nothing deduplicates them",
+    )
     p.add_argument("--max-requests", type=int, default=500_000, help="webhooks per run at most")
     p.add_argument("--grace", type=float, default=5.0, help="seconds for answers after a run")
     p.add_argument(
@@ -86,6 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("alerts per webhook must be between 1 and 65535")
     if args.url:
         require_loopback(args.url)
+        if args.intake_only:
+            p.error("--intake-only starts its own service: it cannot be used with --url")
     now = datetime.now(UTC)
     args.times = tuple(  # unique per invocation, so reruns against one database stay distinct
         f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"

@@ -105,8 +105,9 @@ def rules_dir() -> Path:
     return Path(os.environ.get("STORMWATCH_RULES_DIR") or REPO / "rules").resolve()
 
 
-def start_service(stack: ExitStack, scratch: Path) -> Target:
-    """The real service on an embedded PostgreSQL in ``scratch``, configured only by us."""
+def start_service(stack: ExitStack, scratch: Path, engine: bool = True) -> Target:
+    """The real service on an embedded PostgreSQL in ``scratch``, configured only by us;
+    without ``engine`` it runs as an intake replica (``STORMWATCH_RUN_ENGINE=false``)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORMWATCH_")}
     env |= {
@@ -116,6 +117,7 @@ def start_service(stack: ExitStack, scratch: Path) -> Target:
         "STORMWATCH_RULES_DIR": str(rules_dir()),
         "STORMWATCH_LOG_LEVEL": "warning",
         "STORMWATCH_WEBHOOK_TOKEN": secrets.token_urlsafe(24),
+        "STORMWATCH_RUN_ENGINE": "true" if engine else "false",
     }
     argv = [sys.executable, "-m", "detector", "serve"]
     return stack.enter_context(started("service", argv, env, port, scratch / "service.log"))

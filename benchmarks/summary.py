@@ -41,6 +41,8 @@ def header(args: argparse.Namespace) -> str:
     packages = ("aiohttp", "asyncpg", "pydantic", "pgserver")
     versions = ", ".join(v for v in map(_version, packages) if v)
     service = args.url or f"python -m detector serve, embedded PostgreSQL, rules {rules_dir()}"
+    if args.intake_only:
+        service += ", engine off (STORMWATCH_RUN_ENGINE=false): alerts are logged, not expanded"
     return "\n".join(
         [
             f"# Stormwatch ingest benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -151,9 +153,9 @@ def summary(
             _ratio(c.alerts_per_s, bare["c"].alerts_per_s),
         ),
         (
-            "accepted / duplicate in /metrics = sent",
+            f"{verdict.names} in /metrics = sent",
             "exact",
-            f"{verdict.accepted:,.0f} / {verdict.duplicates:,.0f} ({verdict.word})",
+            f"{verdict.values} ({verdict.word})",
             "",
             "",
         ),

@@ -1,7 +1,8 @@
 """The engine's own process under ``stormwatch serve``: started, restarted if it dies, stopped.
 
 Webhook intake and the engine then use separate cores: a burst of webhooks is answered while the
-engine works off the backlog, and engine work never delays a webhook's answer. The child gets
+engine works off the backlog, and engine work never blocks the event loop that answers webhooks
+(it still competes with it for the machine's CPU and WAL flushes). The child gets
 its settings (secrets included) through a pipe, never through its command line or environment.
 """
 
