@@ -32,7 +32,14 @@ _SETTLE_S = 1.0  # let the neighbour get its core before the run starts
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
-    p.add_argument("--rounds", type=int, default=3, choices=range(1, 11), metavar="1-10")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        choices=range(1, 11),
+        metavar="1-10",
+        help="pairs of runs (alone, then beside the busy process)",
+    )
     p.add_argument("--duration", type=float, default=6.0, help="seconds per run (0-60)")
     return p
 
