@@ -3,6 +3,7 @@ graceful SIGTERM, and no secret in the logs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,12 +12,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import alert, payload
+from tests.fakes import T0, PageReceiver
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -30,20 +33,28 @@ def free_port() -> int:
 
 
 class Service:
-    """One ``stormwatch serve`` process on a data directory."""
+    """One ``stormwatch serve`` process on a data directory (and its embedded database, unless
+    ``env`` names one)."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log: Path,
+        rules: Path = REPO / "rules",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STORMWATCH_")}
-        env |= SECRETS | {
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("STORMWATCH_")}
+        environment |= SECRETS | {
             "STORMWATCH_PORT": str(self.port),
             "STORMWATCH_DATA_DIR": str(data_dir),
-            "STORMWATCH_RULES_DIR": str(REPO / "rules"),
+            "STORMWATCH_RULES_DIR": str(rules),
         }
+        environment |= env or {}
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "detector", "serve"],
-            env=env,
+            env=environment,
             stdout=subprocess.DEVNULL,
             stderr=log.open("w"),
         )
@@ -176,3 +187,53 @@ class TestEngineProcess:
             )
         finally:
             assert service.stop() == 0
+
+
+class TestSplitReplicas:
+    async def test_intake_replica_stores_and_engine_replica_pages_and_resolves(
+        self, tmp_path: Path, database_url: str, rules_dir: Path, pager: PageReceiver
+    ) -> None:
+        """Intake and engine as separate replicas on one database (deploy/README.md). The engine
+        replica polls only every 10 minutes, so the page can only come this soon through the
+        NOTIFY that the intake replica's commit sends."""
+        shared = {"STORMWATCH_DATABASE_URL": database_url}
+        engine = await asyncio.to_thread(
+            Service,
+            tmp_path / "engine",
+            tmp_path / "engine.log",
+            rules_dir,
+            shared | {"STORMWATCH_ENGINE_INTERVAL": "10m"},
+        )
+        try:
+            intake = await asyncio.to_thread(
+                Service,
+                tmp_path / "intake",
+                tmp_path / "intake.log",
+                rules_dir,
+                shared | {"STORMWATCH_RUN_ENGINE": "false"},
+            )
+            try:
+                await _webhook(intake, alert(cluster="eu-1"))
+                [page] = await pager.wait_for(1, timeout=20)
+                assert page["event"] == "triggered"
+                assert page["incident"]["title"] == "Connection pool exhausted on eu-1"
+
+                ended = T0 + timedelta(minutes=1)
+                await _webhook(intake, alert(status="resolved", ends_at=ended, cluster="eu-1"))
+                pages = await pager.wait_for(2, timeout=20)
+                assert [p["event"] for p in pages] == ["triggered", "resolved"]
+                token = SECRETS["STORMWATCH_API_TOKEN"]
+                path = f"/api/v1/incidents/{page['incident']['id']}"
+                detail = await asyncio.to_thread(intake.call, path, None, token)
+                assert detail["state"] == "resolved"
+                assert "engine.started" not in [e["event"] for e in _events(intake.log)]
+            finally:
+                assert await asyncio.to_thread(intake.stop) == 0
+        finally:
+            assert await asyncio.to_thread(engine.stop) == 0
+
+
+async def _webhook(service: Service, *alerts: dict[str, Any]) -> None:
+    token = SECRETS["STORMWATCH_WEBHOOK_TOKEN"]
+    answer = await asyncio.to_thread(service.call, "/api/v1/alertmanager", payload(*alerts), token)
+    assert answer == {"status": "accepted", "alerts": len(alerts)}
