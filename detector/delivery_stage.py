@@ -29,7 +29,8 @@ LEASE = timedelta(seconds=60)
 
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
-    """How one delivery attempt ended: ``delivered``, ``retry`` or ``dead``."""
+    """How one delivery attempt ended: ``delivered``, ``retry`` or ``dead``; or ``superseded``
+    when a page was dropped unsent because its incident moved on."""
 
     message: OutboxMessage
     outcome: str
@@ -55,11 +56,15 @@ async def deliver_due(
     now: datetime,
     limit: int = 50,
 ) -> list[DeliveryOutcome]:
-    """Lease due messages, send them concurrently, record each result."""
+    """End stale pages, lease due messages, send them concurrently, record each result."""
     async with pool.acquire() as connection:
+        async with connection.transaction():
+            superseded = await outbox.supersede_stale(connection, now)
         messages = await outbox.claim_due(connection, owner, now, LEASE, limit)
     outcomes = await asyncio.gather(*(_send(deliverer, routes, message) for message in messages))
-    recorded = []
+    for message in superseded:
+        log.info("page.superseded", channel=message.channel, incident_id=message.incident_id)
+    recorded = [DeliveryOutcome(m, "superseded", "incident_moved_on") for m in superseded]
     async with pool.acquire() as connection:
         for message, error in zip(messages, outcomes, strict=True):
             async with connection.transaction():

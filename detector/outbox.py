@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from detector.model import PageEvent
 from detector.ruleset.schema import RetrySpec
 from detector.store import Connection, add_timeline
 
@@ -38,20 +39,56 @@ def backoff(policy: RetrySpec, attempts: int, rng: random.Random) -> timedelta |
     return base * rng.uniform(0.8, 1.2)
 
 
+_MESSAGE_COLUMNS = "id, incident_id, channel, kind, payload, idempotency_key, attempts"
+_CALLS_FOR_ACTION = [event.value for event in PageEvent if event.needs_ack]
+_STALE = """o.kind = 'page' AND o.payload->>'event' = ANY($2::text[])
+             AND o.epoch < (SELECT i.epoch FROM incidents i WHERE i.id = o.incident_id)"""
+"""A page that calls for action, queued in an earlier epoch of its incident."""
+
+
+async def supersede_stale(connection: Connection, now: datetime) -> list[OutboxMessage]:
+    """End pending pages whose incident has moved on since they were queued (acknowledged,
+    resolved or reopened), noting each on the timeline, and return them.
+
+    Such a page is usually waiting for a retry; delivered late it would page someone for an
+    incident that no longer needs them, after the notice that says so. Pages leased for sending
+    are left alone: their outcome is recorded as usual.
+    """
+    rows = await connection.fetch(
+        f"""UPDATE outbox SET state = 'superseded', lease_owner = NULL, lease_until = NULL
+           WHERE id IN (
+             SELECT o.id FROM outbox o
+             WHERE o.state = 'pending' AND (o.lease_until IS NULL OR o.lease_until < $1)
+               AND {_STALE}
+             ORDER BY o.id FOR UPDATE SKIP LOCKED)
+           RETURNING {_MESSAGE_COLUMNS}""",  # noqa: S608 - built from the constants above
+        now,
+        _CALLS_FOR_ACTION,
+    )
+    messages = [OutboxMessage(**dict(row)) for row in rows]
+    for message in messages:
+        detail = {**_detail(message, message.attempts), "reason": "incident moved on"}
+        await add_timeline(connection, message.incident_id, [("page.superseded", now, detail)])
+    return messages
+
+
 async def claim_due(
     connection: Connection, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[OutboxMessage]:
-    """Lease pending messages whose next attempt is due."""
+    """Lease pending messages whose next attempt is due (never a stale page, see
+    ``supersede_stale``)."""
     rows = await connection.fetch(
-        """UPDATE outbox SET lease_owner = $1, lease_until = $2::timestamptz + $3::interval
+        f"""UPDATE outbox SET lease_owner = $3, lease_until = $1::timestamptz + $4::interval
            WHERE id IN (
-             SELECT id FROM outbox
-             WHERE state = 'pending' AND next_attempt_at <= $2
-               AND (lease_until IS NULL OR lease_until < $2)
-             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
-           RETURNING id, incident_id, channel, kind, payload, idempotency_key, attempts""",
-        owner,
+             SELECT o.id FROM outbox o
+             WHERE o.state = 'pending' AND o.next_attempt_at <= $1
+               AND (o.lease_until IS NULL OR o.lease_until < $1)
+               AND NOT coalesce(({_STALE}), false)
+             ORDER BY o.next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED)
+           RETURNING {_MESSAGE_COLUMNS}""",  # noqa: S608 - built from the constants above
         now,
+        _CALLS_FOR_ACTION,
+        owner,
         lease,
         limit,
     )

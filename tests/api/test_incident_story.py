@@ -204,3 +204,28 @@ class TestDelivery:
         await shop.cycle()
         await shop.advance(timedelta(minutes=10))
         assert len(shop.pager.requests) == 1
+
+    async def test_page_waiting_for_a_retry_is_superseded_once_the_incident_moves_on(
+        self, shop: Shop
+    ) -> None:
+        shop.pager.statuses = [503]
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        [incident] = await shop.incidents()
+        resolved = await shop.client.post(f"/api/v1/incidents/{incident['id']}/resolve")
+        assert resolved.status == 200
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=10))  # well past the page's retry time
+
+        pages = zip(shop.pager.requests, shop.pager.answers, strict=True)
+        sent = [(page["event"], status) for page, status in pages]
+        assert sent == [("triggered", 503), ("resolved", 200)], "no page after the resolution"
+        timeline = (await shop.incident(incident["id"]))["timeline"]
+        [superseded] = [e for e in timeline if e["kind"] == "page.superseded"]
+        assert superseded["detail"]["event"] == "triggered"
+        assert superseded["detail"]["channel"] == "pager"
+        metrics = await (await shop.client.get("/metrics")).text()
+        assert (
+            'stormwatch_deliveries_total{channel="pager",outcome="superseded",'
+            'reason="incident_moved_on"} 1.0' in metrics
+        )
