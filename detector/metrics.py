@@ -83,7 +83,7 @@ class Metrics:
         )
         self.deliveries = Counter(
             "stormwatch_deliveries_total",
-            "Delivery attempts by channel and outcome (delivered, retry, dead).",
+            "Delivery attempts by channel and outcome (delivered, retry, dead, superseded).",
             ["channel", "outcome", "reason"],
             registry=r,
         )
