@@ -109,9 +109,10 @@ class Engine:
         except Exception:
             self._stage_failed("signals")
         try:
-            report.timers = await timer_stage.fire_due(
-                self._pool, rules, self.owner, self._clock.now()
-            )
+            timers = await timer_stage.fire_due(self._pool, rules, self.owner, self._clock.now())
+            report.timers = timers.fired
+            if timers.failed:
+                self._metrics.engine_errors.labels("timers").inc(timers.failed)
         except Exception:
             self._stage_failed("timers")
         try:

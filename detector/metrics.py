@@ -107,7 +107,7 @@ class Metrics:
         )
         self.engine_errors = Counter(
             "stormwatch_engine_errors_total",
-            "Engine stages that failed, by stage.",
+            "Engine failures by stage: a stage that failed, or one timer that failed in it.",
             ["stage"],
             registry=r,
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+import structlog
 
 from detector import condition_store, store, timers
 from detector.correlation import correlate
@@ -15,6 +16,7 @@ from detector.muting import mute
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import Connection
 
+log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=60)
 
 
@@ -27,20 +29,37 @@ class FiredTimer:
     decision: Decision
 
 
+@dataclass(frozen=True, slots=True)
+class TimerBatch:
+    """The timers one pass fired, and how many failed (each is retried once its lease ends)."""
+
+    fired: list[FiredTimer]
+    failed: int = 0
+
+
 async def fire_due(
     pool: asyncpg.Pool, rules: RuleSet, owner: str, now: datetime, limit: int = 100
-) -> list[FiredTimer]:
-    """Claim due timers and apply each one's decision in its own transaction."""
+) -> TimerBatch:
+    """Claim due timers and apply each one's decision in its own transaction.
+
+    A timer whose transaction fails (a deadlock, a bug) keeps its lease and is tried again when
+    the lease runs out; the others claimed with it still fire now.
+    """
     async with pool.acquire() as connection:
         claimed = await timers.claim_due(connection, owner, now, LEASE, limit)
     fired = []
+    failed = 0
     for timer in claimed:
         try:
             decision = await _fire(pool, rules, timer, owner, now)
         except _LeaseLost:
             continue
+        except Exception:
+            failed += 1
+            log.exception("timer.failed", timer=timer.id, kind=timer.kind, retry_in=str(LEASE))
+            continue
         fired.append(FiredTimer(timer, now - timer.due_at, decision))
-    return fired
+    return TimerBatch(fired, failed)
 
 
 class _LeaseLost(Exception):
@@ -80,6 +99,9 @@ async def _check_condition(
     rule = rules.rules.get(timer.rule or "")
     if rule is None or timer.group_key is None:
         return Decision("rule_removed")
+    # The group's incident first, then its condition: the order the signal stage locks them in
+    # (``correlate``), so the two stages cannot deadlock over one group.
+    await store.lock_group(connection, rule.name, timer.group_key)
     stored = await condition_store.lock(connection, rule.name, timer.group_key)
     if stored.check_at != timer.due_at:
         return Decision("superseded")

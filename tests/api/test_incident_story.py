@@ -6,7 +6,11 @@ Real PostgreSQL, real HTTP for webhooks and pages; time moves only when the test
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+import pytest
+
+from detector import timer_stage
 from tests.conftest import Shop, alert
 from tests.fakes import T0
 
@@ -229,3 +233,33 @@ class TestDelivery:
             'stormwatch_deliveries_total{channel="pager",outcome="superseded",'
             'reason="incident_moved_on"} 1.0' in metrics
         )
+
+
+class TestTimerFailures:
+    async def test_a_failing_timer_does_not_hold_up_the_others(
+        self, shop: Shop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await shop.post_alerts(alert(cluster="eu-1"), alert(cluster="eu-2"))
+        await shop.cycle()
+        assert len(shop.pager.delivered("triggered")) == 2
+        decide = timer_stage.decide_timer
+        failures = iter([RuntimeError("one bad escalation")])
+
+        def first_call_fails(*args: Any, **kwargs: Any) -> Any:
+            if (error := next(failures, None)) is not None:
+                raise error
+            return decide(*args, **kwargs)
+
+        monkeypatch.setattr(timer_stage, "decide_timer", first_call_fails)
+        await shop.advance(timedelta(minutes=5))
+        assert len(shop.backup.delivered("triggered")) == 1, "the other escalation went out"
+        await shop.advance(timedelta(seconds=30))
+        assert len(shop.backup.delivered("triggered")) == 1, "the failed one waits for its lease"
+        await shop.advance(timedelta(seconds=31))
+        escalated = shop.backup.delivered("triggered")
+        assert sorted(p["incident"]["title"] for p in escalated) == [
+            "Connection pool exhausted on eu-1",
+            "Connection pool exhausted on eu-2",
+        ]
+        metrics = await (await shop.client.get("/metrics")).text()
+        assert 'stormwatch_engine_errors_total{stage="timers"} 1.0' in metrics
