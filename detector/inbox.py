@@ -40,11 +40,27 @@ class Holder:
 
 @dataclass(frozen=True, slots=True)
 class PendingSignal:
-    """A stored signal the engine has not processed yet, with the open incidents holding it."""
+    """A stored signal the engine has not processed yet, with the open incidents holding it.
+
+    ``retry_rules`` is set when the signal is queued again because applying it failed: only
+    those rules get it on the next try (``attempts`` so far).
+    """
 
     id: int
     signal: Signal
     holders: tuple[Holder, ...] = ()
+    attempts: int = 0
+    retry_rules: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A signal to queue again after a failed try: for ``rules``, not before ``not_before``."""
+
+    signal_id: int
+    attempts: int
+    rules: frozenset[str]
+    not_before: datetime | None
 
 
 _OPEN_INCIDENTS = "EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved')"
@@ -205,19 +221,28 @@ SIGNAL_COLUMNS = """s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at
                     s.labels, s.annotations, s.group_key, s.receiver, s.received_at"""
 """The columns of ``signals s`` that ``signal_from_row`` reads, with the id."""
 
-_LOCK_PENDING = f"""SELECT {SIGNAL_COLUMNS}, {_holders_of("s", "$2")} AS holders
+_LOCK_PENDING = f"""SELECT {SIGNAL_COLUMNS}, {_holders_of("s", "$2")} AS holders,
+                  p.attempts, p.retry_rules
            FROM pending_signals p JOIN signals s ON s.id = p.signal_id
+           WHERE p.not_before IS NULL OR p.not_before <= $3
            ORDER BY p.signal_id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"""  # noqa: S608 - constants
 
 
 async def lock_pending(
-    connection: Connection, limit: int, live_rules: Sequence[str] = ()
+    connection: Connection, limit: int, now: datetime, live_rules: Sequence[str] = ()
 ) -> list[PendingSignal]:
-    """The oldest unprocessed signals, in arrival order, locked for this transaction, with the
-    open incidents of ``live_rules`` that hold them."""
-    rows = await connection.fetch(_LOCK_PENDING, limit, list(live_rules))
+    """The oldest unprocessed signals due by ``now``, in arrival order, locked for this
+    transaction, with the open incidents of ``live_rules`` that hold them."""
+    rows = await connection.fetch(_LOCK_PENDING, limit, list(live_rules), now)
     return [
-        PendingSignal(row["id"], signal_from_row(row), _holders(row["holders"])) for row in rows
+        PendingSignal(
+            row["id"],
+            signal_from_row(row),
+            _holders(row["holders"]),
+            row["attempts"],
+            None if row["retry_rules"] is None else frozenset(row["retry_rules"]),
+        )
+        for row in rows
     ]
 
 
@@ -239,19 +264,32 @@ def signal_from_row(row: Any) -> Signal:
 
 
 async def mark_processed(
-    connection: Connection, outcomes: dict[int, str], queued: Sequence[int]
+    connection: Connection,
+    outcomes: dict[int, str],
+    queued: Sequence[int],
+    retries: Sequence[Retry] = (),
 ) -> None:
-    """Take the ``queued`` signals off the queue and flag the ones no rule matched (new signals
-    from the intake log were flagged when stored)."""
-    if not queued:
-        return
-    await connection.execute(
-        "DELETE FROM pending_signals WHERE signal_id = ANY($1::bigint[])", list(queued)
-    )
+    """Take the ``queued`` signals off the queue, flag the ones no rule matched (new signals
+    from the intake log were flagged when stored), and queue ``retries`` (again, or for the
+    first time for new signals)."""
+    again = {retry.signal_id for retry in retries}
+    done = [i for i in queued if i not in again]
+    if done:
+        await connection.execute(
+            "DELETE FROM pending_signals WHERE signal_id = ANY($1::bigint[])", done
+        )
     unmatched = [i for i in queued if outcomes.get(i) == "unmatched"]
     if unmatched:
         await connection.execute(
             "UPDATE signals SET unmatched = true WHERE id = ANY($1::bigint[])", unmatched
+        )
+    if retries:
+        await connection.executemany(
+            """INSERT INTO pending_signals (signal_id, attempts, retry_rules, not_before)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (signal_id) DO UPDATE SET attempts = EXCLUDED.attempts,
+                 retry_rules = EXCLUDED.retry_rules, not_before = EXCLUDED.not_before""",
+            [(r.signal_id, r.attempts, sorted(r.rules), r.not_before) for r in retries],
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -21,6 +21,9 @@ from detector.ruleset.rules import RuleMatch, RuleSet
 
 log = structlog.get_logger(__name__)
 _PROCESSING_LOCK = 0x5707_5160
+QUICK_RETRIES = 3
+FIRST_SLOW_RETRY = timedelta(seconds=5)
+LONGEST_RETRY = timedelta(minutes=5)
 
 
 @dataclass
@@ -42,6 +45,19 @@ class SignalBatchResult:
         """True when intake log records or signals were handled."""
         stored = self.expansion.stored
         return bool(self.processed or stored.inserted or stored.duplicates)
+
+
+def retry_after(attempts: int) -> timedelta | None:
+    """How long a signal whose group failed waits after ``attempts`` failed tries.
+
+    Not at all for the first few: a deadlock or a conflict with another replica clears at once,
+    and a retry in the next cycle keeps the group's signals in arrival order. Then doubling from
+    5 s up to 5 min, so a group that keeps failing (a bug) costs a try every few minutes.
+    """
+    if attempts <= QUICK_RETRIES:
+        return None
+    doublings = min(attempts - QUICK_RETRIES - 1, 16)
+    return min(FIRST_SLOW_RETRY * (1 << doublings), LONGEST_RETRY)
 
 
 def routed_once(rules: RuleSet) -> Callable[[Signal], list[RuleMatch]]:
@@ -82,13 +98,18 @@ def group_by_incident(
     route: Callable[[Signal], list[RuleMatch]],
     rules: RuleSet,
 ) -> tuple[dict[tuple[str, str], tuple[RuleMatch, list[Signal]]], dict[int, str]]:
-    """Route each signal (to the incidents holding it, see ``held_where_it_is``); group the
-    matched ones by (rule, group key), keep outcomes per id."""
+    """Route each signal (to the incidents holding it, see ``held_where_it_is``; a retry only
+    to the rules it failed in); group the matched ones by (rule, group key), keep outcomes per
+    id."""
     groups: dict[tuple[str, str], tuple[RuleMatch, list[Signal]]] = {}
     outcomes: dict[int, str] = {}
     for item in pending:
         matches = held_where_it_is(route(item.signal), item.holders, rules)
-        outcomes[item.id] = "matched" if matches else "unmatched"
+        if item.retry_rules is None:
+            outcomes[item.id] = "matched" if matches else "unmatched"
+        else:  # a retry: the other rules that route it have it already
+            outcomes[item.id] = "matched"
+            matches = [match for match in matches if match.rule.name in item.retry_rules]
         for match in matches:
             key = (match.rule.name, match.group_key)
             groups.setdefault(key, (match, []))[1].append(item.signal)
@@ -101,14 +122,17 @@ async def process_pending(
     """Process queued signals and the new ones from expanding intake log records (up to
     ``limit`` of each), oldest first, in one transaction.
 
-    Nothing happens while another replica holds the lock.
+    Nothing happens while another replica holds the lock. A group whose update fails is rolled
+    back alone (a savepoint), and its signals are queued again for that group's rule
+    (``retry_after``), so a failure never drops an alert: Alertmanager's resends of it are
+    duplicates and would not bring it back.
     """
     result = SignalBatchResult()
     async with pool.acquire() as connection, connection.transaction():
         if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PROCESSING_LOCK):
             return result
         live_rules = list(rules.rules)
-        queued = await inbox.lock_pending(connection, limit, live_rules)
+        queued = await inbox.lock_pending(connection, limit, now, live_rules)
         route = routed_once(rules)
         result.expansion = await intake_log.expand(
             connection, limit, now, lambda signal: not route(signal), live_rules
@@ -121,19 +145,28 @@ async def process_pending(
         if not pending:
             return result
         groups, outcomes = group_by_incident(pending, route, rules)
+        failed: dict[int, set[str]] = {}  # id of a signal → rules whose group failed with it
         for (rule_name, group_key), (match, signals) in groups.items():
             try:
                 async with connection.transaction():
                     decision = await correlate(connection, rules, match, signals, now)
             except (asyncpg.PostgresError, store.IncidentConflict, ValueError, KeyError):
                 log.exception("signals.group_failed", rule=rule_name, group_key=group_key)
-                failed = {s.occurrence for s in signals}
+                in_group = {id(signal) for signal in signals}
                 for item in pending:
-                    if item.signal.occurrence in failed:
+                    if id(item.signal) in in_group:
                         outcomes[item.id] = "error"
+                        failed.setdefault(item.id, set()).add(rule_name)
                 continue
             if decision is not None:
                 result.decisions.append(decision)
-        await inbox.mark_processed(connection, outcomes, [item.id for item in queued])
+        retries = [_retry(item, failed[item.id], now) for item in pending if item.id in failed]
+        await inbox.mark_processed(connection, outcomes, [item.id for item in queued], retries)
         result.outcomes.update(outcomes.values())
     return result
+
+
+def _retry(item: inbox.PendingSignal, rules: set[str], now: datetime) -> inbox.Retry:
+    attempts = item.attempts + 1
+    delay = retry_after(attempts)
+    return inbox.Retry(item.id, attempts, frozenset(rules), None if delay is None else now + delay)

@@ -6,12 +6,14 @@ Real PostgreSQL, real HTTP for webhooks and pages; time moves only when the test
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
-from detector import timer_stage
-from tests.conftest import Shop, alert
+from detector import signal_stage, timer_stage
+from tests.conftest import Shop, alert, reload_edited
 from tests.fakes import T0
 
 
@@ -263,3 +265,62 @@ class TestTimerFailures:
         ]
         metrics = await (await shop.client.get("/metrics")).text()
         assert 'stormwatch_engine_errors_total{stage="timers"} 1.0' in metrics
+
+
+class TestSignalFailures:
+    """A rule group whose update fails keeps its signals: Alertmanager's resends of them are
+    duplicates, so nothing else would bring them back."""
+
+    async def test_failed_group_is_tried_again_for_its_rule_only(
+        self, shop: Shop, rules_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        both = 'alertname=~"CheckoutErrorSpike|PgBouncerPoolSaturated"'
+        await reload_edited(shop, rules_dir, 'alertname="CheckoutErrorSpike"', both)
+        applied = _failing_once(monkeypatch, "checkout-errors")
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        titles = [p["incident"]["title"] for p in shop.pager.delivered("triggered")]
+        assert titles == ["Connection pool exhausted on eu-1"]
+
+        await shop.cycle()
+        titles = [p["incident"]["title"] for p in shop.pager.delivered("triggered")]
+        assert titles == ["Connection pool exhausted on eu-1", "Checkout errors"]
+        assert applied == ["pool-exhausted", "checkout-errors", "checkout-errors"]
+        metrics = await (await shop.client.get("/metrics")).text()
+        assert 'stormwatch_signals_processed_total{outcome="error"} 1.0' in metrics
+
+    async def test_a_group_that_keeps_failing_is_tried_less_often(
+        self, shop: Shop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        applied = _failing_once(monkeypatch, "pool-exhausted", times=5)
+        await shop.post_alerts(alert(cluster="eu-1"))
+        for _ in range(6):
+            await shop.cycle()
+        assert len(applied) == signal_stage.QUICK_RETRIES + 1, "then it waits"
+        await shop.advance(signal_stage.FIRST_SLOW_RETRY)
+        assert len(applied) == 5
+        await shop.advance(signal_stage.FIRST_SLOW_RETRY)
+        assert len(applied) == 5, "the wait doubles"
+        await shop.advance(signal_stage.FIRST_SLOW_RETRY)
+        assert len(applied) == 6
+        assert [p["incident"]["title"] for p in shop.pager.delivered("triggered")] == [
+            "Connection pool exhausted on eu-1"
+        ]
+
+
+def _failing_once(monkeypatch: pytest.MonkeyPatch, rule: str, times: int = 1) -> list[str]:
+    """Make applying ``rule``'s group fail ``times`` times (as a deadlock would); returns the
+    rules of every group applied, in order."""
+    correlate = signal_stage.correlate
+    applied: list[str] = []
+    left = [times]
+
+    async def flaky(connection: Any, rules: Any, match: Any, *args: Any) -> Any:
+        applied.append(match.rule.name)
+        if match.rule.name == rule and left[0] > 0:
+            left[0] -= 1
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return await correlate(connection, rules, match, *args)
+
+    monkeypatch.setattr(signal_stage, "correlate", flaky)
+    return applied

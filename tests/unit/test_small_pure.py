@@ -1,5 +1,5 @@
 """Small pure units: durations, rule text templates, escalation policies, HTTP status decisions,
-engine pacing."""
+engine pacing and signal retries."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from detector.durations import Duration, format_duration, parse_duration
 from detector.engine import CycleReport, pause_after
 from detector.ruleset.templates import check_template, render
-from detector.signal_stage import SignalBatchResult
+from detector.signal_stage import SignalBatchResult, retry_after
 from responders.channels import classify_status
 from responders.escalation import EscalationPolicy, EscalationStep
 
@@ -283,3 +283,23 @@ class TestPauseAfter:
 
     def test_no_window_never_waits(self) -> None:
         assert pause_after(CycleReport(), 0.0, window=0.0) == 0.0
+
+
+class TestRetryAfter:
+    @pytest.mark.parametrize(
+        ("attempts", "wait"),
+        [
+            (1, None),
+            (3, None),
+            (4, 5 * SEC),
+            (5, 10 * SEC),
+            (6, 20 * SEC),
+            (9, 160 * SEC),
+            (10, 5 * MIN),
+            (10_000, 5 * MIN),
+        ],
+    )
+    def test_quick_tries_then_doubling_up_to_five_minutes(
+        self, attempts: int, wait: timedelta | None
+    ) -> None:
+        assert retry_after(attempts) == wait
