@@ -1,7 +1,9 @@
 """Signed, expiring acknowledge links, so an engineer can ack from a phone without a token.
 
-A token is ``payload.signature`` in URL-safe base64; the payload holds the incident id and the
-expiry, the signature is HMAC-SHA256 with the service's signing key.
+A token is ``payload.signature`` in URL-safe base64; the payload holds the incident id, the
+expiry and the incident's epoch when the page was sent, the signature is HMAC-SHA256 with the
+service's signing key. The epoch ties a link to one episode: once the incident is resolved and
+reopened, a link from an old page must not quietly stop the new episode's escalation.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from detector.clock import Clock
@@ -37,14 +40,28 @@ def _sign(key: bytes, payload: str) -> str:
     return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
 
 
-def make_token(key: bytes, incident_id: int, expires_at: datetime) -> str:
-    """A token that acknowledges ``incident_id`` until ``expires_at``."""
-    payload = _b64(json.dumps({"i": incident_id, "x": int(expires_at.timestamp())}).encode())
+@dataclass(frozen=True, slots=True)
+class AckTarget:
+    """What a valid link acknowledges: an incident, in the episode (epoch) it was sent for;
+    ``episode`` is None for links made before episodes were recorded."""
+
+    incident_id: int
+    episode: int | None = None
+
+
+def make_token(
+    key: bytes, incident_id: int, expires_at: datetime, episode: int | None = None
+) -> str:
+    """A token that acknowledges ``incident_id`` until ``expires_at``, in ``episode`` only."""
+    data: dict[str, int] = {"i": incident_id, "x": int(expires_at.timestamp())}
+    if episode is not None:
+        data["e"] = episode
+    payload = _b64(json.dumps(data).encode())
     return f"{payload}.{_sign(key, payload)}"
 
 
-def read_token(key: bytes, token: str, now: datetime) -> int:
-    """The incident id a valid token names; raise LinkInvalid otherwise."""
+def read_token(key: bytes, token: str, now: datetime) -> AckTarget:
+    """What a valid token acknowledges; raise LinkInvalid otherwise."""
     payload, _, signature = token.partition(".")
     if not payload or not signature:
         raise LinkInvalid("malformed")
@@ -53,11 +70,12 @@ def read_token(key: bytes, token: str, now: datetime) -> int:
     try:
         data = json.loads(_unb64(payload))  # signed by us, so only a bug could make this fail
         incident_id, expires = int(data["i"]), int(data["x"])
-    except (ValueError, KeyError, TypeError):
+        episode = None if data.get("e") is None else int(data["e"])
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise LinkInvalid("malformed") from None
     if now.timestamp() >= expires:
         raise LinkInvalid("expired")
-    return incident_id
+    return AckTarget(incident_id, episode)
 
 
 class LinkBuilder:
@@ -73,7 +91,8 @@ class LinkBuilder:
         """Links for one page."""
         acknowledge = None
         if PageEvent(content.event).needs_ack:
-            token = make_token(self._key, content.incident_id, self._clock.now() + self._ttl)
+            expires_at = self._clock.now() + self._ttl
+            token = make_token(self._key, content.incident_id, expires_at, content.epoch)
             acknowledge = f"{self._base}/ack/{token}"
         return PageLinks(
             incident=f"{self._base}/api/v1/incidents/{content.incident_id}", acknowledge=acknowledge

@@ -19,13 +19,20 @@ class IncidentNotFound(LookupError):
 
 
 async def acknowledge(
-    pool: asyncpg.Pool, incident_id: int, by: str, via: str, rules: RuleSet, now: datetime
+    pool: asyncpg.Pool,
+    incident_id: int,
+    by: str,
+    via: str,
+    rules: RuleSet,
+    now: datetime,
+    episode: int | None = None,
 ) -> Decision:
-    """Acknowledge; a second ack is a no-op that says so."""
+    """Acknowledge; a second ack is a no-op that says so (as is a link from an earlier
+    ``episode``, see ``decide_ack``)."""
     return await _act(
         pool,
         incident_id,
-        lambda i: decide_ack(i, by, via, rules.rules.get(i.rule), now),
+        lambda i: decide_ack(i, by, via, rules.rules.get(i.rule), now, episode),
         rules,
         now,
     )

@@ -57,11 +57,22 @@ def decide_signals(
 
 
 def decide_ack(
-    incident: Incident, by: str, via: str, rule: RuleSpec | None, now: datetime
+    incident: Incident,
+    by: str,
+    via: str,
+    rule: RuleSpec | None,
+    now: datetime,
+    episode: int | None = None,
 ) -> Decision:
-    """An engineer acknowledges: escalation stops (epoch bump), paged channels hear about it."""
+    """An engineer acknowledges: escalation stops (epoch bump), paged channels hear about it.
+
+    ``episode`` is the epoch an ack link was sent in: a link from before the incident was
+    resolved and reopened acknowledges nothing (``link_superseded``).
+    """
     if incident.state is not IncidentState.TRIGGERED:
         return Decision(f"already_{incident.state}")
+    if episode is not None and episode != incident.epoch:
+        return Decision("link_superseded")
     acked = replace(
         incident,
         state=IncidentState.ACKNOWLEDGED,

@@ -56,6 +56,14 @@ async def incident_detail(connection: Connection, incident_id: int) -> dict[str,
     return detail
 
 
+async def incident_epoch(connection: Connection, incident_id: int) -> int | None:
+    """The incident's current epoch (it moves on at every ack, resolve and reopen)."""
+    epoch: int | None = await connection.fetchval(
+        "SELECT epoch FROM incidents WHERE id = $1", incident_id
+    )
+    return epoch
+
+
 def json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Make rows from other read functions JSON-ready."""
     return [_json_ready(row) for row in rows]

@@ -214,6 +214,7 @@ def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[
         component=incident.component,
         group=dict(incident.group_labels),
         step=page.step,
+        epoch=incident.epoch,
     )
     return asdict(content)
 

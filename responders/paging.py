@@ -20,6 +20,7 @@ class PageContent:
     component: str | None
     group: dict[str, str]
     step: int
+    epoch: int | None = None  # the incident's epoch when queued (None in older queued pages)
 
 
 @dataclass(frozen=True, slots=True)

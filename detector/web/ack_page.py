@@ -10,7 +10,7 @@ from html import escape
 from aiohttp import web
 
 from detector import actions, queries
-from detector.ack_links import LinkInvalid, read_token
+from detector.ack_links import AckTarget, LinkInvalid, read_token
 from detector.web.context import SERVICES
 
 _PAGE = """<!doctype html>
@@ -37,7 +37,7 @@ def _html(title: str, body: str, status: int = 200) -> web.Response:
     )
 
 
-def _incident_id(request: web.Request) -> int | web.Response:
+def _target(request: web.Request) -> AckTarget | web.Response:
     services = request.app[SERVICES]
     try:
         return read_token(services.signing_key, request.match_info["token"], services.clock.now())
@@ -46,15 +46,30 @@ def _incident_id(request: web.Request) -> int | web.Response:
         return _html("Link not usable", f"<p>{escape(_REASONS[err.reason])}</p>", status)
 
 
+def _superseded(incident_id: int) -> web.Response:
+    return _html(
+        "Link from an earlier episode",
+        f"<p>Incident #{incident_id} was resolved and has fired again since this page was sent."
+        " Use the link in the newest page for it, or the API or the CLI:"
+        f" stormwatch ack {incident_id}.</p>",
+        410,
+    )
+
+
 async def confirm_page(request: web.Request) -> web.Response:
     """Show what would be acknowledged, with a button that POSTs."""
-    incident_id = _incident_id(request)
-    if isinstance(incident_id, web.Response):
-        return incident_id
+    target = _target(request)
+    if isinstance(target, web.Response):
+        return target
+    incident_id = target.incident_id
     async with request.app[SERVICES].pool.acquire() as connection:
         detail = await queries.incident_detail(connection, incident_id)
+        epoch = await queries.incident_epoch(connection, incident_id)
     if detail is None:
         return _html("Incident not found", "<p>No such incident.</p>", 404)
+    current = target.episode is None or target.episode == epoch
+    if detail["state"] == "triggered" and not current:
+        return _superseded(incident_id)
     body = (
         f"<p><strong>#{incident_id}</strong> · {escape(detail['severity'])} · "
         f"state: <strong>{escape(detail['state'])}</strong></p>"
@@ -69,19 +84,28 @@ async def confirm_page(request: web.Request) -> web.Response:
 
 
 async def acknowledge(request: web.Request) -> web.Response:
-    """Acknowledge the incident the signed link names."""
-    incident_id = _incident_id(request)
-    if isinstance(incident_id, web.Response):
-        return incident_id
+    """Acknowledge the incident the signed link names, in the episode it was sent for."""
+    target = _target(request)
+    if isinstance(target, web.Response):
+        return target
+    incident_id = target.incident_id
     services = request.app[SERVICES]
     form = await request.post()
     by = str(form.get("by") or "").strip()[:200] or "ack link"
     try:
         decision = await actions.acknowledge(
-            services.pool, incident_id, by, "link", services.rules.current, services.clock.now()
+            services.pool,
+            incident_id,
+            by,
+            "link",
+            services.rules.current,
+            services.clock.now(),
+            target.episode,
         )
     except actions.IncidentNotFound:
         return _html("Incident not found", "<p>No such incident.</p>", 404)
+    if decision.reason == "link_superseded":
+        return _superseded(incident_id)
     if decision.incident is not None:
         services.engine.wake()
         return _html(

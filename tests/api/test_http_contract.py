@@ -205,6 +205,25 @@ class TestAckLink:
         assert response.status == 410
         assert (await shop.incidents())[0]["state"] == "triggered"
 
+    async def test_link_from_before_a_reopen_acknowledges_nothing(self, shop: Shop) -> None:
+        old = await self._page(shop)
+        incident_id = old["incident"]["id"]
+        await shop.post_alerts(alert(cluster="eu-1", status="resolved", ends_at=T0))
+        await shop.cycle()
+        await shop.post_alerts(alert(cluster="eu-1", starts_at=T0 + timedelta(minutes=2)))
+        await shop.cycle()
+        [new] = shop.pager.delivered("reopened")
+        assert new["incident"]["id"] == incident_id
+
+        shown = await shop.client.get(self._path(old))
+        refused = await shop.client.post(self._path(old), data={"by": "maria"})
+        assert (shown.status, refused.status) == (410, 410)
+        assert "fired again" in await refused.text()
+        assert (await shop.incident(incident_id))["state"] == "triggered"
+        accepted = await shop.client.post(self._path(new), data={"by": "maria"})
+        assert "Escalation stopped" in await accepted.text()
+        assert (await shop.incident(incident_id))["state"] == "acknowledged"
+
     async def test_forged_link_is_refused(self, shop: Shop) -> None:
         await self._page(shop)
         forged = make_token(b"another key", 1, T0 + timedelta(hours=1))

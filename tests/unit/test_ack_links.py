@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detector.ack_links import LinkBuilder, LinkInvalid, make_token, read_token
+from detector.ack_links import AckTarget, LinkBuilder, LinkInvalid, make_token, read_token
 from responders.paging import PageContent
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -62,6 +62,7 @@ def page(event: str, incident_id: int = 42) -> PageContent:
         component="checkout",
         group={"cluster": "eu-prod-1"},
         step=0,
+        epoch=0,
     )
 
 
@@ -76,7 +77,13 @@ class TestTokens:
     def test_round_trip(self, incident_id: int, read_at: datetime) -> None:
         token = make_token(KEY, incident_id, T0 + HOUR)
 
-        assert read_token(KEY, token, read_at) == incident_id
+        assert read_token(KEY, token, read_at) == AckTarget(incident_id)
+
+    @pytest.mark.parametrize("episode", [None, 0, 7])
+    def test_round_trip_keeps_the_episode(self, episode: int | None) -> None:
+        token = make_token(KEY, 42, T0 + HOUR, episode)
+
+        assert read_token(KEY, token, T0) == AckTarget(42, episode)
 
     def test_token_is_url_safe(self) -> None:
         token = make_token(KEY, 42, T0 + HOUR)
@@ -125,6 +132,9 @@ class TestTokens:
             pytest.param(signed(b"not json"), id="signed but not JSON"),
             pytest.param(signed(b'{"i": 42}'), id="signed without expiry"),
             pytest.param(signed(b'{"i": "x", "x": 1}'), id="signed with a non-numeric id"),
+            pytest.param(
+                signed(b'{"i": 1, "x": 9999999999, "e": "x"}'), id="signed with a non-numeric epoch"
+            ),
             pytest.param(signed(b"[1, 2]"), id="signed list"),
             pytest.param(signed(b"\xff\xfe"), id="signed non-UTF-8 bytes"),
         ],
@@ -147,7 +157,7 @@ class TestLinkBuilder:
         prefix = "https://stormwatch.example/ack/"
         assert links.acknowledge.startswith(prefix)
         token = links.acknowledge.removeprefix(prefix)
-        assert read_token(KEY, token, T0 + 2 * HOUR - timedelta(seconds=1)) == 42
+        assert read_token(KEY, token, T0 + 2 * HOUR - timedelta(seconds=1)) == AckTarget(42, 0)
         assert invalid_reason(token, now=T0 + 2 * HOUR) == "expired"
 
     def test_expiry_follows_the_injected_clock(self) -> None:
@@ -158,7 +168,7 @@ class TestLinkBuilder:
 
         assert acknowledge is not None
         token = acknowledge.rsplit("/", 1)[1]
-        assert read_token(KEY, token, later + HOUR - timedelta(seconds=1)) == 42
+        assert read_token(KEY, token, later + HOUR - timedelta(seconds=1)) == AckTarget(42, 0)
         assert invalid_reason(token, now=later + HOUR) == "expired"
 
     @pytest.mark.parametrize("event", ["acknowledged", "resolved"])
