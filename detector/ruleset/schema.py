@@ -132,6 +132,20 @@ class RetrySpec(Strict):
     max_delay: Duration = timedelta(minutes=5)
 
 
+MAX_CHANNEL_TIMEOUT = timedelta(seconds=30)
+"""A send must end well within the 60 s for which delivery leases a message: past the lease
+another replica sends the same page again."""
+
+
+def _send_timeout(value: timedelta) -> timedelta:
+    if not timedelta(0) < value <= MAX_CHANNEL_TIMEOUT:
+        raise ValueError(
+            "must be longer than 0s and at most 30s (0 would mean no timeout, and a send must"
+            " end well within the 60s a delivery is leased for)"
+        )
+    return value
+
+
 class WebhookChannelSpec(Strict):
     """POST a JSON page to an HTTP endpoint. Put keyed URLs in ``url_env``, not in the file."""
 
@@ -140,7 +154,7 @@ class WebhookChannelSpec(Strict):
     url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration = timedelta(seconds=10)
+    timeout: Annotated[Duration, AfterValidator(_send_timeout)] = timedelta(seconds=10)
     retry: RetrySpec = RetrySpec()
 
 

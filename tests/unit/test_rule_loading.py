@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from detector import delivery_stage
 from detector.ruleset.loader import RulesInvalid, load_ruleset
+from detector.ruleset.schema import MAX_CHANNEL_TIMEOUT
 from responders.escalation import EscalationPolicy, EscalationStep
 
 SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
@@ -154,6 +156,34 @@ class TestLoadRulesetErrors:
                     "use a number with a unit, like 30s, 5m or 1h30m"
                 ],
                 id="invalid duration",
+            ),
+            pytest.param(
+                {
+                    "rules.yml": RULE,
+                    "slow.yml": """\
+                        channels:
+                          - name: slow
+                            type: webhook
+                            url: https://hooks.example/slow
+                            timeout: 0s
+                    """,
+                },
+                ["slow.yml:5: channels[0].timeout: must be longer than 0s and at most 30s"],
+                id="channel timeout no timeout at all",
+            ),
+            pytest.param(
+                {
+                    "rules.yml": RULE,
+                    "slow.yml": """\
+                        channels:
+                          - name: slow
+                            type: webhook
+                            url: https://hooks.example/slow
+                            timeout: 45s
+                    """,
+                },
+                ["slow.yml:5: channels[0].timeout: must be longer than 0s and at most 30s"],
+                id="channel timeout longer than a delivery lease allows",
             ),
             pytest.param(
                 {"rules.yml": "- name: pool-exhausted\n"},
@@ -320,3 +350,7 @@ class TestLoadRulesetValid:
         for rule in ruleset.rules.values():
             assert rule.component is None or rule.component in ruleset.components
             assert rule.escalation_policy is None or rule.escalation_policy in ruleset.policies
+
+
+def test_the_longest_channel_timeout_fits_twice_in_a_delivery_lease() -> None:
+    assert MAX_CHANNEL_TIMEOUT * 2 <= delivery_stage.LEASE
