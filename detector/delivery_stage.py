@@ -29,8 +29,9 @@ LEASE = timedelta(seconds=60)
 
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
-    """How one delivery attempt ended: ``delivered``, ``retry`` or ``dead``; or ``superseded``
-    when a page was dropped unsent because its incident moved on."""
+    """How one delivery attempt ended: ``delivered``, ``retry`` or ``dead``; ``superseded`` when
+    a page was dropped unsent because its incident moved on; ``lease_lost`` when the send
+    outlasted the lease and another replica took the message over."""
 
     message: OutboxMessage
     outcome: str
@@ -98,14 +99,16 @@ async def _record(
     now: datetime,
 ) -> DeliveryOutcome:
     if error is None:
-        await outbox.record_delivered(connection, message, owner, now)
+        if not await outbox.record_delivered(connection, message, owner, now):
+            return _lease_lost(message)
         log.info("page.delivered", channel=message.channel, incident_id=message.incident_id)
         return DeliveryOutcome(message, "delivered")
     spec = routes.rules.channels.get(message.channel)
     policy = spec.retry if spec is not None else RetrySpec()
     delay = outbox.backoff(policy, message.attempts + 1, deliverer.rng) if error.retryable else None
     retry_at = now + delay if delay is not None else None
-    await outbox.record_failed(connection, message, owner, error.reason, retry_at, now)
+    if not await outbox.record_failed(connection, message, owner, error.reason, retry_at, now):
+        return _lease_lost(message)
     outcome = "retry" if retry_at else "dead"
     log.warning(
         "page.failed",
@@ -116,3 +119,10 @@ async def _record(
         attempt=message.attempts + 1,
     )
     return DeliveryOutcome(message, outcome, error.reason)
+
+
+def _lease_lost(message: OutboxMessage) -> DeliveryOutcome:
+    """The send took longer than the lease and another replica has the message now: this
+    outcome is not recorded (that replica records its own)."""
+    log.warning("page.lease_lost", channel=message.channel, incident_id=message.incident_id)
+    return DeliveryOutcome(message, "lease_lost")

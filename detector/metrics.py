@@ -83,7 +83,8 @@ class Metrics:
         )
         self.deliveries = Counter(
             "stormwatch_deliveries_total",
-            "Delivery attempts by channel and outcome (delivered, retry, dead, superseded).",
+            "Delivery attempts by channel and outcome"
+            " (delivered, retry, dead, superseded, lease_lost).",
             ["channel", "outcome", "reason"],
             registry=r,
         )

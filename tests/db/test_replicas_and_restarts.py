@@ -14,9 +14,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from detector import inbox, migrations, store
+from detector import delivery_stage, inbox, migrations, store
 from detector.ack_links import LinkBuilder
 from detector.app import build_channels, create_app
 from detector.delivery_stage import Deliverer
@@ -25,7 +26,7 @@ from detector.intake import parse_payload, to_signals
 from detector.metrics import Metrics
 from detector.ruleset.live import LiveRules
 from detector.web.context import SERVICES
-from tests.conftest import alert, payload, settings_for
+from tests.conftest import RULES, alert, payload, settings_for
 from tests.fakes import FakeClock, PageReceiver
 
 INCIDENTS = 40
@@ -140,3 +141,39 @@ class TestRestart:
             assert await migrations.migrate(connection) == []
             versions = await connection.fetch("SELECT version FROM schema_migrations")
         assert [row["version"] for row in versions] == [v for v, _ in migrations.migration_files()]
+
+
+class TestDeliveryLease:
+    async def test_a_send_that_outlasts_its_lease_is_not_recorded_twice(
+        self, pool: asyncpg.Pool, replica: Replica, rules_dir: Path, backup: PageReceiver
+    ) -> None:
+        arrived, release = asyncio.Event(), asyncio.Event()
+        answered: list[int] = []
+
+        async def slow_first(request: web.Request) -> web.Response:
+            answered.append(len(answered))
+            if len(answered) == 1:
+                arrived.set()
+                await release.wait()
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_post("/page", slow_first)
+        async with TestServer(app, host="127.0.0.1") as server:
+            url = str(server.make_url("/page"))
+            (rules_dir / "shop.yml").write_text(RULES.format(pager_url=url, backup_url=backup.url))
+            clock = FakeClock()
+            first, second = await replica(clock), await replica(clock)
+            await store_alerts(pool, clock, alert(cluster="eu-1"))
+            stuck = asyncio.create_task(first.run_once())
+            await asyncio.wait_for(arrived.wait(), 10)
+            clock.advance(delivery_stage.LEASE + timedelta(seconds=1))
+            taken_over = await second.run_once()
+            release.set()
+            late = await stuck
+
+        assert [d.outcome for d in taken_over.deliveries] == ["delivered"]
+        assert [d.outcome for d in late.deliveries] == ["lease_lost"]
+        assert len(answered) == 2
+        kinds = await pool.fetch("SELECT kind FROM timeline WHERE kind LIKE 'page.%'")
+        assert [row["kind"] for row in kinds] == ["page.delivered"]
