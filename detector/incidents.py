@@ -160,10 +160,14 @@ def _reopen(
     current: Incident, signals: Sequence[Signal], rule: RuleSpec, now: datetime
 ) -> Decision:
     alerts, changed = _merge_alerts(current.alerts, signals, now)
+    # Everyone paged before hears it is back, and the first step always does: its page may
+    # have been held by a silence in the first episode, which leaves nobody to tell.
+    first_step = current.policy.channels_at(0) if current.policy else ()
     reopened = replace(
         current,
         state=IncidentState.TRIGGERED,
         epoch=current.epoch + 1,
+        paged=tuple(dict.fromkeys((*first_step, *current.paged))),
         escalation_step=0,
         acknowledged_at=None,
         acknowledged_by=None,

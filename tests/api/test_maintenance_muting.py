@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RULES, Shop, alert
-from tests.fakes import PageReceiver
+from tests.fakes import T0, PageReceiver
 
 WINDOWS = """
 silences:
@@ -71,6 +71,22 @@ class TestSilence:
         assert (await shop.incidents())[0]["state"] == "resolved"
         assert shop.pager.requests == []
         assert shop.backup.requests == []
+
+    async def test_firing_again_after_the_silence_pages_the_first_step(self, shop: Shop) -> None:
+        firing = alert(cluster="eu-1")
+        await shop.post_alerts(firing)
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=55))
+        await shop.post_alerts({**firing, "status": "resolved"})
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=6))  # 10:01, the silence is over
+        await shop.post_alerts(alert(cluster="eu-1", starts_at=T0 + timedelta(minutes=61)))
+        await shop.cycle()
+        [incident] = await shop.incidents()
+        assert incident["state"] == "triggered", "reopened within reopen_within"
+        assert [p["event"] for p in shop.pager.delivered()] == ["reopened"]
+        await shop.advance(timedelta(minutes=5))
+        assert len(shop.backup.delivered("triggered")) == 1, "escalation goes on from step 0"
 
     async def test_other_clusters_still_page(self, shop: Shop) -> None:
         await shop.post_alerts(alert(cluster="us-1"))
