@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -20,8 +22,10 @@ class ApiClient:
         self._token = token
         self._timeout = timeout
 
-    def get(self, path: str) -> Any:
-        """GET a JSON document."""
+    def get(self, path: str, query: Mapping[str, str] | None = None) -> Any:
+        """GET a JSON document; ``query`` values are encoded, so any text is safe in them."""
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
         return self._call("GET", path, None)
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -43,11 +47,21 @@ class ApiClient:
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                return json.loads(response.read() or b"null")
+                content_type = response.headers.get("Content-Type", "no content type")
+                return _parsed(response.status, content_type, response.read())
         except urllib.error.HTTPError as err:
             raise ApiError(_describe(err)) from None
         except (urllib.error.URLError, OSError) as err:
             raise ApiError(f"cannot reach {self._base}: {getattr(err, 'reason', err)}") from None
+
+
+def _parsed(status: int, content_type: str, body: bytes) -> Any:
+    """The JSON answer. Anything else (a sign-in proxy's login page, say) is named by status and
+    type only: its body is no use on a terminal and may echo the request."""
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        raise ApiError(f"HTTP {status}: expected JSON, got {content_type}") from None
 
 
 def _describe(err: urllib.error.HTTPError) -> str:

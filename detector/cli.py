@@ -122,7 +122,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
     if args.command == "incidents" and args.incidents_command == "list":
-        return _print(args, api.get(f"/api/v1/incidents?state={args.state}"), _incident_table)
+        return _print(args, api.get("/api/v1/incidents", {"state": args.state}), _incident_table)
     if args.command == "incidents":
         return _print(args, api.get(f"/api/v1/incidents/{args.id}"), _incident_detail)
     if args.command == "ack":

@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 
 from detector.app import create_app, database
@@ -19,9 +20,18 @@ from detector.ruleset.live import ChannelConfigError
 from detector.ruleset.loader import RulesInvalid
 from detector.settings import Settings
 
+SHUTDOWN_TIMEOUT_S = 10.0
+"""How long open HTTP connections get to finish on shutdown, before the engine child stops."""
+
+
+class DatabaseUnreachable(Exception):
+    """The configured database could not be reached at start-up; the message holds no part of
+    its URL."""
+
 
 def serve(settings: Settings) -> int:
-    """Serve until SIGTERM/SIGINT; an invalid rules directory stops start-up with its errors."""
+    """Serve until SIGTERM/SIGINT; invalid rules or an unreachable database stop start-up with
+    a plain message."""
     configure_logging(settings.log_format, settings.log_level)
     if not (settings.run_engine and settings.engine_process):
         return _run(create_app(settings), settings)
@@ -53,6 +63,7 @@ async def freeze_start_up_objects(_app: web.Application | None = None) -> None:
 
 
 def _run(app: web.Application, settings: Settings) -> int:
+    app.on_startup.insert(0, lambda _app: _check_database(settings))  # before the pool opens
     app.on_startup.append(freeze_start_up_objects)
     try:
         web.run_app(
@@ -61,7 +72,7 @@ def _run(app: web.Application, settings: Settings) -> int:
             port=settings.port,
             print=None,
             access_log=None,
-            shutdown_timeout=10,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
             loop=event_loop(),
         )
     except RulesInvalid as err:
@@ -69,7 +80,7 @@ def _run(app: web.Application, settings: Settings) -> int:
         for error in err.errors:
             print(f"  {error}", file=sys.stderr)
         return 1
-    except (ChannelConfigError, EngineProcessFailed) as err:
+    except (ChannelConfigError, EngineProcessFailed, DatabaseUnreachable) as err:
         print(f"cannot start: {err}", file=sys.stderr)
         return 1
     return 0
@@ -87,6 +98,28 @@ def event_loop() -> asyncio.AbstractEventLoop:
 async def migrate_only(settings: Settings) -> int:
     """Apply migrations (``database`` migrates on open) and exit."""
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        await _check_database(settings)
+    except DatabaseUnreachable as err:
+        print(f"cannot migrate: {err}", file=sys.stderr)
+        return 1
     async with database(settings):
         pass
     return 0
+
+
+async def _check_database(settings: Settings) -> None:
+    """Connect once to the configured database, reporting a failure by its kind alone.
+
+    asyncpg's messages can quote parts of the URL, password included (one with an unencoded
+    character that Settings did not catch is parsed as a host, port or database name).
+    """
+    if settings.database_url is None:
+        return  # the embedded database: its URL is made at start and holds no secret
+    try:
+        connection = await asyncpg.connect(settings.database_url.get_secret_value())
+    except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        raise DatabaseUnreachable(
+            f"cannot connect to the database at STORMWATCH_DATABASE_URL ({type(err).__name__})"
+        ) from None
+    await connection.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -22,7 +23,12 @@ class LogFormat(StrEnum):
 class Settings(BaseSettings):
     """Everything the service reads from its environment; frozen after start."""
 
-    model_config = SettingsConfigDict(env_prefix="STORMWATCH_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STORMWATCH_",
+        frozen=True,
+        extra="ignore",
+        hide_input_in_errors=True,  # a rejected value may be a secret
+    )
 
     database_url: SecretStr | None = Field(
         default=None, description="PostgreSQL URL; unset starts an embedded PostgreSQL"
@@ -103,6 +109,13 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():  # empty: asyncpg's PG* defaults
+            _postgres(value.get_secret_value())
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -140,6 +153,25 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(part) for part in error["loc"])
             lines.append(f"STORMWATCH_{field.upper()}: {error['msg']}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+_HOST = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(:\d*)?", re.ASCII)
+
+
+def _postgres(url: str) -> None:
+    """Reject what asyncpg would misread, in words that never quote the URL: it holds the
+    password, and asyncpg's own parse errors print whatever part of it lands in the port."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in {"postgresql", "postgres"}:
+        raise ValueError("must start with postgresql:// or postgres://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if authority.count("@") > 1 or "@" in rest[len(authority) :]:
+        raise ValueError(
+            "percent-encode the user name and password ('/' as %2F, '@' as %40, "
+            "'?' as %3F, '#' as %23)"
+        )
+    if not all(_HOST.fullmatch(host) for host in authority.rpartition("@")[2].split(",")):
+        raise ValueError("each host must be NAME, NAME:PORT or [IPV6]:PORT")
 
 
 def _http(url: str) -> str:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from detector.cli import main
 from tests.conftest import Shop, alert
@@ -20,6 +26,47 @@ async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]
     code = await asyncio.to_thread(main, list(argv))
     captured = capsys.readouterr()
     return code, captured.out + captured.err
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[tuple[str, list[str]]]:
+    """A real server standing where the API should be: ``/api/v1/incidents`` answers an empty
+    list, any other path a sign-in page with status 200, as a single sign-on proxy does. Yields
+    its URL and the ``state`` query values it received."""
+    states: list[str] = []
+
+    async def incidents(request: web.Request) -> web.Response:
+        states.append(request.query.getone("state"))
+        return web.json_response({"incidents": []})
+
+    async def sign_in(_request: web.Request) -> web.Response:
+        return web.Response(
+            text="<html><body>Sign in to Example SSO</body></html>", content_type="text/html"
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/v1/incidents", incidents)
+    app.router.add_route("*", "/{tail:.*}", sign_in)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("")).rstrip("/"), states
+
+
+def stormwatch(tmp_path: Path, *argv: str, **env: str) -> tuple[int, str]:
+    """Run the installed command in its own process, as a shell would: exit code and everything
+    it printed (tracebacks included)."""
+    clean = {
+        name: value for name, value in os.environ.items() if not name.startswith("STORMWATCH_")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "detector", *argv],
+        env=clean | {f"STORMWATCH_{name}": value for name, value in env.items()},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
 
 
 class TestRulesCommands:
@@ -114,6 +161,61 @@ class TestIncidentCommands:
         code, out = await run(capsys, "incidents", "list", "--url", "http://127.0.0.1:9")
         assert code == 1
         assert "cannot reach http://127.0.0.1:9" in out
+
+
+class TestApiAnswers:
+    @pytest.mark.parametrize(
+        "argv",
+        [("incidents", "show", "7"), ("ack", "7")],
+        ids=["GET", "POST"],
+    )
+    async def test_a_page_instead_of_json_is_a_one_line_error(
+        self,
+        proxy: tuple[str, list[str]],
+        capsys: pytest.CaptureFixture[str],
+        argv: tuple[str, ...],
+    ) -> None:
+        url, _states = proxy
+        code, out = await run(capsys, *argv, "--url", url)
+        assert code == 1
+        assert out == "error: HTTP 200: expected JSON, got text/html; charset=utf-8\n"
+
+    async def test_state_reaches_the_service_as_typed(
+        self, proxy: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        url, states = proxy
+        code, out = await run(
+            capsys, "incidents", "list", "--state", "open&limit=1 #x", "--url", url
+        )
+        assert (code, out) == (0, "no incidents\n")
+        assert states == ["open&limit=1 #x"]
+
+
+class TestStartUpErrors:
+    """A database URL holds a password: however start-up fails, none of it is printed."""
+
+    @pytest.mark.parametrize("command", ["serve", "migrate"])
+    def test_a_password_with_a_slash_is_a_settings_error(
+        self, tmp_path: Path, command: str
+    ) -> None:
+        url = "postgresql://sw:S3cret/Pw@127.0.0.1:1/stormwatch"
+        code, out = stormwatch(tmp_path, command, DATABASE_URL=url)
+        assert code == 2
+        assert out.startswith("invalid settings:\n  STORMWATCH_DATABASE_URL: ")
+        assert "percent-encode" in out
+        assert "S3cret" not in out
+
+    @pytest.mark.parametrize(("command", "verb"), [("serve", "start"), ("migrate", "migrate")])
+    def test_an_unreachable_database_is_one_line(
+        self, tmp_path: Path, command: str, verb: str
+    ) -> None:
+        url = "postgresql://sw:S3cret@127.0.0.1:1/stormwatch"  # nothing listens on port 1
+        code, out = stormwatch(tmp_path, command, DATABASE_URL=url)
+        assert (code, out) == (
+            1,
+            f"cannot {verb}: cannot connect to the database at STORMWATCH_DATABASE_URL "
+            "(ConnectionRefusedError)\n",
+        )
 
 
 class TestMigrate:

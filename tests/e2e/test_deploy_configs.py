@@ -6,7 +6,15 @@ prometheus). Without them the tests skip, except in CI, where they fail.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from detector.durations import parse_duration
+from detector.engine_process import STOP_TIMEOUT_S
+from detector.serve import SHUTDOWN_TIMEOUT_S
 from detector.settings import load_settings
 from tests.e2e.tools import tool
 
@@ -26,6 +37,7 @@ MAIN_ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 COMPOSE_ALERTMANAGER = DEPLOY / "compose" / "alertmanager.yml"
 ALERT_FILES = sorted((PROMETHEUS_DIR / "alerts").glob("*.yml"))
 RULE_TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
+DOCKERFILE = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
 
 ALERTMANAGER_CONFIGS = pytest.mark.parametrize(
     "path", [MAIN_ALERTMANAGER, COMPOSE_ALERTMANAGER], ids=["main", "compose"]
@@ -250,6 +262,12 @@ class TestComposeFile:
             assert environment[name].startswith(f"${{{name}:?"), f"{name} must be required"
         assert stormwatch["depends_on"]["postgres"]["condition"] == "service_healthy"
 
+    def test_stormwatch_gets_time_to_shut_down_before_docker_kills_it(self) -> None:
+        stormwatch = load(DEPLOY / "compose.yml")["services"]["stormwatch"]
+        grace = parse_duration(stormwatch["stop_grace_period"])
+        # HTTP connections close first, then the engine process finishes its cycle.
+        assert grace > timedelta(seconds=SHUTDOWN_TIMEOUT_S + STOP_TIMEOUT_S)
+
     def test_stormwatch_reconciles_with_the_stacks_alertmanager(self) -> None:
         compose = load(DEPLOY / "compose.yml")
         environment = compose["services"]["stormwatch"]["environment"]
@@ -273,3 +291,52 @@ class TestComposeFile:
         (receiver,) = load(COMPOSE_ALERTMANAGER)["receivers"]
         (webhook,) = receiver["webhook_configs"]
         assert secret["target"] == webhook["http_config"]["authorization"]["credentials_file"]
+
+
+@pytest.fixture
+def health_endpoint(request: pytest.FixtureRequest) -> Iterator[tuple[int, list[str]]]:
+    """A server on a free port answering every GET with the status ``request.param``; yields its
+    port and the paths it was asked for."""
+    paths: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            paths.append(self.path)
+            self.send_response(request.param)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    yield server.server_address[1], paths
+    server.shutdown()
+    thread.join()
+    server.server_close()
+
+
+class TestDockerfile:
+    """deploy/Dockerfile (its health check runs here with this Python; Docker is not needed)."""
+
+    @pytest.mark.parametrize(
+        ("health_endpoint", "healthy"), [(200, True), (503, False)], indirect=["health_endpoint"]
+    )
+    def test_health_check_asks_healthz_on_stormwatch_port(
+        self, health_endpoint: tuple[int, list[str]], healthy: bool
+    ) -> None:
+        port, paths = health_endpoint
+        found = re.search(r"^HEALTHCHECK .*\\\n\s+CMD (\[.*\])$", DOCKERFILE, re.MULTILINE)
+        assert found, "HEALTHCHECK in exec form (the image has no curl, and needs no shell)"
+        program, *args = json.loads(found.group(1))
+        assert program == "python"
+        result = subprocess.run(
+            [sys.executable, *args],
+            env=os.environ | {"STORMWATCH_PORT": str(port)},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert (result.returncode == 0) is healthy
+        assert paths == ["/healthz"]

@@ -149,6 +149,36 @@ class TestSettingsErrors:
             ),
             pytest.param("DB_POOL_SIZE", "1", "greater than or equal to 2", id="pool too small"),
             pytest.param("RUN_ENGINE", "maybe", "valid boolean", id="not a boolean"),
+            pytest.param(
+                "DATABASE_URL",
+                "postgresql://sw:S3cret/Pw@db.internal/stormwatch",
+                "percent-encode the user name and password ('/' as %2F",
+                id="password with an unencoded slash",
+            ),
+            pytest.param(
+                "DATABASE_URL",
+                "postgresql://sw:S3c@ret@db.internal/stormwatch",
+                "percent-encode the user name and password",
+                id="password with an unencoded @",
+            ),
+            pytest.param(
+                "DATABASE_URL",
+                "postgresql://sw:S3c?ret@db.internal/stormwatch",
+                "percent-encode the user name and password",
+                id="password with an unencoded ?",
+            ),
+            pytest.param(
+                "DATABASE_URL",
+                "postgresql://sw:S3cret/stormwatch",
+                "each host must be NAME, NAME:PORT or [IPV6]:PORT",
+                id="password where the host should be",
+            ),
+            pytest.param(
+                "DATABASE_URL",
+                "mysql://sw@db.internal/stormwatch",
+                "must start with postgresql:// or postgres://",
+                id="not a PostgreSQL URL",
+            ),
         ],
     )
     def test_error_names_the_variable(
@@ -158,6 +188,27 @@ class TestSettingsErrors:
 
         line = next(row for row in message.splitlines() if f"STORMWATCH_{name}:" in row)
         assert reason in line
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "postgresql://sw:S3cret%2FPw@db.internal:5432/stormwatch",
+            "postgres://sw:p%40ss:word@db.internal/stormwatch?sslmode=require",
+            "postgresql://sw:pw@db-0:5432,db-1:5433/stormwatch?target_session_attrs=read-write",
+            "postgresql://sw:pw@[2001:db8::1]:5432/stormwatch",
+            "postgresql://sw@/stormwatch?host=/var/run/postgresql",
+            "postgresql:///stormwatch",
+        ],
+        ids=["encoded password", "encoded @", "two hosts", "IPv6", "unix socket", "no host"],
+    )
+    def test_database_urls_asyncpg_reads_are_accepted(
+        self, monkeypatch: pytest.MonkeyPatch, url: str
+    ) -> None:
+        monkeypatch.setenv("STORMWATCH_DATABASE_URL", url)
+
+        database_url = load_settings().database_url
+        assert database_url is not None
+        assert database_url.get_secret_value() == url
 
     def test_every_bad_variable_is_listed(self, monkeypatch: pytest.MonkeyPatch) -> None:
         message = settings_error(monkeypatch, PORT="abc", LOG_LEVEL="loud", ACK_LINK_TTL="5x")
@@ -206,6 +257,25 @@ class TestSecrets:
         assert "STORMWATCH_PORT" in message
         for value in SECRETS.values():
             assert value not in message
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "postgresql://sw:S3cret/Pw@db.internal/stormwatch",
+            "postgresql://sw:S3cret@db.internal:S3cret/stormwatch",
+        ],
+        ids=["slash in the password", "password in the port"],
+    )
+    def test_a_rejected_database_url_is_not_echoed(
+        self, monkeypatch: pytest.MonkeyPatch, url: str
+    ) -> None:
+        message = settings_error(monkeypatch, DATABASE_URL=url)
+
+        assert "STORMWATCH_DATABASE_URL:" in message
+        assert "S3cret" not in message
+        with pytest.raises(ValidationError) as raised:
+            Settings(database_url=url)
+        assert "S3cret" not in str(raised.value)
 
     def test_settings_built_directly_hide_secrets_too(self) -> None:
         settings = Settings(api_token="direct-token-55")  # type: ignore[arg-type]
