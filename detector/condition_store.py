@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from detector.model import TimerKind
+from detector.model import Signal, TimerKind
 from detector.ruleset.conditions import ConditionResult, State
 from detector.store import Connection
 
@@ -34,6 +34,29 @@ async def lock(connection: Connection, rule: str, group_key: str) -> StoredCondi
     return StoredCondition(row["state"], row["group_labels"], row["check_at"])
 
 
+async def forget(connection: Connection, rule: str, group_key: str) -> None:
+    """Drop a group's condition state (its rule lost the condition, or is gone)."""
+    await connection.execute(
+        "DELETE FROM conditions WHERE rule = $1 AND group_key = $2", rule, group_key
+    )
+
+
+async def unresolved(connection: Connection, signals: Sequence[Signal]) -> list[Signal]:
+    """The firing ``signals`` whose occurrence has no stored resolution (a condition forgets
+    resolutions as they come, but one may have arrived while the rule had no condition)."""
+    if not signals:
+        return []
+    rows = await connection.fetch(
+        """SELECT fingerprint, starts_at FROM signals
+           WHERE status = 'resolved' AND (fingerprint, starts_at) IN (
+             SELECT * FROM unnest($1::text[], $2::timestamptz[]))""",
+        [s.fingerprint for s in signals],
+        [s.starts_at for s in signals],
+    )
+    resolved = {(row["fingerprint"], row["starts_at"]) for row in rows}
+    return [s for s in signals if (s.fingerprint, s.starts_at) not in resolved]
+
+
 async def save(
     connection: Connection,
     rule: str,
@@ -45,9 +68,7 @@ async def save(
 ) -> None:
     """Store the new state; schedule a check timer when the check time changed."""
     if not result.state and result.check_at is None:
-        await connection.execute(
-            "DELETE FROM conditions WHERE rule = $1 AND group_key = $2", rule, group_key
-        )
+        await forget(connection, rule, group_key)
         return
     await connection.execute(
         """INSERT INTO conditions (rule, group_key, group_labels, state, check_at, updated_at)

@@ -13,6 +13,7 @@ from detector.correlation import correlate
 from detector.incidents import decide_timer
 from detector.model import Decision, Timer
 from detector.muting import mute
+from detector.ruleset.conditions import held
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import Connection
 
@@ -96,8 +97,11 @@ async def _incident_timer(
 async def _check_condition(
     connection: Connection, rules: RuleSet, timer: Timer, now: datetime
 ) -> Decision:
-    rule = rules.rules.get(timer.rule or "")
-    if rule is None or timer.group_key is None:
+    if timer.rule is None or timer.group_key is None:
+        return Decision("rule_removed")
+    rule = rules.rules.get(timer.rule)
+    if rule is None:
+        await condition_store.forget(connection, timer.rule, timer.group_key)
         return Decision("rule_removed")
     # The group's incident first, then its condition: the order the signal stage locks them in
     # (``correlate``), so the two stages cannot deadlock over one group.
@@ -106,5 +110,12 @@ async def _check_condition(
     if stored.check_at != timer.due_at:
         return Decision("superseded")
     match = RuleMatch(rule, timer.group_key, stored.group_labels)
+    if not rule.has_condition:
+        # A rules reload took the condition away: what it kept waiting (and has not resolved
+        # since) joins the incident now, instead of waiting for good.
+        await condition_store.forget(connection, rule.name, timer.group_key)
+        waiting = await condition_store.unresolved(connection, held(stored.state))
+        decision = await correlate(connection, rules, match, waiting, now)
+        return decision or Decision("condition_removed")
     decision = await correlate(connection, rules, match, (), now)
     return decision or Decision("condition_pending")

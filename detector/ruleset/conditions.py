@@ -88,6 +88,12 @@ def _before_incident(
     return ConditionResult({}, tuple(signals), note="matched")
 
 
+def held(state: State) -> tuple[Signal, ...]:
+    """The firing alerts a condition's state keeps waiting (``for``, ``absent``, ``all_of``):
+    what must join the incident at once if the rule loses its condition."""
+    return _signals(state.get("pending", {}))
+
+
 def _is_expected(rule: RuleSpec, signal: Signal) -> bool:
     return rule.absent is not None and matches_all(rule.absent.expect, signal.labels)
 

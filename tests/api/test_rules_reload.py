@@ -229,6 +229,33 @@ class TestAlertsStayWithTheirIncident:
         assert (await shop.incident(opened["id"]))["state"] == "resolved"
 
 
+class TestConditionRemoved:
+    """A reload that takes a rule's condition away must not strand what it kept waiting."""
+
+    WITH_FOR = ("    reopen_within: 10m\n", "    reopen_within: 10m\n    for: 5m\n")
+
+    @pytest.mark.parametrize(
+        ("resolved_meanwhile", "pages"),
+        [pytest.param(False, 1, id="still firing: it opens"), pytest.param(True, 0, id="resolved")],
+    )
+    async def test_alerts_a_removed_for_was_holding(
+        self, shop: Shop, rules_dir: Path, resolved_meanwhile: bool, pages: int
+    ) -> None:
+        await reload_edited(shop, rules_dir, *self.WITH_FOR)
+        firing = alert(cluster="eu-1")
+        await shop.post_alerts(firing)
+        await shop.cycle()
+        assert await shop.incidents() == []
+        await reload_edited(shop, rules_dir, POOL_NAME, POOL_NAME)  # the rules as they were
+        if resolved_meanwhile:
+            await shop.advance(timedelta(minutes=1))
+            await shop.post_alerts({**firing, "status": "resolved"})
+        await shop.advance(timedelta(minutes=5))
+        assert len(shop.pager.delivered("triggered")) == pages
+        assert len(await shop.incidents("open")) == pages
+        assert await shop.services.pool.fetchval("SELECT count(*) FROM conditions") == 0
+
+
 class TestReloadUnderLoad:
     WEBHOOKS = 200
 
