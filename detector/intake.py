@@ -10,13 +10,26 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Literal, NotRequired
 
-from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, AwareDatetime, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from detector.fieldpath import field_path
 from detector.model import AlertStatus, Signal, Source
 
 _ZERO_YEAR = 1
+_NUL = b"\\u0000"  # how JSON writes the one character PostgreSQL cannot store in text
+
+
+def _in_utc(value: datetime) -> datetime:
+    """The time in UTC; one that has none (year 1 or 9999 pushed over the edge by its offset)
+    is rejected here rather than failing the engine later."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class WebhookAlert(TypedDict):
@@ -25,8 +38,8 @@ class WebhookAlert(TypedDict):
     status: AlertStatus
     labels: Annotated[dict[str, str], Field(min_length=1)]
     annotations: NotRequired[dict[str, str]]
-    startsAt: AwareDatetime
-    endsAt: NotRequired[AwareDatetime | None]
+    startsAt: UtcDatetime
+    endsAt: NotRequired[UtcDatetime | None]
     generatorURL: NotRequired[str]
     fingerprint: NotRequired[Annotated[str, Field(pattern=r"^[0-9a-fA-F]*$", max_length=64)]]
 
@@ -70,9 +83,30 @@ class PayloadError(ValueError):
 def parse_payload(body: bytes) -> WebhookPayload:
     """Validate a webhook body, or raise PayloadError naming the fields."""
     try:
-        return _PAYLOAD.validate_json(body)
+        payload = _PAYLOAD.validate_json(body)
     except ValidationError as err:
         raise PayloadError([_describe(error) for error in err.errors()[:20]]) from None
+    if _NUL in body:  # rare, so only then is the payload walked to name the field
+        fields = _with_nul(payload, "")
+        if fields:
+            reason = "contains a NUL character (\\u0000), which cannot be stored"
+            raise PayloadError([{"field": field, "reason": reason} for field in fields[:20]])
+    return payload
+
+
+def _with_nul(value: object, path: str) -> list[str]:
+    """Paths of the strings (keys included) in a parsed payload that hold a NUL."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            found += [here] if "\x00" in str(key) else _with_nul(item, here)
+        return found
+    if isinstance(value, list):
+        return [f for index, item in enumerate(value) for f in _with_nul(item, f"{path}[{index}]")]
+    return []
 
 
 def _describe(error: object) -> dict[str, str]:
@@ -115,8 +149,8 @@ def to_signals(payload: WebhookPayload, received_at: datetime) -> list[Signal]:
                 name=labels.get("alertname", ""),
                 fingerprint=alert.get("fingerprint", "").lower() or fingerprint_of(labels),
                 status=status,
-                starts_at=alert["startsAt"].astimezone(UTC),
-                ends_at=ends_at.astimezone(UTC) if ends_at else None,
+                starts_at=alert["startsAt"],
+                ends_at=ends_at,
                 labels=labels,
                 annotations=alert.get("annotations", {}),
                 received_at=received_at,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import asyncpg
 import structlog
 from pydantic import ValidationError
 
@@ -68,8 +69,8 @@ async def expand(
 
     Call inside the transaction that holds the signal-processing lock; the new signals are
     returned rather than queued, for that transaction to process. A record that no longer
-    parses (it did when accepted) is kept with the rejected bodies, so it is never retried
-    forever nor dropped unseen.
+    parses (it did when accepted), or that PostgreSQL refuses to store, is kept with the
+    rejected bodies, so it is never retried forever nor dropped unseen.
     """
     rows = await connection.fetch(
         """SELECT id, bodies FROM (
@@ -80,20 +81,55 @@ async def expand(
     )
     if not rows:
         return Expansion()
-    signals: list[Signal] = []
+    records: list[tuple[asyncpg.Record, list[Signal]]] = []
     unreadable = 0
     for row in rows:
         try:
-            signals.extend(signals_from_record(row["bodies"]))
-        except ValidationError as err:
+            records.append((row, signals_from_record(row["bodies"])))
+        except _UNREADABLE as err:
             unreadable += 1
-            log.exception("intake.unreadable_record", record=row["id"], error=str(err)[:200])
-            body = bytes(row["bodies"][:_KEPT_BYTES]).decode("utf-8", errors="replace")
-            await inbox.keep_rejected(connection, now, "intake_log", "unreadable record", body)
-    stored, fresh = await inbox.insert_signals(
-        connection, signals, unmatched=unmatched, queue=False, live_rules=live_rules
-    )
+            await _set_aside(connection, row, now, "unreadable record", err)
+
+    async def insert(signals: list[Signal]) -> tuple[InsertResult, list[PendingSignal]]:
+        async with connection.transaction():  # a savepoint: a failure leaves the rest intact
+            return await inbox.insert_signals(
+                connection, signals, unmatched=unmatched, queue=False, live_rules=live_rules
+            )
+
+    try:
+        stored, fresh = await insert([signal for _, signals in records for signal in signals])
+    except asyncpg.DataError:
+        # A record PostgreSQL will not store poisons the batch: store record by record and set
+        # aside the ones that fail, rather than failing this batch, and every later one, for good.
+        stored, fresh = InsertResult(0, 0), []
+        for row, signals in records:
+            try:
+                result, new = await insert(signals)
+            except asyncpg.DataError as err:
+                unreadable += 1
+                await _set_aside(connection, row, now, "not storable", err)
+                continue
+            stored = InsertResult(
+                stored.inserted + result.inserted,
+                stored.duplicates + result.duplicates,
+                stored.unmatched + result.unmatched,
+            )
+            fresh += new
     await connection.execute(
         "DELETE FROM intake_log WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
     )
     return Expansion(stored, fresh, unreadable)
+
+
+_UNREADABLE = (ValidationError, ValueError, OverflowError, KeyError, TypeError)
+"""What a record that no longer reads as it did when accepted can raise while expanded."""
+
+
+async def _set_aside(
+    connection: Connection, row: asyncpg.Record, now: datetime, reason: str, err: Exception
+) -> None:
+    """Keep a record that cannot be expanded with the rejected bodies (never retried forever,
+    never dropped unseen)."""
+    log.error("intake.record_set_aside", record=row["id"], reason=reason, error=str(err)[:200])
+    body = bytes(row["bodies"][:_KEPT_BYTES]).decode("utf-8", errors="replace")
+    await inbox.keep_rejected(connection, now, "intake_log", reason, body)

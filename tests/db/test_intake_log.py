@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
+from typing import Any
 
+import pytest
+
+from detector import intake_log
+from detector.intake import log_entry, log_record
 from tests.conftest import Shop, alert, payload
 
 
@@ -95,6 +101,34 @@ class TestIntakeLog:
         assert len(await shop.incidents()) == 1
         kept = await (await shop.client.get("/api/v1/webhooks/rejected")).json()
         assert [(r["field"], r["body"]) for r in kept["rejected"]] == [("intake_log", "not json")]
+        errors = 'stormwatch_engine_errors_total{stage="intake_log"}'
+        assert await _metric(shop, errors) == f"{errors} 1.0"
+
+    @pytest.mark.parametrize(
+        "poison",
+        [
+            pytest.param(alert("Pool\u0000Saturated"), id="a record PostgreSQL will not store"),
+            pytest.param(
+                {**alert(cluster="eu-9"), "startsAt": "0001-01-01T00:00:00+01:00"},
+                id="a record that no longer reads",
+            ),
+        ],
+    )
+    async def test_a_record_that_cannot_be_expanded_is_set_aside_and_the_rest_proceeds(
+        self, shop: Shop, poison: dict[str, Any]
+    ) -> None:
+        pool = shop.services.pool
+        record = log_record([log_entry(json.dumps(payload(poison)).encode(), shop.clock.now())])
+        async with pool.acquire() as connection:  # as stored before intake refused such bodies
+            await intake_log.append(connection, shop.clock.now(), 1, 1, record)
+        await shop.post_alerts(alert(cluster="eu-1"))
+
+        await shop.cycle()
+        assert await pool.fetchval("SELECT count(*) FROM intake_log") == 0
+        assert [i["title"] for i in await shop.incidents()] == ["Connection pool exhausted on eu-1"]
+        kept = await (await shop.client.get("/api/v1/webhooks/rejected")).json()
+        assert [r["field"] for r in kept["rejected"]] == ["intake_log"]
+        await shop.cycle()
         errors = 'stormwatch_engine_errors_total{stage="intake_log"}'
         assert await _metric(shop, errors) == f"{errors} 1.0"
 

@@ -298,6 +298,33 @@ class TestRejections:
                 "string",
                 id="label value not a string",
             ),
+            pytest.param(
+                body(alert(startsAt="0001-01-01T00:00:00+01:00")),
+                "alerts[0].startsAt",
+                "out of range once converted to UTC",
+                id="startsAt before year 1 in UTC",
+            ),
+            pytest.param(
+                body(alert(endsAt="9999-12-31T23:59:59-01:00")),
+                "alerts[0].endsAt",
+                "out of range once converted to UTC",
+                id="endsAt after year 9999 in UTC",
+            ),
+            pytest.param(
+                body(groupKey='{}:{alertname="a\u0000"}'), "groupKey", "NUL", id="NUL in groupKey"
+            ),
+            pytest.param(
+                body(alert(labels={"alertname": "Pool\u0000"})),
+                "alerts[0].labels.alertname",
+                "NUL",
+                id="NUL in a label value",
+            ),
+            pytest.param(
+                body(alert(annotations={"sum\u0000mary": "x"})),
+                "alerts[0].annotations.sum\u0000mary",
+                "NUL",
+                id="NUL in an annotation name",
+            ),
             pytest.param(body(alerts=None), "alerts", "required", id="alerts missing"),
             pytest.param(
                 b'{"version": "4", "alerts": [', "body", "not valid JSON", id="invalid JSON"
@@ -315,6 +342,16 @@ class TestRejections:
         assert error.field == expected_field
         assert reason_piece in error.errors[0]["reason"]
         assert str(error).startswith(f"{expected_field}: ")
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            pytest.param(body(alert(annotations={"summary": "a \\u0000 b"})), id="escaped text"),
+            pytest.param(body(commonLabels={"x": "\u0000"}), id="in a field not kept"),
+        ],
+    )
+    def test_nul_that_is_not_stored_is_accepted(self, raw: bytes) -> None:
+        assert len(parse_payload(raw)["alerts"]) == 1
 
     def test_every_bad_field_is_listed(self) -> None:
         raw = body(alert(status="pending"), alert(startsAt=None), version="3")
