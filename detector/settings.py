@@ -109,6 +109,19 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
+    @field_validator("api_token", "webhook_token", "alertmanager_token", "signing_key")
+    @classmethod
+    def _trimmed_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """Secrets are trimmed, as Alertmanager trims its credentials_file and as secret files
+        often end in a newline; an empty one is refused, since it would look set and either
+        lock everyone out or let an empty bearer token in."""
+        if value is None:
+            return None
+        trimmed = value.get_secret_value().strip()
+        if not trimmed:
+            raise ValueError("must not be empty or blank; unset the variable to go without")
+        return SecretStr(trimmed)
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
 from detector.logs import REQUEST
@@ -86,13 +87,39 @@ def edge(api_token: Callable[[web.Request], SecretStr | None]) -> Any:
     return middleware
 
 
+_UNAVAILABLE_CLASSES = ("08", "57")  # connection exceptions; operator intervention (shutdown)
+_READ_ONLY = "25006"  # a failover left us on a standby
+
+
+def _unavailable(err: asyncpg.PostgresError) -> bool:
+    state = str(getattr(err, "sqlstate", "") or "")
+    return state.startswith(_UNAVAILABLE_CLASSES) or state == _READ_ONLY
+
+
 async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as a JSON body: a client that scripts against the API (or Alertmanager)
+    never has to parse aiohttp's HTML or plain-text pages."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.content_type == "application/json" or exc.status < 400:
             raise
         return error(exc.status, exc.reason)
-    except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
-        log.warning("database.unavailable")
+    except Exception as err:
+        return _error_for(err)
+
+
+def _error_for(err: Exception) -> web.Response:
+    """The answer to an exception a handler let through (called while it is handled)."""
+    connection_lost = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
+    if isinstance(err, connection_lost) or (
+        isinstance(err, asyncpg.PostgresError) and _unavailable(err)
+    ):
+        log.warning("database.unavailable", error=type(err).__name__)
         return error(503, "database unavailable, try again")
+    if isinstance(err, RequestPayloadError):
+        return error(
+            400, "body could not be read (broken Content-Encoding or cut short)", field="body"
+        )
+    log.exception("request.failed")
+    return error(500, "internal error; the log has the details under this request's id")

@@ -6,8 +6,10 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
+from detector import actions
 from detector.ack_links import make_token
 from detector.logs import configure_logging
 from detector.settings import LogFormat
@@ -126,6 +128,42 @@ class TestWebhookValidation:
         assert response.status == 503
         ready = await shop.client.get("/readyz")
         assert ready.status == 503
+
+
+class TestUnexpectedErrors:
+    """Whatever goes wrong inside, the answer is JSON: 503 when the database is not usable
+    (Alertmanager and scripts retry), 500 with the request id otherwise."""
+
+    @pytest.mark.parametrize(
+        ("raised", "status"),
+        [
+            pytest.param(asyncpg.ReadOnlySQLTransactionError("read-only"), 503, id="on a standby"),
+            pytest.param(asyncpg.AdminShutdownError("shutting down"), 503, id="server shutdown"),
+            pytest.param(asyncpg.UniqueViolationError("duplicate key"), 500, id="other SQL error"),
+            pytest.param(RuntimeError("a bug"), 500, id="a bug"),
+        ],
+    )
+    async def test_answer_is_json(
+        self, shop: Shop, monkeypatch: pytest.MonkeyPatch, raised: Exception, status: int
+    ) -> None:
+        async def failing(*_args: Any, **_kwargs: Any) -> Any:
+            raise raised
+
+        monkeypatch.setattr(actions, "resolve", failing)
+        response = await shop.client.post("/api/v1/incidents/1/resolve")
+        assert response.status == status
+        assert response.content_type == "application/json"
+        assert (await response.json())["error"]
+        assert response.headers["X-Request-Id"]
+
+    async def test_undecodable_body_is_a_400_naming_it(self, shop: Shop) -> None:
+        response = await shop.client.post(
+            "/api/v1/alertmanager",
+            data=b"not gzip at all",
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+        assert response.status == 400
+        assert (await response.json())["field"] == "body"
 
 
 class TestIncidentApi:

@@ -148,6 +148,8 @@ class TestSettingsErrors:
                 id="a peer without a scheme",
             ),
             pytest.param("DB_POOL_SIZE", "1", "greater than or equal to 2", id="pool too small"),
+            pytest.param("API_TOKEN", "", "must not be empty", id="empty API token"),
+            pytest.param("WEBHOOK_TOKEN", " \n", "must not be empty", id="blank webhook token"),
             pytest.param("RUN_ENGINE", "maybe", "valid boolean", id="not a boolean"),
             pytest.param(
                 "DATABASE_URL",
@@ -231,6 +233,13 @@ class TestSecrets:
             field = getattr(settings, name.removeprefix("STORMWATCH_").lower())
             assert isinstance(field, SecretStr)
             assert field.get_secret_value() == value
+
+    def test_secrets_are_trimmed_as_secret_files_end_in_a_newline(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("STORMWATCH_WEBHOOK_TOKEN", "s3cr3t\n")
+
+        assert load_settings().webhook_token == SecretStr("s3cr3t")
 
     @pytest.mark.parametrize("render", [repr, str], ids=["repr", "str"])
     def test_secrets_do_not_appear_when_settings_are_printed(
