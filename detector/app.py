@@ -223,13 +223,30 @@ async def database_server(settings: Settings) -> AsyncIterator[str]:
         await embedded.stop()
 
 
+STATEMENT_TIMEOUT_S = 60.0
+
+
 @asynccontextmanager
 async def connection_pool(url: str, size: int) -> AsyncIterator[asyncpg.Pool]:
-    """A connection pool on a migrated database."""
-    pool = await asyncpg.create_pool(url, min_size=2, max_size=size, init=store.init_connection)
+    """A connection pool on a migrated database.
+
+    Statements on the pool give up after ``STATEMENT_TIMEOUT_S``, so a connection to a
+    database that stopped answering (a partition) is dropped instead of holding its task for
+    good; migrations run on a connection of their own, without that limit.
+    """
+    migrating = await asyncpg.connect(url)
     try:
-        async with pool.acquire() as connection:
-            await migrations.migrate(connection)
+        await migrations.migrate(migrating)
+    finally:
+        await migrating.close()
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=2,
+        max_size=size,
+        init=store.init_connection,
+        command_timeout=STATEMENT_TIMEOUT_S,
+    )
+    try:
         yield pool
     finally:
         await pool.close()

@@ -18,6 +18,10 @@ from detector import intake_log
 from detector.intake import log_record
 
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+ANSWER_WITHIN_S = 10.0
+"""How long a request waits for its commit before it is answered 503. A database that stops
+answering without closing the connection (a partition, a frozen VM) would otherwise hold every
+request, and Alertmanager's resends would pile up behind them."""
 
 
 @dataclass(slots=True)
@@ -56,7 +60,9 @@ class IntakeBatcher:
         self._writing = 0
 
     async def submit(self, entry: bytes, alerts: int) -> None:
-        """Store one framed request durably; returns once committed, raises if that failed."""
+        """Store one framed request durably; returns once committed, raises if that failed or
+        took longer than ``ANSWER_WITHIN_S`` (TimeoutError; the request is then not written
+        if its turn has not come yet)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(entry, alerts, done))
         if self._writing < self._max_writers:
@@ -64,7 +70,8 @@ class IntakeBatcher:
             task = asyncio.create_task(self._write_until_empty())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await done
+        async with asyncio.timeout(ANSWER_WITHIN_S):
+            return await done
 
     async def _write_until_empty(self) -> None:
         try:
@@ -94,10 +101,14 @@ class IntakeBatcher:
             _settle(batch or self._take(), err)
 
     def _take(self) -> list[_Pending]:
+        """The next batch; requests already answered 503 (timed out) are dropped unwritten,
+        since their sender retries them."""
         batch: list[_Pending] = []
         size = 0
         while self._queue and (not batch or size + self._queue[0].alerts <= self._max_alerts):
             item = self._queue.popleft()
+            if item.done.done():
+                continue
             batch.append(item)
             size += item.alerts
         return batch

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from detector.web.context import METRICS, SERVICES
+
+READY_WITHIN_S = 2.0
+_unanswered: set[asyncio.Future[object]] = set()
+
+
+def _forget(probe: asyncio.Future[object]) -> None:
+    _unanswered.discard(probe)
+    if not probe.cancelled():
+        probe.exception()  # retrieved, so asyncio does not log it as lost
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -19,8 +30,16 @@ async def readyz(request: web.Request) -> web.Response:
     services = request.app.get(SERVICES)
     if services is None:
         return web.json_response({"status": "starting"}, status=503)
+    probe = asyncio.ensure_future(services.pool.fetchval("SELECT 1"))
+    await asyncio.wait({probe}, timeout=READY_WITHIN_S)
+    if not probe.done():
+        # Not cancelled: cancelling a query waits on the same stalled connection. It ends
+        # when the statement timeout drops the connection.
+        _unanswered.add(probe)
+        probe.add_done_callback(_forget)
+        return web.json_response({"status": "database unreachable"}, status=503)
     try:
-        await services.pool.fetchval("SELECT 1", timeout=2)
+        probe.result()
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
         return web.json_response({"status": "database unreachable"}, status=503)
     return web.json_response({"status": "ready", "rules": len(services.rules.current.rules)})
