@@ -41,6 +41,11 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.truncated_alerts = Counter(
+            "stormwatch_webhook_truncated_alerts_total",
+            "Alerts Alertmanager left out of webhooks (truncatedAlerts, its max_alerts setting).",
+            registry=r,
+        )
         self.signals_received = Counter(
             "stormwatch_signals_received_total",
             "Alerts received, by source and outcome (accepted, duplicate, rejected).",

@@ -71,14 +71,13 @@ def edge(api_token: Callable[[web.Request], SecretStr | None]) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if path.startswith("/api/v1/") and path != WEBHOOK_PATH:
-            denied = check_bearer(request, api_token(request))
-            if denied is not None:
-                return denied
         request_id = request.headers.get("X-Request-Id") or f"{_PROCESS_TAG}-{next(_REQUEST_IDS)}"
         scope = REQUEST.set((request_id, path))
         try:
-            response = await _json_errors(request, handler)
+            denied = None
+            if path.startswith("/api/v1/") and path != WEBHOOK_PATH:
+                denied = check_bearer(request, api_token(request))
+            response = denied or await _json_errors(request, handler)
         finally:
             REQUEST.reset(scope)
         response.headers["X-Request-Id"] = request_id
@@ -104,6 +103,8 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except web.HTTPException as exc:
         if exc.content_type == "application/json" or exc.status < 400:
             raise
+        if exc.status == web.HTTPRequestEntityTooLarge.status_code:
+            return error(exc.status, exc.text or exc.reason, field="body")
         return error(exc.status, exc.reason)
     except Exception as err:
         return _error_for(err)

@@ -46,6 +46,11 @@ async def receive_alertmanager(request: web.Request) -> web.Response:
     except PayloadError as err:
         return await _reject(services, body, err)
     alerts = len(payload["alerts"])
+    if truncated := payload.get("truncatedAlerts", 0):
+        # Alertmanager's max_alerts cut the group: those alerts (resolutions included) never
+        # arrive here. Loud, since nothing else would show it.
+        services.metrics.truncated_alerts.inc(truncated)
+        log.warning("webhook.truncated", alerts=alerts, truncated=truncated)
     try:
         await services.batcher.submit(log_entry(body, received_at), alerts)
     except DB_ERRORS as err:

@@ -11,6 +11,7 @@ import pytest
 
 from detector import actions
 from detector.ack_links import make_token
+from detector.app import MAX_BODY_BYTES
 from detector.logs import configure_logging
 from detector.settings import LogFormat
 from tests.conftest import Shop, alert, payload
@@ -47,7 +48,9 @@ class TestWebhookAuth:
         assert response.status == 200
 
     async def test_api_requires_token(self, shop: Shop) -> None:
-        assert (await shop.client.get("/api/v1/incidents")).status == 401
+        denied = await shop.client.get("/api/v1/incidents")
+        assert denied.status == 401
+        assert denied.headers["X-Request-Id"], "even a refusal can be found in the logs"
         ok = await shop.client.get(
             "/api/v1/incidents", headers={"Authorization": "Bearer api-token"}
         )
@@ -122,6 +125,13 @@ class TestWebhookValidation:
         metrics = await (await shop.client.get("/metrics")).text()
         assert 'stormwatch_signals_processed_total{outcome="unmatched"} 1.0' in metrics
 
+    async def test_alerts_alertmanager_left_out_are_counted(self, shop: Shop) -> None:
+        body = {**payload(alert(cluster="eu-1")), "truncatedAlerts": 3}
+        response = await shop.client.post("/api/v1/alertmanager", json=body)
+        assert response.status == 200
+        metrics = await (await shop.client.get("/metrics")).text()
+        assert "stormwatch_webhook_truncated_alerts_total 3.0" in metrics
+
     async def test_database_down_answers_503(self, shop: Shop) -> None:
         await shop.services.pool.close()
         response = await shop.post_alerts(alert(cluster="eu-1"))
@@ -155,6 +165,13 @@ class TestUnexpectedErrors:
         assert response.content_type == "application/json"
         assert (await response.json())["error"]
         assert response.headers["X-Request-Id"]
+
+    async def test_oversized_body_is_a_413_naming_it(self, shop: Shop) -> None:
+        response = await shop.client.post("/api/v1/alertmanager", data=b" " * (MAX_BODY_BYTES + 1))
+        assert response.status == 413
+        answer = await response.json()
+        assert answer["field"] == "body"
+        assert str(MAX_BODY_BYTES) in answer["error"]
 
     async def test_undecodable_body_is_a_400_naming_it(self, shop: Shop) -> None:
         response = await shop.client.post(
