@@ -18,6 +18,7 @@ import asyncpg
 import structlog
 
 from detector import delivery_stage, retention, signal_stage, timer_stage
+from detector import timers as timers_table
 from detector.clock import Clock
 from detector.delivery_stage import Deliverer, DeliveryOutcome
 from detector.metrics import Metrics
@@ -86,9 +87,16 @@ class Engine:
         self._retention = retention
         self._next_prune = clock.now()
         self._gauge_refreshed = -GAUGE_EVERY_SECONDS
+        self._release_held = False
 
     def wake(self) -> None:
         """Ask for a cycle now (new signals were committed)."""
+        self._wake.set()
+
+    def release_held(self) -> None:
+        """After a rules reload: let the next cycle retry the escalations windows hold now,
+        rather than at the ends those windows had before (see ``timers.release_held``)."""
+        self._release_held = True
         self._wake.set()
 
     def stop(self) -> None:
@@ -109,6 +117,11 @@ class Engine:
         except Exception:
             self._stage_failed("signals")
         try:
+            if self._release_held:
+                self._release_held = False
+                async with self._pool.acquire() as connection:
+                    released = await timers_table.release_held(connection, self._clock.now())
+                log.info("timers.released_held", count=released)
             timers = await timer_stage.fire_due(self._pool, rules, self.owner, self._clock.now())
             report.timers = timers.fired
             if timers.failed:

@@ -2,7 +2,9 @@
 
 A muted decision keeps its state change and timeline, drops its pages, and, while the incident
 is still unacknowledged, holds the current escalation step until the window ends, so an incident
-that outlives the window pages then instead of being forgotten.
+that outlives the window pages then instead of being forgotten. The held step is marked with the
+window's name, so a rules reload can release it at once (``timers.release_held``): a window
+deleted or cut short must not keep pages back until its old end.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def mute(decision: Decision, rules: RuleSet, now: datetime) -> Decision:
         return decision
     timers = tuple(t for t in decision.timers if t.kind is not TimerKind.ESCALATE)
     if incident.state is IncidentState.TRIGGERED:
-        resume = {"step": incident.escalation_step}
+        resume = {"step": incident.escalation_step, "held_by": window.name}
         timers += (TimerSpec(TimerKind.ESCALATE, window.until, resume),)
     held_channels = {p.channel for p in decision.pages if p.event is PageEvent.TRIGGERED}
     incident = replace(incident, paged=tuple(c for c in incident.paged if c not in held_channels))

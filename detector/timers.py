@@ -57,3 +57,16 @@ async def mark_fired(
         outcome,
     )
     return result == "UPDATE 1"
+
+
+async def release_held(connection: Connection, now: datetime) -> int:
+    """Make every escalation a silence or maintenance window holds due now (after a rules
+    reload): each is decided again, pages if no window covers its incident any more, and is
+    held again, until the window's current end, if one still does. Returns how many."""
+    result: str = await connection.execute(
+        """UPDATE timers SET due_at = $1
+           WHERE fired_at IS NULL AND kind = $2 AND payload ? 'held_by' AND due_at > $1""",
+        now,
+        TimerKind.ESCALATE.value,
+    )
+    return int(result.rsplit(maxsplit=1)[-1])

@@ -88,6 +88,28 @@ class TestSilence:
         await shop.advance(timedelta(minutes=5))
         assert len(shop.backup.delivered("triggered")) == 1, "escalation goes on from step 0"
 
+    async def test_deleting_the_silence_releases_its_pages_at_once(
+        self, shop: Shop, rules_dir: Path
+    ) -> None:
+        await shop.post_alerts(
+            alert(cluster="eu-1"), alert("CheckoutErrorSpike", service="checkout")
+        )
+        await shop.cycle()
+        assert shop.pager.requests == []
+        without_silence = WINDOWS[WINDOWS.index("maintenance_windows:") :]
+        (rules_dir / "windows.yml").write_text(without_silence)
+        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+        await shop.advance(timedelta(minutes=1))
+        paged = [p["incident"]["title"] for p in shop.pager.delivered("triggered")]
+        assert paged == ["Connection pool exhausted on eu-1"], "the window still in force holds"
+        [checkout] = [i for i in await shop.incidents() if i["rule"] == "checkout-errors"]
+        muted = [
+            e
+            for e in (await shop.incident(checkout["id"]))["timeline"]
+            if e["kind"] == "pages.muted"
+        ]
+        assert [m["detail"]["window"] for m in muted] == ["nightly-vacuum", "nightly-vacuum"]
+
     async def test_other_clusters_still_page(self, shop: Shop) -> None:
         await shop.post_alerts(alert(cluster="us-1"))
         await shop.cycle()
