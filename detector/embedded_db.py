@@ -6,7 +6,9 @@ Data lives under ``DATA_DIR/pgdata`` and survives restarts; the server stops wit
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ class EmbeddedPostgres:
 
         logging.getLogger("pgserver").setLevel(logging.WARNING)
         self._pgdata.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_forget_dead_handles, self._pgdata)
         self._server = await asyncio.to_thread(
             pgserver.get_server,  # type: ignore[attr-defined] # untyped re-export
             self._pgdata,
@@ -54,6 +57,37 @@ class EmbeddedPostgres:
             await asyncio.to_thread(self._server.cleanup)
             self._server = None
             log.info("database.embedded_stopped")
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop the pids of processes that are gone from pgserver's list of handles.
+
+    pgserver stops the server when its last handle (a pid in ``.handle_pids.json``) lets go; a
+    service killed without cleaning up (SIGKILL, OOM) leaves its pid there for good, and the
+    server would never be stopped again. Done under pgserver's own lock.
+    """
+    import fasteners  # noqa: PLC0415 - pgserver's dependency, only the embedded mode needs it
+    from pgserver.postgres_server import PostgresServer  # noqa: PLC0415
+
+    handles = pgdata / ".handle_pids.json"
+    with fasteners.InterProcessLock(PostgresServer.lock_path):
+        if not handles.exists():
+            return
+        pids = json.loads(handles.read_text())
+        alive = [pid for pid in pids if _running(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+            log.warning("database.embedded_stale_handles", dropped=len(pids) - len(alive))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 async def _tune(url: str) -> None:
