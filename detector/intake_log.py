@@ -89,25 +89,41 @@ async def expand(
         except _UNREADABLE as err:
             unreadable += 1
             await _set_aside(connection, row, now, "unreadable record", err)
+    store = _Store(connection, now, unmatched, live_rules)
+    stored, fresh, refused = await store.records(records)
+    await connection.execute(
+        "DELETE FROM intake_log WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
+    )
+    return Expansion(stored, fresh, unreadable + refused)
 
-    async def insert(signals: list[Signal]) -> tuple[InsertResult, list[PendingSignal]]:
-        async with connection.transaction():  # a savepoint: a failure leaves the rest intact
-            return await inbox.insert_signals(
-                connection, signals, unmatched=unmatched, queue=False, live_rules=live_rules
-            )
 
-    try:
-        stored, fresh = await insert([signal for _, signals in records for signal in signals])
-    except asyncpg.DataError:
-        # A record PostgreSQL will not store poisons the batch: store record by record and set
-        # aside the ones that fail, rather than failing this batch, and every later one, for good.
-        stored, fresh = InsertResult(0, 0), []
+@dataclass(frozen=True, slots=True)
+class _Store:
+    """Inserting the signals of expanded records, one statement for all while they are fine."""
+
+    connection: Connection
+    now: datetime
+    unmatched: Callable[[Signal], bool] | None
+    live_rules: Sequence[str]
+
+    async def records(
+        self, records: list[tuple[asyncpg.Record, list[Signal]]]
+    ) -> tuple[InsertResult, list[PendingSignal], int]:
+        """Store every record's signals; the counts, the new signals, and how many records
+        PostgreSQL refused (set aside, so they cannot fail this batch and every later one)."""
+        try:
+            stored, fresh = await self._insert([s for _, signals in records for s in signals])
+        except asyncpg.DataError:
+            pass
+        else:
+            return stored, fresh, 0
+        stored, fresh, refused = InsertResult(0, 0), [], 0
         for row, signals in records:
             try:
-                result, new = await insert(signals)
+                result, new = await self._insert(signals)
             except asyncpg.DataError as err:
-                unreadable += 1
-                await _set_aside(connection, row, now, "not storable", err)
+                refused += 1
+                await _set_aside(self.connection, row, self.now, "not storable", err)
                 continue
             stored = InsertResult(
                 stored.inserted + result.inserted,
@@ -115,10 +131,17 @@ async def expand(
                 stored.unmatched + result.unmatched,
             )
             fresh += new
-    await connection.execute(
-        "DELETE FROM intake_log WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
-    )
-    return Expansion(stored, fresh, unreadable)
+        return stored, fresh, refused
+
+    async def _insert(self, signals: list[Signal]) -> tuple[InsertResult, list[PendingSignal]]:
+        async with self.connection.transaction():  # a savepoint: a failure leaves the rest
+            return await inbox.insert_signals(
+                self.connection,
+                signals,
+                unmatched=self.unmatched,
+                queue=False,
+                live_rules=self.live_rules,
+            )
 
 
 _UNREADABLE = (ValidationError, ValueError, OverflowError, KeyError, TypeError)
