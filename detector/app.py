@@ -116,11 +116,14 @@ def _lifecycle(
 
 
 @asynccontextmanager
-async def engine_services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
-    """Everything the engine needs, running, without the HTTP server (the engine process)."""
+async def engine_services(
+    settings: Settings, clock: Clock, start_with: RuleSet | None = None
+) -> AsyncIterator[Services]:
+    """Everything the engine needs, running, without the HTTP server (the engine process);
+    ``start_with`` rules instead of reading the directory first (see ``LiveRules``)."""
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(database_server(settings))
-        services = await _start_services(stack, url, Metrics(), settings, clock)
+        services = await _start_services(stack, url, Metrics(), settings, clock, start_with)
         loops = _start_loops(services, url, _reconciler_for(services), engine_here=True)
         try:
             yield services
@@ -146,12 +149,19 @@ def _reconciler_for(services: Services) -> Reconciler | None:
 
 
 async def _start_services(
-    stack: AsyncExitStack, url: str, metrics: Metrics, settings: Settings, clock: Clock
+    stack: AsyncExitStack,
+    url: str,
+    metrics: Metrics,
+    settings: Settings,
+    clock: Clock,
+    start_with: RuleSet | None = None,
 ) -> Services:
     """Construct everything requests and loops share, in dependency order."""
     pool = await stack.enter_async_context(connection_pool(url, settings.db_pool_size))
     session = await stack.enter_async_context(aiohttp.ClientSession())
-    rules = LiveRules(settings.rules_dir, lambda r: build_channels(r, session), clock.now)
+    rules = LiveRules(
+        settings.rules_dir, lambda r: build_channels(r, session), clock.now, start_with
+    )
     key = await signing_key(pool, settings.signing_key)
     deliverer = Deliverer(
         links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),

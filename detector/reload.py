@@ -15,21 +15,31 @@ import structlog
 
 from detector.metrics import Metrics
 from detector.ruleset.live import LiveRules, ReloadStatus
+from detector.ruleset.loader import rule_files
 
 log = structlog.get_logger(__name__)
 
 
-def directory_state(directory: Path) -> tuple[tuple[str, int, int], ...]:
-    """What changes when a rule file is edited, added or removed (names, sizes, mtimes)."""
+FileState = tuple[str, int, int]
+
+
+def directory_state(directory: Path) -> tuple[FileState, ...]:
+    """What changes when a rule file is edited, added or removed (names, sizes, mtimes), over
+    the files a load reads."""
     try:
-        entries = sorted(directory.iterdir())
+        files = rule_files(directory)
     except OSError:
         return ()
-    return tuple(
-        (entry.name, stat.st_mtime_ns, stat.st_size)
-        for entry in entries
-        if entry.suffix in {".yml", ".yaml"} and (stat := entry.stat())
-    )
+    return tuple(state for path in files if (state := _file_state(path)) is not None)
+
+
+def _file_state(path: Path) -> FileState | None:
+    """None for a file gone since it was listed (an editor's rename): the next scan sees it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (path.name, stat.st_mtime_ns, stat.st_size)
 
 
 class RulesReloader:
@@ -79,7 +89,11 @@ class RulesReloader:
         """Poll the directory every ``interval`` (runs until cancelled)."""
         while True:
             await asyncio.sleep(interval.total_seconds())
-            self.reload_if_changed()
+            try:
+                self.reload_if_changed()
+            except Exception:
+                # Whatever failed, later edits must still be picked up.
+                log.exception("rules.watch_failed")
 
     def _record(self, status: ReloadStatus) -> None:
         self._metrics.rules_reload_success.set(1 if status.ok else 0)

@@ -43,12 +43,19 @@ class LiveRules:
     """Holds the current Routes; readers always see a complete, valid set."""
 
     def __init__(
-        self, directory: Path, channels: ChannelFactory, now: Callable[[], datetime]
+        self,
+        directory: Path,
+        channels: ChannelFactory,
+        now: Callable[[], datetime],
+        start_with: RuleSet | None = None,
     ) -> None:
+        """Load ``directory``, or start with ``start_with`` (rules already validated, such as
+        those a restarted engine process's predecessor ran) and leave reading it to a reload."""
         self._directory = directory
         self._channels = channels
         self._now = now
-        self._routes = self._build()
+        rules = load_ruleset(directory) if start_with is None else start_with
+        self._routes = Routes(rules, channels(rules))
         self.status = ReloadStatus(ok=True, at=now())
 
     @property

@@ -39,8 +39,13 @@ class LoadedFile:
 
 
 def rule_files(directory: Path) -> list[Path]:
-    """The YAML files that make up a rule set (top level only; ``tests/`` holds rule tests)."""
-    return sorted(p for p in directory.iterdir() if p.suffix in {".yml", ".yaml"} and p.is_file())
+    """The YAML files that make up a rule set: top level only (``tests/`` holds rule tests),
+    hidden ones left out (editors' lock and temporary files, such as Emacs's ``.#paging.yml``)."""
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in {".yml", ".yaml"} and not p.name.startswith(".") and p.is_file()
+    )
 
 
 def load_ruleset(directory: Path, now: datetime | None = None) -> RuleSet:

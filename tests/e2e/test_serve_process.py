@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -231,6 +234,162 @@ class TestSplitReplicas:
                 assert await asyncio.to_thread(intake.stop) == 0
         finally:
             assert await asyncio.to_thread(engine.stop) == 0
+
+
+def _engine_pids(service: Service) -> list[int]:
+    return [e["pid"] for e in _events(service.log) if e["event"] == "engine.process_started"]
+
+
+def _logged(service: Service, event: str) -> bool:
+    return any(e["event"] == event for e in _events(service.log))
+
+
+def _lowest_free_fd(pid: int) -> int:
+    """The number ``pid``'s next file descriptor would get."""
+    taken = {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}
+    return next(fd for fd in range(len(taken) + 1) if fd not in taken)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, dead and waiting to be reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _reload_success(service: Service) -> str:
+    """The ``stormwatch_rules_last_reload_success`` sample /metrics shows."""
+    return next(
+        line.split()[1]
+        for line in _metrics(service).splitlines()
+        if line.startswith("stormwatch_rules_last_reload_success ")
+    )
+
+
+class TestEngineProcessLifecycle:
+    """The engine process through an invalid edit, a crash, reloads while it starts, and the
+    end of the service process. On the shared test PostgreSQL, so killing ``serve`` leaves no
+    embedded database behind."""
+
+    @pytest.fixture
+    def rules(self, tmp_path: Path) -> Path:
+        return Path(shutil.copytree(REPO / "rules", tmp_path / "rules"))
+
+    @pytest.fixture
+    async def service(
+        self, tmp_path: Path, database_url: str, rules: Path
+    ) -> AsyncIterator[Service]:
+        env = {"STORMWATCH_DATABASE_URL": database_url, "STORMWATCH_RULES_WATCH_INTERVAL": "100ms"}
+        service = await asyncio.to_thread(
+            Service, tmp_path / "data", tmp_path / "serve.log", rules, env
+        )
+        yield service
+        if service.process.poll() is None:
+            assert await asyncio.to_thread(service.stop) == 0
+        for pid in _engine_pids(service):  # whatever the outcome, leave no engine running
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    @staticmethod
+    def _break(rules: Path, service: Service) -> str:
+        """Make the rules directory invalid; wait until both processes rejected it."""
+        valid = (rules / "paging.yml").read_text()
+        (rules / "paging.yml").write_text("rules: [{name: broken")
+        token = SECRETS["STORMWATCH_API_TOKEN"]
+        _wait_for(
+            "the rejected edit in the rules status",
+            lambda: not service.call("/api/v1/rules/status", token=token)["last_reload"]["success"],
+        )
+        _wait_for(
+            "the rejected edit in both processes' logs",
+            lambda: [e for e in _events(service.log) if e["event"] == "rules.reload_failed"][1:],
+        )
+        return valid
+
+    async def test_a_replacement_engine_runs_the_last_valid_rules_while_the_directory_is_invalid(
+        self, service: Service, rules: Path
+    ) -> None:
+        await asyncio.to_thread(self._break, rules, service)
+        [first] = _engine_pids(service)
+        os.kill(first, signal.SIGKILL)
+        await asyncio.to_thread(
+            _wait_for, "a new engine process", lambda: _engine_pids(service)[1:]
+        )
+
+        await _webhook(service, alert(severity="page", cluster="eu-1", database="shop"))
+        token = SECRETS["STORMWATCH_API_TOKEN"]
+        [incident] = await asyncio.to_thread(
+            _wait_for,
+            "the incident opened by the new engine process",
+            lambda: service.call("/api/v1/incidents", token=token)["incidents"],
+        )
+        assert incident["rule"] == "db-connection-pool-exhausted"
+        assert any(
+            e["event"] == "rules.reload_failed" and e["trigger"] == "engine_restart"
+            for e in _events(service.log)
+        )
+        assert await asyncio.to_thread(_reload_success, service) == "0.0"
+
+    async def test_metrics_forget_a_dead_engine_process(
+        self, service: Service, rules: Path
+    ) -> None:
+        valid = await asyncio.to_thread(self._break, rules, service)
+        [first] = _engine_pids(service)
+        os.kill(first, signal.SIGKILL)  # its gauge said the last reload failed
+        (rules / "paging.yml").write_text(valid)
+        await asyncio.to_thread(
+            _wait_for,
+            "the reload-success gauge of the live processes only",
+            lambda: _reload_success(service) == "1.0",
+        )
+
+    async def test_reloads_while_the_engine_process_starts_do_not_kill_it(
+        self, service: Service
+    ) -> None:
+        [first] = _engine_pids(service)
+        os.kill(first, signal.SIGKILL)
+        token = SECRETS["STORMWATCH_API_TOKEN"]
+
+        def reloaded_until_replaced() -> list[int]:
+            # Every reload reaches a replacement still starting if it is passed on too early.
+            service.call("/api/v1/rules/reload", {}, token)
+            return _engine_pids(service)[1:]
+
+        await asyncio.to_thread(_wait_for, "a new engine process", reloaded_until_replaced)
+
+    async def test_a_restart_the_system_refuses_is_tried_again(self, service: Service) -> None:
+        [first] = _engine_pids(service)
+        serve = service.process.pid
+        limits = resource.prlimit(serve, resource.RLIMIT_NOFILE)
+        os.kill(first, signal.SIGKILL)
+        await asyncio.to_thread(
+            _wait_for, "the exit noticed", lambda: _logged(service, "engine.process_exited")
+        )
+        # No file descriptor left for the new child's pipes, as fork fails under memory pressure.
+        resource.prlimit(serve, resource.RLIMIT_NOFILE, (_lowest_free_fd(serve), limits[1]))
+        try:
+            await asyncio.to_thread(
+                _wait_for,
+                "a restart refused",
+                lambda: _logged(service, "engine.process_restart_failed"),
+            )
+        finally:
+            resource.prlimit(serve, resource.RLIMIT_NOFILE, limits)
+        await asyncio.to_thread(
+            _wait_for, "a new engine process", lambda: _engine_pids(service)[1:]
+        )
+
+    async def test_the_engine_process_ends_when_the_service_is_killed(
+        self, service: Service
+    ) -> None:
+        [engine] = _engine_pids(service)
+        service.process.kill()
+        await asyncio.to_thread(service.process.wait)
+        await asyncio.to_thread(
+            _wait_for, "the engine process gone", lambda: not _running(engine), 40
+        )
 
 
 async def _webhook(service: Service, *alerts: dict[str, Any]) -> None:
