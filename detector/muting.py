@@ -16,7 +16,6 @@ from detector.model import (
     Decision,
     Incident,
     IncidentState,
-    PageEvent,
     TimelineEntry,
     TimerKind,
     TimerSpec,
@@ -46,7 +45,7 @@ def mute(decision: Decision, rules: RuleSet, now: datetime) -> Decision:
     if incident.state is IncidentState.TRIGGERED:
         resume = {"step": incident.escalation_step, "held_by": window.name}
         timers += (TimerSpec(TimerKind.ESCALATE, window.until, resume),)
-    held_channels = {p.channel for p in decision.pages if p.event is PageEvent.TRIGGERED}
+    held_channels = {p.channel for p in decision.pages if p.event.needs_ack}
     incident = replace(incident, paged=tuple(c for c in incident.paged if c not in held_channels))
     held = TimelineEntry(
         "pages.muted",

@@ -42,8 +42,10 @@ def backoff(policy: RetrySpec, attempts: int, rng: random.Random) -> timedelta |
 _MESSAGE_COLUMNS = "id, incident_id, channel, kind, payload, idempotency_key, attempts"
 _CALLS_FOR_ACTION = [event.value for event in PageEvent if event.needs_ack]
 _STALE = """o.kind = 'page' AND o.payload->>'event' = ANY($2::text[])
-             AND o.epoch < (SELECT i.epoch FROM incidents i WHERE i.id = o.incident_id)"""
-"""A page that calls for action, queued in an earlier epoch of its incident."""
+             AND split_part(o.idempotency_key, ':', 2)::integer
+                 < (SELECT i.epoch FROM incidents i WHERE i.id = o.incident_id)"""
+"""A page that calls for action, queued in an earlier epoch of its incident (the epoch is the
+second part of its idempotency key, ``incident:epoch:…``)."""
 
 
 async def supersede_stale(connection: Connection, now: datetime) -> list[OutboxMessage]:

@@ -171,9 +171,8 @@ async def apply(connection: Connection, decision: Decision, now: datetime) -> in
     if decision.pages:
         await connection.executemany(
             """INSERT INTO outbox (incident_id, channel, kind, payload, idempotency_key,
-                                   next_attempt_at, created_at, epoch)
-               VALUES ($1, $2, 'page', $3, $4, $5, $5, $6)
-               ON CONFLICT (idempotency_key) DO NOTHING""",
+                                   next_attempt_at, created_at)
+               VALUES ($1, $2, 'page', $3, $4, $5, $5) ON CONFLICT (idempotency_key) DO NOTHING""",
             [
                 (
                     incident_id,
@@ -181,7 +180,6 @@ async def apply(connection: Connection, decision: Decision, now: datetime) -> in
                     page_payload(incident, page, incident_id),
                     f"{incident_id}:{incident.epoch}:{page.dedup_suffix}",
                     now,
-                    incident.epoch,
                 )
                 for page in decision.pages
             ],

@@ -110,6 +110,24 @@ class TestSilence:
         ]
         assert [m["detail"]["window"] for m in muted] == ["nightly-vacuum", "nightly-vacuum"]
 
+    async def test_a_reopen_held_by_the_silence_sends_no_notices_later(self, shop: Shop) -> None:
+        first = alert(cluster="eu-1")
+        await shop.post_alerts(first)
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=10))
+        await shop.post_alerts({**first, "status": "resolved"})
+        await shop.advance(timedelta(minutes=5))
+        again = alert(cluster="eu-1", starts_at=T0 + timedelta(minutes=15))
+        await shop.post_alerts(again)
+        await shop.cycle()
+        [incident] = await shop.incidents()
+        await shop.client.post(f"/api/v1/incidents/{incident['id']}/ack")
+        await shop.advance(timedelta(minutes=50))  # 10:05, the silence is over
+        await shop.post_alerts({**again, "status": "resolved"})
+        await shop.advance(timedelta(minutes=1))
+        assert (await shop.incident(incident["id"]))["state"] == "resolved"
+        assert shop.pager.requests == [], "the pager never heard of this incident"
+
     async def test_other_clusters_still_page(self, shop: Shop) -> None:
         await shop.post_alerts(alert(cluster="us-1"))
         await shop.cycle()
