@@ -190,7 +190,7 @@ async def _start_services(
         signing_key=key,
     )
     services.reloader.on_swap(services.replays.forget_all)
-    services.reloader.on_swap(services.engine.release_held)
+    services.reloader.on_swap(services.engine.rules_changed)
     return services
 
 

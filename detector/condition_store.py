@@ -41,6 +41,25 @@ async def forget(connection: Connection, rule: str, group_key: str) -> None:
     )
 
 
+async def recheck_orphans(
+    connection: Connection, conditioned_rules: Sequence[str], now: datetime
+) -> int:
+    """Make the state of every group whose rule has no condition any more (or is gone) due for
+    a check now, which releases what it held or drops it (``timer_stage``); returns how many.
+    Some conditions (all_of, threshold) never schedule a check of their own."""
+    result: str = await connection.execute(
+        """WITH orphans AS (
+             UPDATE conditions SET check_at = $1 WHERE NOT (rule = ANY($2::text[]))
+             RETURNING rule, group_key)
+           INSERT INTO timers (rule, group_key, kind, due_at, epoch, payload)
+           SELECT rule, group_key, $3, $1, 0, '{}' FROM orphans""",
+        now,
+        list(conditioned_rules),
+        TimerKind.CONDITION_CHECK.value,
+    )
+    return int(result.rsplit(maxsplit=1)[-1])
+
+
 async def unresolved(connection: Connection, signals: Sequence[Signal]) -> list[Signal]:
     """The firing ``signals`` whose occurrence has no stored resolution (a condition forgets
     resolutions as they come, but one may have arrived while the rule had no condition)."""

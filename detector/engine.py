@@ -17,13 +17,14 @@ from datetime import timedelta
 import asyncpg
 import structlog
 
-from detector import delivery_stage, retention, signal_stage, timer_stage
+from detector import condition_store, delivery_stage, retention, signal_stage, timer_stage
 from detector import timers as timers_table
 from detector.clock import Clock
 from detector.delivery_stage import Deliverer, DeliveryOutcome
 from detector.metrics import Metrics
 from detector.model import Decision, Source
 from detector.ruleset.live import Routes
+from detector.ruleset.rules import RuleSet
 from detector.signal_stage import SignalBatchResult
 from detector.timer_stage import FiredTimer
 
@@ -87,16 +88,17 @@ class Engine:
         self._retention = retention
         self._next_prune = clock.now()
         self._gauge_refreshed = -GAUGE_EVERY_SECONDS
-        self._release_held = False
+        self._rules_changed = False
 
     def wake(self) -> None:
         """Ask for a cycle now (new signals were committed)."""
         self._wake.set()
 
-    def release_held(self) -> None:
-        """After a rules reload: let the next cycle retry the escalations windows hold now,
-        rather than at the ends those windows had before (see ``timers.release_held``)."""
-        self._release_held = True
+    def rules_changed(self) -> None:
+        """After a rules reload, have the next cycle retry the escalations windows hold (rather
+        than wait for the ends those windows had before, see ``timers.release_held``) and check
+        the groups whose rule lost its condition (``condition_store.recheck_orphans``)."""
+        self._rules_changed = True
         self._wake.set()
 
     def stop(self) -> None:
@@ -117,11 +119,8 @@ class Engine:
         except Exception:
             self._stage_failed("signals")
         try:
-            if self._release_held:
-                self._release_held = False
-                async with self._pool.acquire() as connection:
-                    released = await timers_table.release_held(connection, self._clock.now())
-                log.info("timers.released_held", count=released)
+            if self._rules_changed:
+                await self._after_rules_change(rules)
             timers = await timer_stage.fire_due(self._pool, rules, self.owner, self._clock.now())
             report.timers = timers.fired
             if timers.failed:
@@ -156,6 +155,16 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
         log.info("engine.stopped", owner=self.owner)
+
+    async def _after_rules_change(self, rules: RuleSet) -> None:
+        """See ``rules_changed``; asked for again if it fails."""
+        now = self._clock.now()
+        conditioned = [name for name, rule in rules.rules.items() if rule.has_condition]
+        async with self._pool.acquire() as connection, connection.transaction():
+            released = await timers_table.release_held(connection, now)
+            rechecked = await condition_store.recheck_orphans(connection, conditioned, now)
+        self._rules_changed = False
+        log.info("engine.rules_changed", held_released=released, conditions_rechecked=rechecked)
 
     async def _prune_if_due(self) -> None:
         """Once an hour, drop engine bookkeeping older than the retention period."""

@@ -10,7 +10,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Literal, NotRequired
 
-from pydantic import AfterValidator, AwareDatetime, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from detector.fieldpath import field_path
@@ -20,16 +20,12 @@ _ZERO_YEAR = 1
 _NUL = b"\\u0000"  # how JSON writes the one character PostgreSQL cannot store in text
 
 
-def _in_utc(value: datetime) -> datetime:
-    """The time in UTC; one that has none (year 1 or 9999 pushed over the edge by its offset)
-    is rejected here rather than failing the engine later."""
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("out of range once converted to UTC") from None
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+UtcRange = Annotated[
+    AwareDatetime,
+    Field(ge=datetime(1, 1, 1, tzinfo=UTC), le=datetime(9999, 12, 31, 23, 59, 59, 999999, UTC)),
+]
+"""A time that exists in UTC: an offset can push year 1 or 9999 past the range Python (and the
+engine after it) can convert. Checked while parsing, at no measurable cost."""
 
 
 class WebhookAlert(TypedDict):
@@ -38,8 +34,8 @@ class WebhookAlert(TypedDict):
     status: AlertStatus
     labels: Annotated[dict[str, str], Field(min_length=1)]
     annotations: NotRequired[dict[str, str]]
-    startsAt: UtcDatetime
-    endsAt: NotRequired[UtcDatetime | None]
+    startsAt: UtcRange
+    endsAt: NotRequired[UtcRange | None]
     generatorURL: NotRequired[str]
     fingerprint: NotRequired[Annotated[str, Field(pattern=r"^[0-9a-fA-F]*$", max_length=64)]]
 
@@ -149,8 +145,8 @@ def to_signals(payload: WebhookPayload, received_at: datetime) -> list[Signal]:
                 name=labels.get("alertname", ""),
                 fingerprint=alert.get("fingerprint", "").lower() or fingerprint_of(labels),
                 status=status,
-                starts_at=alert["startsAt"],
-                ends_at=ends_at,
+                starts_at=alert["startsAt"].astimezone(UTC),
+                ends_at=ends_at.astimezone(UTC) if ends_at else None,
                 labels=labels,
                 annotations=alert.get("annotations", {}),
                 received_at=received_at,

@@ -232,25 +232,40 @@ class TestAlertsStayWithTheirIncident:
 class TestConditionRemoved:
     """A reload that takes a rule's condition away must not strand what it kept waiting."""
 
-    WITH_FOR = ("    reopen_within: 10m\n", "    reopen_within: 10m\n    for: 5m\n")
-
+    @pytest.mark.parametrize(
+        "condition",
+        [
+            pytest.param("    for: 1h\n", id="for: released at once, not an hour later"),
+            pytest.param(
+                "    all_of:\n"
+                "      - ['alertname=\"PgBouncerPoolSaturated\"']\n"
+                "      - ['alertname=\"ReplicationLagHigh\"']\n",
+                id="all_of: which never schedules a check",
+            ),
+        ],
+    )
     @pytest.mark.parametrize(
         ("resolved_meanwhile", "pages"),
-        [pytest.param(False, 1, id="still firing: it opens"), pytest.param(True, 0, id="resolved")],
+        [pytest.param(False, 1, id="still firing"), pytest.param(True, 0, id="resolved")],
     )
-    async def test_alerts_a_removed_for_was_holding(
-        self, shop: Shop, rules_dir: Path, resolved_meanwhile: bool, pages: int
+    async def test_alerts_the_condition_was_holding_join_the_incident(
+        self, shop: Shop, rules_dir: Path, condition: str, resolved_meanwhile: bool, pages: int
     ) -> None:
-        await reload_edited(shop, rules_dir, *self.WITH_FOR)
+        reopen = "    reopen_within: 10m\n"
+        text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
+        with_condition = text.replace(POOL_NAME, LAG_TOO).replace(reopen, reopen + condition)
+        (rules_dir / "shop.yml").write_text(with_condition)
+        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
         firing = alert(cluster="eu-1")
         await shop.post_alerts(firing)
         await shop.cycle()
         assert await shop.incidents() == []
-        await reload_edited(shop, rules_dir, POOL_NAME, POOL_NAME)  # the rules as they were
         if resolved_meanwhile:
             await shop.advance(timedelta(minutes=1))
             await shop.post_alerts({**firing, "status": "resolved"})
-        await shop.advance(timedelta(minutes=5))
+            await shop.cycle()
+        await reload_edited(shop, rules_dir, POOL_NAME, POOL_NAME)  # the rules as they were
+        await shop.advance(timedelta(seconds=1))
         assert len(shop.pager.delivered("triggered")) == pages
         assert len(await shop.incidents("open")) == pages
         assert await shop.services.pool.fetchval("SELECT count(*) FROM conditions") == 0
