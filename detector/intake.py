@@ -10,6 +10,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Literal, NotRequired
 
+import orjson
 from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
@@ -65,6 +66,7 @@ class LoggedRequest(TypedDict):
 
 _PAYLOAD = TypeAdapter(WebhookPayload)
 _LOG_ENTRIES = TypeAdapter(list[LoggedRequest])
+_LOG_ENTRY = TypeAdapter(LoggedRequest)
 
 
 class PayloadError(ValueError):
@@ -169,6 +171,21 @@ def log_entry(body: bytes, received_at: datetime) -> bytes:
 def log_record(entries: list[bytes]) -> bytes:
     """Entries joined into one record (a JSON array)."""
     return b"[" + b",".join(entries) + b"]"
+
+
+def record_entries(record: bytes) -> list[bytes]:
+    """The entries of a record one by one, as JSON (to read, store or set aside each alone
+    when the record as a whole fails); raises ValueError if the record is not a JSON array."""
+    entries = orjson.loads(record)
+    if not isinstance(entries, list):
+        raise TypeError("an intake log record is a JSON array")
+    return [orjson.dumps(entry) for entry in entries]
+
+
+def signals_from_entry(entry: bytes) -> list[Signal]:
+    """The signals of one entry of a record."""
+    logged = _LOG_ENTRY.validate_json(entry)
+    return to_signals(logged["payload"], logged["received_at"])
 
 
 def signals_from_record(record: bytes) -> list[Signal]:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from detector import inbox
 from detector.inbox import InsertResult, PendingSignal
-from detector.intake import signals_from_record
+from detector.intake import record_entries, signals_from_entry, signals_from_record
 from detector.model import Signal
 from detector.store import Connection
 from detector.wakeup import INTAKE_CHANNEL
@@ -29,7 +29,7 @@ _KEPT_BYTES = 64 * 1024
 @dataclass(frozen=True, slots=True)
 class Expansion:
     """What expanding intake log records stored: counts, the new signals a rule routes (to
-    process now), unreadable records."""
+    process now), and how many records or webhooks were set aside as unreadable or unstorable."""
 
     stored: InsertResult = field(default_factory=lambda: InsertResult(0, 0))
     fresh: list[PendingSignal] = field(default_factory=list)
@@ -81,57 +81,83 @@ async def expand(
     )
     if not rows:
         return Expansion()
-    records: list[tuple[asyncpg.Record, list[Signal]]] = []
-    unreadable = 0
-    for row in rows:
-        try:
-            records.append((row, signals_from_record(row["bodies"])))
-        except _UNREADABLE as err:
-            unreadable += 1
-            await _set_aside(connection, row, now, "unreadable record", err)
-    store = _Store(connection, now, unmatched, live_rules)
-    stored, fresh, refused = await store.records(records)
+    expander = _Expander(connection, now, unmatched, live_rules)
+    units = [unit for row in rows for unit in await expander.read(row["id"], row["bodies"])]
+    stored, fresh = await expander.store(units)
     await connection.execute(
         "DELETE FROM intake_log WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
     )
-    return Expansion(stored, fresh, unreadable + refused)
+    return Expansion(stored, fresh, expander.set_aside)
 
 
 @dataclass(frozen=True, slots=True)
-class _Store:
-    """Inserting the signals of expanded records, one statement for all while they are fine."""
+class _Unit:
+    """Signals to store together: a whole record, or one webhook of it (``whole`` False)."""
+
+    record: int
+    text: bytes
+    signals: list[Signal]
+    whole: bool = True
+
+
+@dataclass(slots=True)
+class _Expander:
+    """Reads and stores records whole while they are fine; one that fails (it no longer reads
+    as when it was accepted, or PostgreSQL refuses it) is retried webhook by webhook, and only
+    the webhooks that fail alone are set aside, so they cannot fail every later batch and the
+    rest of their record is not lost with them."""
 
     connection: Connection
     now: datetime
     unmatched: Callable[[Signal], bool] | None
     live_rules: Sequence[str]
+    set_aside: int = 0
 
-    async def records(
-        self, records: list[tuple[asyncpg.Record, list[Signal]]]
-    ) -> tuple[InsertResult, list[PendingSignal], int]:
-        """Store every record's signals; the counts, the new signals, and how many records
-        PostgreSQL refused (set aside, so they cannot fail this batch and every later one)."""
+    async def read(self, record: int, text: bytes) -> list[_Unit]:
+        """The record whole, or its webhooks that still read."""
         try:
-            stored, fresh = await self._insert([s for _, signals in records for s in signals])
+            return [_Unit(record, text, signals_from_record(text))]
+        except _UNREADABLE:
+            return await self._split(record, text, "unreadable record")
+
+    async def store(self, units: list[_Unit]) -> tuple[InsertResult, list[PendingSignal]]:
+        """Insert every unit's signals, with one statement while that works."""
+        try:
+            return await self._insert([signal for unit in units for signal in unit.signals])
         except asyncpg.DataError:
             pass
-        else:
-            return stored, fresh, 0
-        stored, fresh, refused = InsertResult(0, 0), [], 0
-        for row, signals in records:
+        stored, fresh = InsertResult(0, 0), []
+        for unit in units:
             try:
-                result, new = await self._insert(signals)
+                result, new = await self._insert(unit.signals)
             except asyncpg.DataError as err:
-                refused += 1
-                await _set_aside(self.connection, row, self.now, "not storable", err)
-                continue
+                if not unit.whole:
+                    await self._keep(unit.record, unit.text, "not storable", err)
+                    continue
+                result, new = await self.store(
+                    await self._split(unit.record, unit.text, "not storable")
+                )
             stored = InsertResult(
                 stored.inserted + result.inserted,
                 stored.duplicates + result.duplicates,
                 stored.unmatched + result.unmatched,
             )
             fresh += new
-        return stored, fresh, refused
+        return stored, fresh
+
+    async def _split(self, record: int, text: bytes, reason: str) -> list[_Unit]:
+        try:
+            entries = record_entries(text)
+        except _UNREADABLE as err:
+            await self._keep(record, text, reason, err)
+            return []
+        units = []
+        for entry in entries:
+            try:
+                units.append(_Unit(record, entry, signals_from_entry(entry), whole=False))
+            except _UNREADABLE as err:
+                await self._keep(record, entry, reason, err)
+        return units
 
     async def _insert(self, signals: list[Signal]) -> tuple[InsertResult, list[PendingSignal]]:
         async with self.connection.transaction():  # a savepoint: a failure leaves the rest
@@ -143,16 +169,14 @@ class _Store:
                 live_rules=self.live_rules,
             )
 
+    async def _keep(self, record: int, text: bytes, reason: str, err: Exception) -> None:
+        """Keep what cannot be expanded with the rejected bodies (never retried forever, never
+        dropped unseen)."""
+        self.set_aside += 1
+        log.error("intake.set_aside", record=record, reason=reason, error=str(err)[:200])
+        body = bytes(text[:_KEPT_BYTES]).decode("utf-8", errors="replace")
+        await inbox.keep_rejected(self.connection, self.now, "intake_log", reason, body)
+
 
 _UNREADABLE = (ValidationError, ValueError, OverflowError, KeyError, TypeError)
 """What a record that no longer reads as it did when accepted can raise while expanded."""
-
-
-async def _set_aside(
-    connection: Connection, row: asyncpg.Record, now: datetime, reason: str, err: Exception
-) -> None:
-    """Keep a record that cannot be expanded with the rejected bodies (never retried forever,
-    never dropped unseen)."""
-    log.error("intake.record_set_aside", record=row["id"], reason=reason, error=str(err)[:200])
-    body = bytes(row["bodies"][:_KEPT_BYTES]).decode("utf-8", errors="replace")
-    await inbox.keep_rejected(connection, now, "intake_log", reason, body)

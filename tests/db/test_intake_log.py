@@ -132,6 +132,33 @@ class TestIntakeLog:
         errors = 'stormwatch_engine_errors_total{stage="intake_log"}'
         assert await _metric(shop, errors) == f"{errors} 1.0"
 
+    @pytest.mark.parametrize(
+        "poison",
+        [
+            pytest.param(alert("Pool\u0000Saturated"), id="not storable"),
+            pytest.param(
+                {**alert(cluster="eu-9"), "startsAt": "0001-01-01T00:00:00+01:00"},
+                id="unreadable",
+            ),
+        ],
+    )
+    async def test_only_the_bad_webhook_of_a_record_is_set_aside(
+        self, shop: Shop, poison: dict[str, Any]
+    ) -> None:
+        pool = shop.services.pool
+        now = shop.clock.now()
+        good = log_entry(json.dumps(payload(alert(cluster="eu-1"))).encode(), now)
+        bad = log_entry(json.dumps(payload(poison)).encode(), now)
+        async with pool.acquire() as connection:  # one group commit held both
+            await intake_log.append(connection, now, 2, 2, log_record([bad, good]))
+
+        await shop.cycle()
+        assert [i["title"] for i in await shop.incidents()] == ["Connection pool exhausted on eu-1"]
+        kept = await (await shop.client.get("/api/v1/webhooks/rejected")).json()
+        [rejected] = kept["rejected"]
+        assert "eu-1" not in rejected["body"], "only the bad webhook is set aside"
+        assert await pool.fetchval("SELECT count(*) FROM intake_log") == 0
+
     async def test_a_large_backlog_is_expanded_in_bounded_steps(self, shop: Shop) -> None:
         groups = [
             payload(*(alert(cluster=f"c{g}", instance=f"i{n}") for n in range(300)))
