@@ -88,7 +88,7 @@ class Engine:
         self._retention = retention
         self._next_prune = clock.now()
         self._gauge_refreshed = -GAUGE_EVERY_SECONDS
-        self._rules_changed = False
+        self._rules_changed = True  # the rules may have been edited while no engine ran
 
     def wake(self) -> None:
         """Ask for a cycle now (new signals were committed)."""
@@ -110,6 +110,11 @@ class Engine:
         """One cycle of every stage, each stage isolated from the others' failures."""
         started = time.perf_counter()
         report = CycleReport()
+        if self._rules_changed:
+            try:
+                await self._after_rules_change(self._routes().rules)
+            except Exception:
+                self._stage_failed("timers")
         routes = self._routes()
         rules = routes.rules
         try:
@@ -118,9 +123,8 @@ class Engine:
             )
         except Exception:
             self._stage_failed("signals")
+        rules = self._routes().rules  # a reload may have swapped them during the signals
         try:
-            if self._rules_changed:
-                await self._after_rules_change(rules)
             timers = await timer_stage.fire_due(self._pool, rules, self.owner, self._clock.now())
             report.timers = timers.fired
             if timers.failed:
@@ -157,13 +161,18 @@ class Engine:
         log.info("engine.stopped", owner=self.owner)
 
     async def _after_rules_change(self, rules: RuleSet) -> None:
-        """See ``rules_changed``; asked for again if it fails."""
+        """See ``rules_changed``; asked for again if it fails. The request is taken before any
+        wait, so a reload during this one asks for another."""
+        self._rules_changed = False
         now = self._clock.now()
         conditioned = [name for name, rule in rules.rules.items() if rule.has_condition]
-        async with self._pool.acquire() as connection, connection.transaction():
-            released = await timers_table.release_held(connection, now)
-            rechecked = await condition_store.recheck_orphans(connection, conditioned, now)
-        self._rules_changed = False
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                released = await timers_table.release_held(connection, now)
+                rechecked = await condition_store.recheck_orphans(connection, conditioned, now)
+        except BaseException:
+            self._rules_changed = True
+            raise
         log.info("engine.rules_changed", held_released=released, conditions_rechecked=rechecked)
 
     async def _prune_if_due(self) -> None:

@@ -7,6 +7,7 @@ transaction, so a record is expanded exactly once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -153,10 +154,11 @@ class _Expander:
             return []
         units = []
         for entry in entries:
+            text = json.dumps(entry, default=str).encode()  # only to keep it if it fails
             try:
-                units.append(_Unit(record, entry, signals_from_entry(entry), whole=False))
+                units.append(_Unit(record, text, signals_from_entry(entry), whole=False))
             except _UNREADABLE as err:
-                await self._keep(record, entry, reason, err)
+                await self._keep(record, text, reason, err)
         return units
 
     async def _insert(self, signals: list[Signal]) -> tuple[InsertResult, list[PendingSignal]]:

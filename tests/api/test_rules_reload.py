@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from detector import signal_stage
 from tests.conftest import LAG_TOO, POOL_NAME, RULES, Shop, alert, reload_edited
 
 VARIANT = """
@@ -229,6 +230,13 @@ class TestAlertsStayWithTheirIncident:
         assert (await shop.incident(opened["id"]))["state"] == "resolved"
 
 
+ALL_OF_LAG = (
+    "    all_of:\n"
+    "      - ['alertname=\"PgBouncerPoolSaturated\"']\n"
+    "      - ['alertname=\"ReplicationLagHigh\"']\n"
+)
+
+
 class TestConditionRemoved:
     """A reload that takes a rule's condition away must not strand what it kept waiting."""
 
@@ -236,12 +244,7 @@ class TestConditionRemoved:
         "condition",
         [
             pytest.param("    for: 1h\n", id="for: released at once, not an hour later"),
-            pytest.param(
-                "    all_of:\n"
-                "      - ['alertname=\"PgBouncerPoolSaturated\"']\n"
-                "      - ['alertname=\"ReplicationLagHigh\"']\n",
-                id="all_of: which never schedules a check",
-            ),
+            pytest.param(ALL_OF_LAG, id="all_of: which never schedules a check"),
         ],
     )
     @pytest.mark.parametrize(
@@ -251,11 +254,7 @@ class TestConditionRemoved:
     async def test_alerts_the_condition_was_holding_join_the_incident(
         self, shop: Shop, rules_dir: Path, condition: str, resolved_meanwhile: bool, pages: int
     ) -> None:
-        reopen = "    reopen_within: 10m\n"
-        text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
-        with_condition = text.replace(POOL_NAME, LAG_TOO).replace(reopen, reopen + condition)
-        (rules_dir / "shop.yml").write_text(with_condition)
-        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+        await _with_condition(shop, rules_dir, condition)
         firing = alert(cluster="eu-1")
         await shop.post_alerts(firing)
         await shop.cycle()
@@ -269,6 +268,36 @@ class TestConditionRemoved:
         assert len(shop.pager.delivered("triggered")) == pages
         assert len(await shop.incidents("open")) == pages
         assert await shop.services.pool.fetchval("SELECT count(*) FROM conditions") == 0
+
+    async def test_a_reload_during_an_engine_cycle_is_not_missed(
+        self, shop: Shop, rules_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        await _with_condition(shop, rules_dir, ALL_OF_LAG)
+        await shop.post_alerts(alert(cluster="eu-1"))
+        await shop.cycle()
+        process_pending = signal_stage.process_pending
+
+        async def rules_swapped_meanwhile(*args: Any, **kwargs: Any) -> Any:
+            monkeypatch.setattr(signal_stage, "process_pending", process_pending)
+            result = await process_pending(*args, **kwargs)
+            text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
+            (rules_dir / "shop.yml").write_text(text)  # the rules as they were
+            shop.services.reloader.reload("test")
+            return result
+
+        monkeypatch.setattr(signal_stage, "process_pending", rules_swapped_meanwhile)
+        for _ in range(3):
+            await shop.cycle()
+        assert len(shop.pager.delivered("triggered")) == 1
+
+
+async def _with_condition(shop: Shop, rules_dir: Path, condition: str) -> None:
+    """Reload the shop's rules with ``condition`` added to the pool rule (widened to lag)."""
+    reopen = "    reopen_within: 10m\n"
+    text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
+    with_condition = text.replace(POOL_NAME, LAG_TOO).replace(reopen, reopen + condition)
+    (rules_dir / "shop.yml").write_text(with_condition)
+    assert (await shop.client.post("/api/v1/rules/reload")).status == 200
 
 
 class TestReloadUnderLoad:

@@ -137,7 +137,9 @@ class TestIntakeLog:
     ) -> None:
         pool = shop.services.pool
         now = shop.clock.now()
-        good = log_entry(json.dumps(payload(alert(cluster="eu-1"))).encode(), now)
+        good_body = json.dumps(payload(alert(cluster="eu-1")))
+        odd = good_body.replace('"version"', '"extra": 1e400, "version"', 1)  # read by nobody
+        good = log_entry(odd.encode(), now)
         bad = log_entry(json.dumps(payload(poison)).encode(), now)
         async with pool.acquire() as connection:  # one group commit held both
             await intake_log.append(connection, now, 2, 2, log_record([bad, good]))

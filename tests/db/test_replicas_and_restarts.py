@@ -26,7 +26,7 @@ from detector.intake import parse_payload, to_signals
 from detector.metrics import Metrics
 from detector.ruleset.live import LiveRules
 from detector.web.context import SERVICES
-from tests.conftest import RULES, alert, payload, settings_for
+from tests.conftest import LAG_TOO, POOL_NAME, RULES, alert, payload, settings_for
 from tests.fakes import FakeClock, PageReceiver
 
 INCIDENTS = 40
@@ -177,3 +177,34 @@ class TestDeliveryLease:
         assert len(answered) == 2
         kinds = await pool.fetch("SELECT kind FROM timeline WHERE kind LIKE 'page.%'")
         assert [row["kind"] for row in kinds] == ["page.delivered"]
+
+
+class TestConditionRemovedWhileDown:
+    async def test_an_engine_started_on_edited_rules_releases_what_a_condition_held(
+        self, pool: asyncpg.Pool, replica: Replica, rules_dir: Path, pager: PageReceiver
+    ) -> None:
+        shop_rules = rules_dir / "shop.yml"
+        plain = shop_rules.read_text()
+        reopen = "    reopen_within: 10m\n"
+        shop_rules.write_text(
+            plain.replace(POOL_NAME, LAG_TOO).replace(
+                reopen,
+                reopen + "    all_of:\n"
+                "      - ['alertname=\"PgBouncerPoolSaturated\"']\n"
+                "      - ['alertname=\"ReplicationLagHigh\"']\n",
+            )
+        )
+        clock = FakeClock()
+        before = await replica(clock)
+        await store_alerts(pool, clock, alert(cluster="eu-1"))
+        await before.run_once()
+        assert await pool.fetchval("SELECT count(*) FROM conditions") == 1
+
+        shop_rules.write_text(plain)  # edited while no engine ran
+        after = await replica(clock)
+        await after.run_once()
+        await after.run_once()
+        assert [p["incident"]["title"] for p in pager.delivered("triggered")] == [
+            "Connection pool exhausted on eu-1"
+        ]
+        assert await pool.fetchval("SELECT count(*) FROM conditions") == 0
