@@ -56,6 +56,6 @@ async def _act(
         incident = await store.lock_incident(connection, incident_id)
         if incident is None:
             raise IncidentNotFound(incident_id)
-        decision = mute(decide(incident), rules, now)
+        decision = mute(decide(incident), rules, now, incident)
         await store.apply(connection, decision, now)
         return decision

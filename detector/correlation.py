@@ -52,7 +52,7 @@ def plan(
     if not released:
         return GroupPlan(condition, None)
     decision = decide_signals(current, released, match, rules.policy_for(rule), now)
-    return GroupPlan(condition, mute(decision, rules, now))
+    return GroupPlan(condition, mute(decision, rules, now, current))
 
 
 async def correlate(

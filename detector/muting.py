@@ -32,8 +32,13 @@ def incident_labels(incident: Incident) -> dict[str, str]:
     return {**labels, **incident.group_labels}
 
 
-def mute(decision: Decision, rules: RuleSet, now: datetime) -> Decision:
-    """Hold the decision's pages and escalations when a window covers its incident now."""
+def mute(decision: Decision, rules: RuleSet, now: datetime, before: Incident | None) -> Decision:
+    """Hold the decision's pages and escalations when a window covers its incident now.
+
+    ``before`` is the incident as it was: channels whose page is held leave ``paged`` (they
+    get no notices about what they never heard), except those an earlier page of the same
+    episode reached; a reopen starts a new episode, so its held channels all leave.
+    """
     incident = decision.incident
     escalates = any(timer.kind is TimerKind.ESCALATE for timer in decision.timers)
     if incident is None or not (decision.pages or escalates):
@@ -45,7 +50,13 @@ def mute(decision: Decision, rules: RuleSet, now: datetime) -> Decision:
     if incident.state is IncidentState.TRIGGERED:
         resume = {"step": incident.escalation_step, "held_by": window.name}
         timers += (TimerSpec(TimerKind.ESCALATE, window.until, resume),)
-    held_channels = {p.channel for p in decision.pages if p.event.needs_ack}
+    same_episode = before is not None and (before.id, before.opened_at, before.epoch) == (
+        incident.id,
+        incident.opened_at,
+        incident.epoch,
+    )
+    reached = set(before.paged) if before is not None and same_episode else set()
+    held_channels = {p.channel for p in decision.pages if p.event.needs_ack} - reached
     incident = replace(incident, paged=tuple(c for c in incident.paged if c not in held_channels))
     held = TimelineEntry(
         "pages.muted",

@@ -87,9 +87,8 @@ async def _incident_timer(
     if incident is None:
         return Decision("incident_gone")
     last_seen = await store.last_seen(connection, incident_id) or incident.last_signal_at
-    decision = mute(
-        decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now), rules, now
-    )
+    decided = decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now)
+    decision = mute(decided, rules, now, incident)
     await store.apply(connection, decision, now)
     return decision
 

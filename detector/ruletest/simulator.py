@@ -95,7 +95,7 @@ class Simulation:
                     decision = decide_ack(incident, ACTOR, "test", self.rules.rules.get(rule), now)
                 else:
                     decision = decide_resolve(incident, ACTOR, "resolved in test", now)
-                self._apply(mute(decision, self.rules, now), now)
+                self._apply(mute(decision, self.rules, now, incident), now)
 
     def next_timer(self) -> datetime | None:
         """When the earliest pending timer falls due."""
@@ -113,7 +113,7 @@ class Simulation:
                 seen = self._last_seen({a.fingerprint for a in incident.alerts.values()})
                 last_seen = max(filter(None, (seen, incident.last_signal_at)))
                 decision = decide_timer(incident, timer, rule, last_seen, now)
-                self._apply(mute(decision, self.rules, now), now)
+                self._apply(mute(decision, self.rules, now, incident), now)
 
     def _check_condition(self, timer: Timer, now: datetime) -> None:
         group = self._groups.get((timer.rule or "", timer.group_key or ""))

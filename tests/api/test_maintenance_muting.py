@@ -29,6 +29,16 @@ maintenance_windows:
 """
 
 
+US_1_FROM_0902 = """silences:
+  - name: us-1-failover-drill
+    match: ['cluster="us-1"']
+    starts_at: 2026-11-27T09:02:00Z
+    ends_at: 2026-11-27T10:00:00Z
+    comment: planned failover drill
+    created_by: maria
+"""
+
+
 @pytest.fixture
 def rules_dir(tmp_path: Path, pager: PageReceiver, backup: PageReceiver) -> Path:
     directory = tmp_path / "rules"
@@ -127,6 +137,29 @@ class TestSilence:
         await shop.advance(timedelta(minutes=1))
         assert (await shop.incident(incident["id"]))["state"] == "resolved"
         assert shop.pager.requests == [], "the pager never heard of this incident"
+
+    async def test_who_was_paged_before_the_silence_still_hears_of_the_resolution(
+        self, shop: Shop, rules_dir: Path
+    ) -> None:
+        shop_rules = rules_dir / "shop.yml"
+        shop_rules.write_text(
+            shop_rules.read_text().replace("- notify: [backup]", "- notify: [pager, backup]")
+        )
+        later_silence = WINDOWS.replace("silences:\n", US_1_FROM_0902, 1)
+        (rules_dir / "windows.yml").write_text(later_silence)
+        assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+        firing = alert(cluster="us-1")
+        await shop.post_alerts(firing)
+        await shop.cycle()
+        assert len(shop.pager.delivered("triggered")) == 1, "paged before the silence began"
+        await shop.advance(timedelta(minutes=5))  # step 2 (pager and backup) falls due, held
+        [incident] = await shop.incidents()
+        await shop.client.post(f"/api/v1/incidents/{incident['id']}/ack")  # notice held too
+        await shop.advance(timedelta(minutes=60))  # 10:05, the silence is over
+        await shop.post_alerts({**firing, "status": "resolved"})
+        await shop.cycle()
+        assert [p["event"] for p in shop.pager.delivered()] == ["triggered", "resolved"]
+        assert shop.backup.requests == [], "the backup never heard of it"
 
     async def test_other_clusters_still_page(self, shop: Shop) -> None:
         await shop.post_alerts(alert(cluster="us-1"))
