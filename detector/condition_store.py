@@ -9,7 +9,7 @@ from typing import Any
 
 from detector.model import Signal, TimerKind
 from detector.ruleset.conditions import ConditionResult, State
-from detector.store import Connection
+from detector.store import Connection, rows_affected
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ async def recheck_orphans(
         list(conditioned_rules),
         TimerKind.CONDITION_CHECK.value,
     )
-    return int(result.rsplit(maxsplit=1)[-1])
+    return rows_affected(result)
 
 
 async def unresolved(connection: Connection, signals: Sequence[Signal]) -> list[Signal]:

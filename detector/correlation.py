@@ -62,9 +62,22 @@ async def correlate(
     signals: Sequence[Signal],
     now: datetime,
 ) -> Decision | None:
-    """Load the group, plan, save the condition state and apply the decision."""
+    """Lock and load the group, plan, save the condition state and apply the decision."""
+    current = await store.lock_group(connection, match.rule.name, match.group_key)
+    return await correlate_locked(connection, rules, match, current, signals, now)
+
+
+async def correlate_locked(
+    connection: Connection,
+    rules: RuleSet,
+    match: RuleMatch,
+    current: Incident | None,
+    signals: Sequence[Signal],
+    now: datetime,
+) -> Decision | None:
+    """``correlate`` for a caller that holds the group's lock already (``current`` is what
+    ``store.lock_group`` gave it)."""
     rule = match.rule
-    current = await store.lock_group(connection, rule.name, match.group_key)
     stored = condition_store.StoredCondition()
     seen = None
     if rule.has_condition:

@@ -20,6 +20,13 @@ class InsertResult:
     duplicates: int
     unmatched: int = 0
 
+    def __add__(self, other: InsertResult) -> InsertResult:
+        return InsertResult(
+            self.inserted + other.inserted,
+            self.duplicates + other.duplicates,
+            self.unmatched + other.unmatched,
+        )
+
 
 SignalKey = tuple[str, str, datetime, str]
 

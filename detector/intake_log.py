@@ -138,11 +138,7 @@ class _Expander:
                 result, new = await self.store(
                     await self._split(unit.record, unit.text, "not storable")
                 )
-            stored = InsertResult(
-                stored.inserted + result.inserted,
-                stored.duplicates + result.duplicates,
-                stored.unmatched + result.unmatched,
-            )
+            stored += result
             fresh += new
         return stored, fresh
 
@@ -154,11 +150,11 @@ class _Expander:
             return []
         units = []
         for entry in entries:
-            text = json.dumps(entry, default=str).encode()  # only to keep it if it fails
+            kept = json.dumps(entry, default=str).encode()  # only to keep it if it fails
             try:
-                units.append(_Unit(record, text, signals_from_entry(entry), whole=False))
+                units.append(_Unit(record, kept, signals_from_entry(entry), whole=False))
             except _UNREADABLE as err:
-                await self._keep(record, text, reason, err)
+                await self._keep(record, kept, reason, err)
         return units
 
     async def _insert(self, signals: list[Signal]) -> tuple[InsertResult, list[PendingSignal]]:

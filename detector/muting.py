@@ -50,12 +50,10 @@ def mute(decision: Decision, rules: RuleSet, now: datetime, before: Incident | N
     if incident.state is IncidentState.TRIGGERED:
         resume = {"step": incident.escalation_step, "held_by": window.name}
         timers += (TimerSpec(TimerKind.ESCALATE, window.until, resume),)
-    same_episode = before is not None and (before.id, before.opened_at, before.epoch) == (
-        incident.id,
-        incident.opened_at,
-        incident.epoch,
-    )
-    reached = set(before.paged) if before is not None and same_episode else set()
+    reached: set[str] = set()
+    episode = (incident.id, incident.opened_at, incident.epoch)
+    if before is not None and (before.id, before.opened_at, before.epoch) == episode:
+        reached = set(before.paged)
     held_channels = {p.channel for p in decision.pages if p.event.needs_ack} - reached
     incident = replace(incident, paged=tuple(c for c in incident.paged if c not in held_channels))
     held = TimelineEntry(

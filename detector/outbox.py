@@ -41,11 +41,6 @@ def backoff(policy: RetrySpec, attempts: int, rng: random.Random) -> timedelta |
 
 _MESSAGE_COLUMNS = "id, incident_id, channel, kind, payload, idempotency_key, attempts"
 _CALLS_FOR_ACTION = [event.value for event in PageEvent if event.needs_ack]
-_STALE = """o.kind = 'page' AND o.payload->>'event' = ANY($2::text[])
-             AND split_part(o.idempotency_key, ':', 2)::integer
-                 < (SELECT i.epoch FROM incidents i WHERE i.id = o.incident_id)"""
-"""A page that calls for action, queued in an earlier epoch of its incident (the epoch is the
-second part of its idempotency key, ``incident:epoch:…``)."""
 
 
 async def supersede_stale(connection: Connection, now: datetime) -> list[OutboxMessage]:
@@ -61,9 +56,12 @@ async def supersede_stale(connection: Connection, now: datetime) -> list[OutboxM
            WHERE id IN (
              SELECT o.id FROM outbox o
              WHERE o.state = 'pending' AND (o.lease_until IS NULL OR o.lease_until < $1)
-               AND {_STALE}
+               AND o.kind = 'page' AND o.payload->>'event' = ANY($2::text[])
+               -- the epoch it was queued in: its idempotency key is incident:epoch:…
+               AND split_part(o.idempotency_key, ':', 2)::integer
+                   < (SELECT i.epoch FROM incidents i WHERE i.id = o.incident_id)
              ORDER BY o.id FOR UPDATE SKIP LOCKED)
-           RETURNING {_MESSAGE_COLUMNS}""",  # noqa: S608 - built from the constants above
+           RETURNING {_MESSAGE_COLUMNS}""",  # noqa: S608 - built from the constant above
         now,
         _CALLS_FOR_ACTION,
     )
@@ -77,20 +75,17 @@ async def supersede_stale(connection: Connection, now: datetime) -> list[OutboxM
 async def claim_due(
     connection: Connection, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[OutboxMessage]:
-    """Lease pending messages whose next attempt is due (never a stale page, see
-    ``supersede_stale``)."""
+    """Lease pending messages whose next attempt is due (call ``supersede_stale`` first)."""
     rows = await connection.fetch(
-        f"""UPDATE outbox SET lease_owner = $3, lease_until = $1::timestamptz + $4::interval
+        f"""UPDATE outbox SET lease_owner = $1, lease_until = $2::timestamptz + $3::interval
            WHERE id IN (
-             SELECT o.id FROM outbox o
-             WHERE o.state = 'pending' AND o.next_attempt_at <= $1
-               AND (o.lease_until IS NULL OR o.lease_until < $1)
-               AND NOT coalesce(({_STALE}), false)
-             ORDER BY o.next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED)
-           RETURNING {_MESSAGE_COLUMNS}""",  # noqa: S608 - built from the constants above
-        now,
-        _CALLS_FOR_ACTION,
+             SELECT id FROM outbox
+             WHERE state = 'pending' AND next_attempt_at <= $2
+               AND (lease_until IS NULL OR lease_until < $2)
+             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+           RETURNING {_MESSAGE_COLUMNS}""",  # noqa: S608 - built from the constant above
         owner,
+        now,
         lease,
         limit,
     )

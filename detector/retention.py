@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from detector.store import Connection
+from detector.store import Connection, rows_affected
 
 _BATCH = 10_000
 
@@ -41,7 +41,7 @@ async def prune(connection: Connection, cutoff: datetime) -> Pruned:
         total = 0
         while True:
             status: str = await connection.execute(statement, cutoff, _BATCH)
-            deleted = int(status.rsplit(" ", 1)[-1])
+            deleted = rows_affected(status)
             total += deleted
             if deleted < _BATCH:
                 break

@@ -40,6 +40,11 @@ _INCIDENT_COLUMNS = """
 """
 
 
+def rows_affected(status: str) -> int:
+    """How many rows a statement touched, from its status (``UPDATE 3``, ``INSERT 0 3``)."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def init_connection(connection: asyncpg.Connection) -> None:
     """Decode json and jsonb as Python objects on every pooled connection."""
     for kind in ("json", "jsonb"):

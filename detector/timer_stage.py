@@ -9,7 +9,7 @@ import asyncpg
 import structlog
 
 from detector import condition_store, store, timers
-from detector.correlation import correlate
+from detector.correlation import correlate_locked
 from detector.incidents import decide_timer
 from detector.model import Decision, Timer
 from detector.muting import mute
@@ -104,7 +104,7 @@ async def _check_condition(
         return Decision("rule_removed")
     # The group's incident first, then its condition: the order the signal stage locks them in
     # (``correlate``), so the two stages cannot deadlock over one group.
-    await store.lock_group(connection, rule.name, timer.group_key)
+    current = await store.lock_group(connection, rule.name, timer.group_key)
     stored = await condition_store.lock(connection, rule.name, timer.group_key)
     if stored.check_at != timer.due_at:
         return Decision("superseded")
@@ -114,7 +114,7 @@ async def _check_condition(
         # since) joins the incident now, instead of waiting for good.
         await condition_store.forget(connection, rule.name, timer.group_key)
         waiting = await condition_store.unresolved(connection, held(stored.state))
-        decision = await correlate(connection, rules, match, waiting, now)
+        decision = await correlate_locked(connection, rules, match, current, waiting, now)
         return decision or Decision("condition_removed")
-    decision = await correlate(connection, rules, match, (), now)
+    decision = await correlate_locked(connection, rules, match, current, (), now)
     return decision or Decision("condition_pending")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from detector.model import Timer, TimerKind
-from detector.store import Connection
+from detector.store import Connection, rows_affected
 
 
 async def claim_due(
@@ -69,4 +69,4 @@ async def release_held(connection: Connection, now: datetime) -> int:
         now,
         TimerKind.ESCALATE.value,
     )
-    return int(result.rsplit(maxsplit=1)[-1])
+    return rows_affected(result)

@@ -54,8 +54,7 @@ class LiveRules:
         self._directory = directory
         self._channels = channels
         self._now = now
-        rules = load_ruleset(directory) if start_with is None else start_with
-        self._routes = Routes(rules, channels(rules))
+        self._routes = self._build(start_with)
         self.status = ReloadStatus(ok=True, at=now())
 
     @property
@@ -80,6 +79,8 @@ class LiveRules:
             self.status = ReloadStatus(True, self._now())
         return self.status
 
-    def _build(self) -> Routes:
-        rules = load_ruleset(self._directory)
+    def _build(self, rules: RuleSet | None = None) -> Routes:
+        """Routes for ``rules``, or for the directory's when None."""
+        if rules is None:
+            rules = load_ruleset(self._directory)
         return Routes(rules, self._channels(rules))

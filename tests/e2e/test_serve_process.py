@@ -199,22 +199,15 @@ class TestSplitReplicas:
         """Intake and engine as separate replicas on one database (deploy/README.md). The engine
         replica polls only every 10 minutes, so the page can only come this soon through the
         NOTIFY that the intake replica's commit sends."""
-        shared = {"STORMWATCH_DATABASE_URL": database_url}
-        engine = await asyncio.to_thread(
-            Service,
-            tmp_path / "engine",
-            tmp_path / "engine.log",
-            rules_dir,
-            shared | {"STORMWATCH_ENGINE_INTERVAL": "10m"},
-        )
+
+        async def replica(name: str, **env: str) -> Service:
+            env["STORMWATCH_DATABASE_URL"] = database_url
+            log = tmp_path / f"{name}.log"
+            return await asyncio.to_thread(Service, tmp_path / name, log, rules_dir, env)
+
+        engine = await replica("engine", STORMWATCH_ENGINE_INTERVAL="10m")
         try:
-            intake = await asyncio.to_thread(
-                Service,
-                tmp_path / "intake",
-                tmp_path / "intake.log",
-                rules_dir,
-                shared | {"STORMWATCH_RUN_ENGINE": "false"},
-            )
+            intake = await replica("intake", STORMWATCH_RUN_ENGINE="false")
             try:
                 await _webhook(intake, alert(cluster="eu-1"))
                 [page] = await pager.wait_for(1, timeout=20)

@@ -67,6 +67,17 @@ def with_rule(**fields: str) -> str:
     return text
 
 
+def channel_with_timeout(timeout: str) -> str:
+    """A rules file with one webhook channel whose timeout is ``timeout`` (on line 5)."""
+    return f"""\
+        channels:
+          - name: slow
+            type: webhook
+            url: https://hooks.example/slow
+            timeout: {timeout}
+    """
+
+
 class TestLoadRulesetErrors:
     @pytest.mark.parametrize(
         ("files", "expected"),
@@ -157,33 +168,16 @@ class TestLoadRulesetErrors:
                 ],
                 id="invalid duration",
             ),
-            pytest.param(
-                {
-                    "rules.yml": RULE,
-                    "slow.yml": """\
-                        channels:
-                          - name: slow
-                            type: webhook
-                            url: https://hooks.example/slow
-                            timeout: 0s
-                    """,
-                },
-                ["slow.yml:5: channels[0].timeout: must be longer than 0s and at most 30s"],
-                id="channel timeout no timeout at all",
-            ),
-            pytest.param(
-                {
-                    "rules.yml": RULE,
-                    "slow.yml": """\
-                        channels:
-                          - name: slow
-                            type: webhook
-                            url: https://hooks.example/slow
-                            timeout: 45s
-                    """,
-                },
-                ["slow.yml:5: channels[0].timeout: must be longer than 0s and at most 30s"],
-                id="channel timeout longer than a delivery lease allows",
+            *(
+                pytest.param(
+                    {"rules.yml": RULE, "slow.yml": channel_with_timeout(timeout)},
+                    ["slow.yml:5: channels[0].timeout: must be longer than 0s and at most 30s"],
+                    id=f"channel timeout {case}",
+                )
+                for timeout, case in [
+                    ("0s", "no timeout at all"),
+                    ("45s", "longer than a delivery lease allows"),
+                ]
             ),
             pytest.param(
                 {"rules.yml": "- name: pool-exhausted\n"},
