@@ -26,12 +26,14 @@ from cpu_usage import process_cpu_seconds
 from payloads import GROUPS, Feed, request_template
 from servers import rules_dir
 
-from detector import intake_log, migrations, signal_stage
-from detector.embedded_db import EmbeddedPostgres
-from detector.intake import log_entry, log_record
-from detector.logs import configure_logging
+from detector.engine import signals as signal_stage
+from detector.intake.alertmanager import log_entry, log_record
 from detector.ruleset.loader import load_ruleset
-from detector.store import init_connection
+from detector.service.logs import configure_logging
+from detector.store import intake_log
+from detector.store import migrate as migrations
+from detector.store.embedded import EmbeddedPostgres
+from detector.store.incidents import init_connection
 
 REQUESTS_PER_RECORD = 50
 

@@ -16,7 +16,7 @@ from typing import cast
 
 from payloads import GROUPS, Feed, request_template
 
-from detector.serve import event_loop
+from detector.service.serve import event_loop
 
 SCHEDULE_SLACK_S = 0.002  # an open-loop request sent later than this after its slot is late
 

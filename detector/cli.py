@@ -15,8 +15,8 @@ from detector.ruleset.loader import RulesInvalid, load_ruleset
 from detector.ruleset.rules_file import RulesFile
 from detector.ruletest.runner import run_file
 from detector.ruletest.schema import RuleTestFile
-from detector.serve import migrate_only, serve
-from detector.settings import SettingsError, load_settings
+from detector.service.serve import migrate_only, serve
+from detector.service.settings import SettingsError, load_settings
 
 DEFAULT_URL = "http://127.0.0.1:9095"
 

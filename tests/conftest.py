@@ -16,10 +16,11 @@ import pgserver
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from detector import migrations, store
-from detector.app import create_app
-from detector.engine import CycleReport
-from detector.settings import Settings
+from detector.engine.cycle import CycleReport
+from detector.service.app import create_app
+from detector.service.settings import Settings
+from detector.store import incidents as store
+from detector.store import migrate as migrations
 from detector.web.context import SERVICES, Services
 from tests.fakes import T0, FakeClock, PageReceiver
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from detector.durations import format_duration
-from detector.model import AlertStatus, Signal, Source
+from detector.domain.durations import format_duration
+from detector.domain.model import AlertStatus, Signal, Source
 from detector.ruleset.matchers import matches_all
 from detector.ruleset.schema import RuleSpec, ThresholdSpec
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from detector.model import Signal
+from detector.domain.model import Signal
 from detector.ruleset.maintenance import (
     ActiveWindow,
     MaintenanceWindowSpec,

@@ -17,8 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-from detector.durations import Duration, PositiveDuration
-from detector.model import Severity
+from detector.domain.durations import Duration, PositiveDuration
+from detector.domain.model import Severity
 from detector.ruleset.matchers import Matcher, parse_matcher
 from detector.ruleset.templates import check_template
 

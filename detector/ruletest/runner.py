@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from detector.durations import format_duration
-from detector.model import AlertStatus, Incident
+from detector.domain.durations import format_duration
+from detector.domain.model import AlertStatus, Incident
 from detector.ruleset.loader import RulesInvalid, load_ruleset, schema_errors
 from detector.ruleset.positions import RuleError, parse
 from detector.ruleset.rules import RuleSet

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from detector.durations import Duration
-from detector.model import AlertStatus, IncidentState, PageEvent, Severity
+from detector.domain.durations import Duration
+from detector.domain.model import AlertStatus, IncidentState, PageEvent, Severity
 from detector.ruleset.schema import Strict
 
 DEFAULT_START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

@@ -8,10 +8,8 @@ import itertools
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from detector.correlation import plan
-from detector.incidents import decide_ack, decide_resolve, decide_timer
-from detector.intake import fingerprint_of
-from detector.model import (
+from detector.domain.incidents import decide_ack, decide_resolve, decide_timer
+from detector.domain.model import (
     AlertStatus,
     Decision,
     Incident,
@@ -20,7 +18,9 @@ from detector.model import (
     Timer,
     TimerKind,
 )
-from detector.muting import mute
+from detector.domain.muting import mute
+from detector.engine.correlation import plan
+from detector.intake.alertmanager import fingerprint_of
 from detector.ruleset.conditions import State
 from detector.ruleset.rules import RuleMatch, RuleSet
 

@@ -9,8 +9,9 @@ from html import escape
 
 from aiohttp import web
 
-from detector import actions, queries
-from detector.ack_links import AckTarget, LinkInvalid, read_token
+from detector.engine import actions
+from detector.store import queries
+from detector.web.ack_links import AckTarget, LinkInvalid, read_token
 from detector.web.context import SERVICES
 
 _PAGE = """<!doctype html>

@@ -8,14 +8,14 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from detector.batcher import IntakeBatcher
-from detector.clock import Clock
-from detector.engine import Engine
-from detector.metrics import Metrics
-from detector.reload import RulesReloader
-from detector.replay_memo import ReplayMemo
+from detector.engine.cycle import Engine
+from detector.intake.batcher import IntakeBatcher
+from detector.intake.replay_memo import ReplayMemo
 from detector.ruleset.live import LiveRules
-from detector.settings import Settings
+from detector.ruleset.reload import RulesReloader
+from detector.service.clock import Clock
+from detector.service.metrics import Metrics
+from detector.service.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

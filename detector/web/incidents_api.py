@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from detector import actions, inbox, queries
-from detector.fieldpath import field_path
-from detector.model import Decision, IncidentState
+from detector.domain.fieldpath import field_path
+from detector.domain.model import Decision, IncidentState
+from detector.engine import actions
+from detector.store import queries
+from detector.store import signals as inbox
 from detector.web.context import SERVICES, Services
 from detector.web.responses import bad_request, error, int_param
 

@@ -12,11 +12,11 @@ import time
 import structlog
 from aiohttp import web
 
-from detector import inbox
-from detector.batcher import DB_ERRORS
-from detector.intake import PayloadError, log_entry, parse_payload
-from detector.model import Source
-from detector.replay_memo import digest_of
+from detector.domain.model import Source
+from detector.intake.alertmanager import PayloadError, log_entry, parse_payload
+from detector.intake.batcher import DB_ERRORS
+from detector.intake.replay_memo import digest_of
+from detector.store import signals as inbox
 from detector.web.context import SERVICES, Services
 from detector.web.responses import check_bearer, error
 

@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from detector import actions
-from detector.ack_links import make_token
-from detector.app import MAX_BODY_BYTES
-from detector.logs import configure_logging
-from detector.settings import LogFormat
+from detector.engine import actions
+from detector.service.app import MAX_BODY_BYTES
+from detector.service.logs import configure_logging
+from detector.service.settings import LogFormat
+from detector.web.ack_links import make_token
 from tests.conftest import Shop, alert, payload
 from tests.fakes import T0
 

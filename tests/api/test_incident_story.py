@@ -12,7 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from detector import signal_stage, timer_stage
+from detector.engine import signals as signal_stage
+from detector.engine import timers as timer_stage
 from tests.conftest import Shop, alert, reload_edited
 from tests.fakes import T0
 

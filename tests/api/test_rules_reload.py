@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from detector import signal_stage
+from detector.engine import signals as signal_stage
 from tests.conftest import LAG_TOO, POOL_NAME, RULES, Shop, alert, reload_edited
 
 VARIANT = """

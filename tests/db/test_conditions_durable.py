@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from detector.app import create_app
+from detector.service.app import create_app
 from detector.web.context import SERVICES
 from tests.conftest import Shop, alert, settings_for
 from tests.fakes import T0, PageReceiver

@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from detector import batcher
-from detector.app import create_app
+from detector.intake import batcher
+from detector.service.app import create_app
 from tests.conftest import alert, payload, settings_for
 from tests.fakes import FakeClock
 

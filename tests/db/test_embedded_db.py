@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from detector.embedded_db import EmbeddedPostgres
+from detector.store.embedded import EmbeddedPostgres
 
 
 async def _setting(url: str, name: str) -> str:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from detector import intake_log
-from detector.intake import log_entry, log_record
+from detector.intake.alertmanager import log_entry, log_record
+from detector.store import intake_log
 from tests.conftest import Shop, alert, payload
 
 POISON = [

@@ -17,14 +17,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from detector import delivery_stage, inbox, migrations, store
-from detector.ack_links import LinkBuilder
-from detector.app import build_channels, create_app
-from detector.delivery_stage import Deliverer
-from detector.engine import Engine
-from detector.intake import parse_payload, to_signals
-from detector.metrics import Metrics
+from detector.engine import delivery as delivery_stage
+from detector.engine.cycle import Engine
+from detector.engine.delivery import Deliverer
+from detector.intake.alertmanager import parse_payload, to_signals
 from detector.ruleset.live import LiveRules
+from detector.service.app import build_channels, create_app
+from detector.service.metrics import Metrics
+from detector.store import incidents as store
+from detector.store import migrate as migrations
+from detector.store import signals as inbox
+from detector.web.ack_links import LinkBuilder
 from detector.web.context import SERVICES
 from tests.conftest import LAG_TOO, POOL_NAME, RULES, alert, payload, settings_for
 from tests.fakes import FakeClock, PageReceiver

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from detector.app import create_app
+from detector.service.app import create_app
 from tests.conftest import settings_for
 from tests.e2e.alertmanager_process import (
     WEBHOOK_TOKEN,

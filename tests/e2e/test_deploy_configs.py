@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from detector.durations import parse_duration
-from detector.engine_process import STOP_TIMEOUT_S
-from detector.serve import SHUTDOWN_TIMEOUT_S
-from detector.settings import load_settings
+from detector.domain.durations import parse_duration
+from detector.service.engine_process import STOP_TIMEOUT_S
+from detector.service.serve import SHUTDOWN_TIMEOUT_S
+from detector.service.settings import load_settings
 from tests.e2e.tools import tool
 
 pytestmark = pytest.mark.e2e

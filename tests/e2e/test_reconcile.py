@@ -20,9 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from detector.app import RECONCILER, create_app
-from detector.metrics import Metrics
-from detector.reconcile import (
+from detector.reconcile.reconciler import (
     GONE_REASON,
     RECEIVER,
     GoneReason,
@@ -30,6 +28,8 @@ from detector.reconcile import (
     Reconciler,
     ReconcileReport,
 )
+from detector.service.app import RECONCILER, create_app
+from detector.service.metrics import Metrics
 from detector.web.context import SERVICES
 from tests.conftest import LAG_TOO, POOL_NAME, Shop, alert, reload_edited, settings_for
 from tests.e2e.alertmanager_process import (

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detector.ack_links import AckTarget, LinkBuilder, LinkInvalid, make_token, read_token
+from detector.web.ack_links import AckTarget, LinkBuilder, LinkInvalid, make_token, read_token
 from responders.paging import PageContent
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

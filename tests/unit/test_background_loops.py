@@ -6,7 +6,7 @@ import asyncio
 
 from structlog.testing import capture_logs
 
-from detector.background import BackgroundLoops
+from detector.service.background import BackgroundLoops
 
 
 async def crashing() -> None:

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from detector.outbox import backoff
 from detector.ruleset.schema import RetrySpec
+from detector.store.outbox import backoff
 
 SEC = timedelta(seconds=1)
 MIN = timedelta(minutes=1)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from detector.model import AlertStatus, Occurrence, Signal, Source
+from detector.domain.model import AlertStatus, Occurrence, Signal, Source
 from detector.ruleset.conditions import ConditionResult, State, evaluate
 from detector.ruleset.schema import RuleSpec
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from detector.incidents import decide_ack, decide_resolve, decide_signals, decide_timer
-from detector.model import (
+from detector.domain.incidents import decide_ack, decide_resolve, decide_signals, decide_timer
+from detector.domain.model import (
     AlertState,
     AlertStatus,
     Decision,

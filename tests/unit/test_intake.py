@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from detector.intake import (
+from detector.domain.model import AlertStatus, Signal, Source
+from detector.intake.alertmanager import (
     PayloadError,
     fingerprint_of,
     log_entry,
@@ -17,7 +18,6 @@ from detector.intake import (
     signals_from_record,
     to_signals,
 )
-from detector.model import AlertStatus, Signal, Source
 
 RECEIVED = datetime(2026, 11, 22, 17, 13, 10, tzinfo=UTC)
 

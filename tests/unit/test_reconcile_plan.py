@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detector.adoption import to_adopt
-from detector.alertmanager_api import Snapshot, merge, parse_alerts
-from detector.inbox import PendingSignal
-from detector.model import AlertStatus, Signal, Source
-from detector.reconcile import (
+from detector.domain.model import AlertStatus, Signal, Source
+from detector.reconcile.adoption import to_adopt
+from detector.reconcile.alertmanager_api import Snapshot, merge, parse_alerts
+from detector.reconcile.reconciler import (
     GONE_REASON,
     RECEIVER,
     GoneAlert,
@@ -23,6 +22,7 @@ from detector.reconcile import (
     resolved_signal,
     timeline_entries,
 )
+from detector.store.signals import PendingSignal
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 SEC = timedelta(seconds=1)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detector.intake import parse_payload
-from detector.replay_memo import ReplayMemo, digest_of
+from detector.intake.alertmanager import parse_payload
+from detector.intake.replay_memo import ReplayMemo, digest_of
 from tests.unit.test_intake import alert, body
 
 T = datetime(2026, 11, 22, 17, 13, 10, tzinfo=UTC)

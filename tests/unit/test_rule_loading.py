@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from detector import delivery_stage
+from detector.engine import delivery as delivery_stage
 from detector.ruleset.loader import RulesInvalid, load_ruleset
 from detector.ruleset.schema import MAX_CHANNEL_TIMEOUT
 from responders.escalation import EscalationPolicy, EscalationStep

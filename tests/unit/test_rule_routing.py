@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from detector.inbox import Holder
-from detector.model import AlertStatus, Signal, Source
+from detector.domain.model import AlertStatus, Signal, Source
+from detector.engine.signals import held_where_it_is
 from detector.ruleset.rules import RuleSet, alertnames, sees
 from detector.ruleset.schema import RuleSpec
-from detector.signal_stage import held_where_it_is
+from detector.store.signals import Holder
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 

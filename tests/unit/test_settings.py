@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from detector.settings import LogFormat, Settings, SettingsError, load_settings
+from detector.service.settings import LogFormat, Settings, SettingsError, load_settings
 
 SECRETS = {
     "STORMWATCH_API_TOKEN": "api-token-4f9c2e",

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from detector.intake import fingerprint_of
-from detector.model import AlertStatus, Signal, Source
+from detector.domain.model import AlertStatus, Signal, Source
+from detector.intake.alertmanager import fingerprint_of
 from detector.ruleset.loader import load_ruleset
 from detector.ruleset.matchers import Matcher, matches_all
 from detector.ruleset.rules import RuleSet

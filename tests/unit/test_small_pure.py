@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from detector.durations import Duration, format_duration, parse_duration
-from detector.engine import CycleReport, pause_after
+from detector.domain.durations import Duration, format_duration, parse_duration
+from detector.engine.cycle import CycleReport, pause_after
+from detector.engine.signals import SignalBatchResult, retry_after
 from detector.ruleset.templates import check_template, render
-from detector.signal_stage import SignalBatchResult, retry_after
 from responders.channels import classify_status
 from responders.escalation import EscalationPolicy, EscalationStep
 

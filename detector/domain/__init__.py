@@ -1,0 +1,1 @@
+"""Pure decisions and frozen types: incidents, muting, grouping; no I/O."""

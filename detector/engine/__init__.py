@@ -1,0 +1,1 @@
+"""The engine cycle and its stages: signals, timers, delivery."""

@@ -1,0 +1,122 @@
+"""Engine stage 2: fire due timers (escalations, silence checks, condition checks), each once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+
+from detector.domain.incidents import decide_timer
+from detector.domain.model import Decision, Timer
+from detector.domain.muting import mute
+from detector.engine.correlation import correlate_locked
+from detector.ruleset.conditions import held
+from detector.ruleset.rules import RuleMatch, RuleSet
+from detector.store import conditions as condition_store
+from detector.store import incidents as store
+from detector.store import timers
+from detector.store.incidents import Connection
+
+log = structlog.get_logger(__name__)
+LEASE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class FiredTimer:
+    """A timer that fired, how late it was, and what was decided."""
+
+    timer: Timer
+    lag: timedelta
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class TimerBatch:
+    """The timers one pass fired, and how many failed (each is retried once its lease ends)."""
+
+    fired: list[FiredTimer]
+    failed: int = 0
+
+
+async def fire_due(
+    pool: asyncpg.Pool, rules: RuleSet, owner: str, now: datetime, limit: int = 100
+) -> TimerBatch:
+    """Claim due timers and apply each one's decision in its own transaction.
+
+    A timer whose transaction fails (a deadlock, a bug) keeps its lease and is tried again when
+    the lease runs out; the others claimed with it still fire now.
+    """
+    async with pool.acquire() as connection:
+        claimed = await timers.claim_due(connection, owner, now, LEASE, limit)
+    fired = []
+    failed = 0
+    for timer in claimed:
+        try:
+            decision = await _fire(pool, rules, timer, owner, now)
+        except _LeaseLost:
+            continue
+        except Exception:
+            failed += 1
+            log.exception("timer.failed", timer=timer.id, kind=timer.kind, retry_in=str(LEASE))
+            continue
+        fired.append(FiredTimer(timer, now - timer.due_at, decision))
+    return TimerBatch(fired, failed)
+
+
+class _LeaseLost(Exception):
+    """Another replica took the timer over; this transaction must not commit."""
+
+
+async def _fire(
+    pool: asyncpg.Pool, rules: RuleSet, timer: Timer, owner: str, now: datetime
+) -> Decision:
+    async with pool.acquire() as connection, connection.transaction():
+        if timer.incident_id is None:
+            decision = await _check_condition(connection, rules, timer, now)
+        else:
+            decision = await _incident_timer(connection, rules, timer, timer.incident_id, now)
+        if not await timers.mark_fired(connection, timer.id, owner, decision.reason, now):
+            raise _LeaseLost
+    return decision
+
+
+async def _incident_timer(
+    connection: Connection, rules: RuleSet, timer: Timer, incident_id: int, now: datetime
+) -> Decision:
+    incident = await store.lock_incident(connection, incident_id)
+    if incident is None:
+        return Decision("incident_gone")
+    last_seen = await store.last_seen(connection, incident_id) or incident.last_signal_at
+    decided = decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now)
+    decision = mute(decided, rules, now, incident)
+    await store.apply(connection, decision, now)
+    return decision
+
+
+async def _check_condition(
+    connection: Connection, rules: RuleSet, timer: Timer, now: datetime
+) -> Decision:
+    if timer.rule is None or timer.group_key is None:
+        return Decision("rule_removed")
+    rule = rules.rules.get(timer.rule)
+    if rule is None:
+        await condition_store.forget(connection, timer.rule, timer.group_key)
+        return Decision("rule_removed")
+    # The group's incident first, then its condition: the order the signal stage locks them in
+    # (``correlate``), so the two stages cannot deadlock over one group.
+    current = await store.lock_group(connection, rule.name, timer.group_key)
+    stored = await condition_store.lock(connection, rule.name, timer.group_key)
+    if stored.check_at != timer.due_at:
+        return Decision("superseded")
+    match = RuleMatch(rule, timer.group_key, stored.group_labels)
+    if not rule.has_condition:
+        # A rules reload took the condition away: what it kept waiting (and has not resolved
+        # since) joins the incident now, instead of waiting for good.
+        await condition_store.forget(connection, rule.name, timer.group_key)
+        waiting = await condition_store.unresolved(connection, held(stored.state))
+        decision = await correlate_locked(connection, rules, match, current, waiting, now)
+        return decision or Decision("condition_removed")
+    decision = await correlate_locked(connection, rules, match, current, (), now)
+    return decision or Decision("condition_pending")

@@ -1,0 +1,1 @@
+"""Signals in: the Alertmanager webhook model, group commit and the replay memo."""

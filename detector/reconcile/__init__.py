@@ -1,0 +1,1 @@
+"""Reconciliation with Alertmanager's API: vanished alerts and adopted strays."""

@@ -1,0 +1,314 @@
+"""create_app(settings): the one place that constructs things and wires them together.
+
+Start-up order: database (embedded if no URL) → migrations → HTTP client → rules and channels →
+signing key → intake batcher → engine → Alertmanager reconciler (when ALERTMANAGER_URL is set).
+Shutdown runs the reverse: the reconciler and then the engine finish their run, in-flight commits
+drain, the pool closes, the embedded database stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+
+import aiohttp
+import asyncpg
+import structlog
+from aiohttp import web
+from pydantic import SecretStr
+
+from detector.domain.model import Signal
+from detector.engine.cycle import Engine
+from detector.engine.delivery import Deliverer
+from detector.intake.batcher import IntakeBatcher
+from detector.intake.replay_memo import ReplayMemo
+from detector.reconcile.alertmanager_api import AlertmanagerClient, AlertmanagerPeers
+from detector.reconcile.reconciler import Reconciler
+from detector.ruleset.live import ChannelConfigError, LiveRules
+from detector.ruleset.reload import RulesReloader
+from detector.ruleset.rules import RuleSet
+from detector.service.background import BackgroundLoops
+from detector.service.clock import Clock, SystemClock
+from detector.service.engine_process import EngineProcess
+from detector.service.metrics import Metrics
+from detector.service.settings import Settings
+from detector.store import incidents as store
+from detector.store import migrate as migrations
+from detector.store.embedded import EmbeddedPostgres
+from detector.store.secrets import signing_key
+from detector.store.wakeup import wake_on_intake
+from detector.web import ack_page, incidents_api, ops, rules_api, webhook
+from detector.web.ack_links import LinkBuilder
+from detector.web.context import METRICS, SERVICES, Services
+from detector.web.responses import WEBHOOK_PATH, edge
+from responders.channels import Channel
+from responders.channels.webhook import WebhookChannel
+
+log = structlog.get_logger(__name__)
+MAX_BODY_BYTES = 32 * 1024 * 1024
+RECONCILER = web.AppKey("reconciler", Reconciler)
+"""The app's reconciler, present only when ``alertmanager_url`` is set (tests call it directly)."""
+
+
+def create_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
+    *,
+    engine_process: bool = False,
+) -> web.Application:
+    """Build the aiohttp application; resources start in its cleanup context.
+
+    With ``engine_process`` (what ``stormwatch serve`` uses) the engine runs in a child process,
+    so webhook intake never waits behind engine work for the CPU.
+    """
+    app = web.Application(
+        middlewares=[edge(lambda request: request.app[SERVICES].settings.api_token)],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[METRICS] = metrics or Metrics()
+    app.add_routes([web.post(WEBHOOK_PATH, webhook.receive_alertmanager)])
+    app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
+    app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock(), engine_process))
+    return app
+
+
+def _lifecycle(
+    settings: Settings, clock: Clock, engine_process: bool
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The cleanup context: everything starts before the first request and stops after the last."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            url = await stack.enter_async_context(database_server(settings))
+            services = await _start_services(stack, url, app[METRICS], settings, clock)
+            app[SERVICES] = services
+            reconciler = child = None
+            if settings.run_engine and engine_process:
+                child = await stack.enter_async_context(
+                    EngineProcess(settings.model_copy(update={"database_url": SecretStr(url)}))
+                )
+                services.reloader.forward_to(child.reload)
+            else:
+                reconciler = _reconciler_for(services)
+            if reconciler is not None:
+                app[RECONCILER] = reconciler
+            engine_here = settings.run_engine and not engine_process
+            loops = _start_loops(services, url, reconciler, engine_here=engine_here)
+            sighup = _reload_on_sighup(services.reloader)
+            log.info(
+                "service.started", url=settings.base_url, rules=len(services.rules.current.rules)
+            )
+            yield
+            if sighup:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            await loops.stop_all()
+            if child is not None:
+                await child.stop()
+            await services.batcher.drain()
+            log.info("service.stopped")
+
+    return run
+
+
+@asynccontextmanager
+async def engine_services(
+    settings: Settings, clock: Clock, start_with: RuleSet | None = None
+) -> AsyncIterator[Services]:
+    """Everything the engine needs, running, without the HTTP server (the engine process);
+    ``start_with`` rules instead of reading the directory first (see ``LiveRules``)."""
+    async with AsyncExitStack() as stack:
+        url = await stack.enter_async_context(database_server(settings))
+        services = await _start_services(stack, url, Metrics(), settings, clock, start_with)
+        loops = _start_loops(services, url, _reconciler_for(services), engine_here=True)
+        try:
+            yield services
+        finally:
+            await loops.stop_all()
+
+
+def _reconciler_for(services: Services) -> Reconciler | None:
+    """The reconciler where the engine runs; a rules reload makes it run at once."""
+    live = services.rules
+    reconciler = build_reconciler(
+        services.settings,
+        services.pool,
+        services.session,
+        services.clock,
+        services.metrics,
+        services.engine.wake,
+        lambda signal: bool(live.current.route(signal)),
+    )
+    if reconciler is not None:
+        services.reloader.on_swap(reconciler.run_soon)
+    return reconciler
+
+
+async def _start_services(
+    stack: AsyncExitStack,
+    url: str,
+    metrics: Metrics,
+    settings: Settings,
+    clock: Clock,
+    start_with: RuleSet | None = None,
+) -> Services:
+    """Construct everything requests and loops share, in dependency order."""
+    pool = await stack.enter_async_context(connection_pool(url, settings.db_pool_size))
+    session = await stack.enter_async_context(aiohttp.ClientSession())
+    rules = LiveRules(
+        settings.rules_dir, lambda r: build_channels(r, session), clock.now, start_with
+    )
+    key = await signing_key(pool, settings.signing_key)
+    deliverer = Deliverer(
+        links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
+        rng=random.Random(),  # noqa: S311 - jitter, not security
+    )
+    services = Services(
+        settings=settings,
+        pool=pool,
+        session=session,
+        rules=rules,
+        reloader=RulesReloader(rules, settings.rules_dir, metrics),
+        metrics=metrics,
+        clock=clock,
+        batcher=IntakeBatcher(pool, clock.now),
+        replays=ReplayMemo(settings.replay_window),
+        engine=Engine(
+            pool,
+            lambda: rules.routes,
+            deliverer,
+            clock,
+            metrics,
+            settings.engine_interval,
+            retention=settings.retention,
+            batch_window=settings.engine_batch_window,
+        ),
+        signing_key=key,
+    )
+    services.reloader.on_swap(services.replays.forget_all)
+    services.reloader.on_swap(services.engine.rules_changed)
+    return services
+
+
+def _start_loops(
+    services: Services, url: str, reconciler: Reconciler | None, *, engine_here: bool
+) -> BackgroundLoops:
+    """The rule watcher everywhere; engine, its wake-up listener and the reconciler where the
+    engine runs."""
+    loops = BackgroundLoops()
+    settings = services.settings
+    if settings.rules_watch_interval > timedelta(0):
+        loops.start(services.reloader.watch(settings.rules_watch_interval))
+    if engine_here:
+        loops.start(wake_on_intake(url, services.engine.wake))
+        loops.start(services.engine.run(), services.engine.stop)
+        if reconciler is not None:
+            loops.start(reconciler.run(), reconciler.stop)
+    return loops
+
+
+def _reload_on_sighup(reloader: RulesReloader) -> bool:
+    """``kill -HUP`` reloads the rules, as for Prometheus and Alertmanager (main thread only)."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload, "sighup")
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
+
+
+@asynccontextmanager
+async def database_server(settings: Settings) -> AsyncIterator[str]:
+    """The configured PostgreSQL's URL, or an embedded server's, stopped when the block ends."""
+    if settings.database_url is not None:
+        yield settings.database_url.get_secret_value()
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = await embedded.start()
+    try:
+        yield url
+    finally:
+        await embedded.stop()
+
+
+STATEMENT_TIMEOUT_S = 60.0
+
+
+@asynccontextmanager
+async def connection_pool(url: str, size: int) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool on a migrated database.
+
+    Statements on the pool give up after ``STATEMENT_TIMEOUT_S``, so a connection to a
+    database that stopped answering (a partition) is dropped instead of holding its task for
+    good; migrations run on a connection of their own, without that limit.
+    """
+    migrating = await asyncpg.connect(url)
+    try:
+        await migrations.migrate(migrating)
+    finally:
+        await migrating.close()
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=2,
+        max_size=size,
+        init=store.init_connection,
+        command_timeout=STATEMENT_TIMEOUT_S,
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated connection pool, on the configured PostgreSQL or an embedded one."""
+    async with (
+        database_server(settings) as url,
+        connection_pool(url, settings.db_pool_size) as pool,
+    ):
+        yield pool
+
+
+def build_reconciler(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    metrics: Metrics,
+    wake: Callable[[], None],
+    routed: Callable[[Signal], bool],
+) -> Reconciler | None:
+    """The Alertmanager reconciler, or None when no Alertmanager URL is configured;
+    ``routed`` tells whether a rule routes a signal now (for adopting stored strays)."""
+    if not settings.alertmanager_urls:  # unset, or set to empty
+        return None
+    token = settings.alertmanager_token
+    peers = [AlertmanagerClient(session, url, token) for url in settings.alertmanager_urls]
+    return Reconciler(
+        pool,
+        AlertmanagerPeers(peers),
+        clock,
+        metrics,
+        interval=settings.reconcile_interval,
+        grace=settings.reconcile_grace,
+        wake=wake,
+        routed=routed,
+    )
+
+
+def build_channels(rules: RuleSet, session: aiohttp.ClientSession) -> Mapping[str, Channel]:
+    """Construct every channel the rules define; a keyed URL comes from the environment."""
+    channels: dict[str, Channel] = {}
+    for spec in rules.channels.values():
+        url = spec.url or os.environ.get(spec.url_env or "")
+        if not url:
+            raise ChannelConfigError(
+                f"channel {spec.name!r}: environment variable {spec.url_env} is not set"
+            )
+        channels[spec.name] = WebhookChannel(spec.name, url, session, spec.headers, spec.timeout)
+    return channels

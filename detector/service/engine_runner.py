@@ -1,0 +1,90 @@
+"""Entry point of the engine process that ``stormwatch serve`` starts (see engine_process.py).
+
+Reads pickled Settings and its predecessor's rule set from stdin, runs the engine, the
+Alertmanager reconciler and the rules watcher until SIGTERM or until the parent is gone, reloads
+rules on SIGHUP, and reports the rule set it runs on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from typing import BinaryIO
+
+import structlog
+
+from detector.ruleset.rules import RuleSet
+from detector.service.app import engine_services
+from detector.service.clock import SystemClock
+from detector.service.engine_process import report
+from detector.service.logs import configure_logging
+from detector.service.serve import event_loop, freeze_start_up_objects
+from detector.service.settings import Settings
+
+log = structlog.get_logger(__name__)
+_PR_SET_PDEATHSIG = 1
+
+
+class _ParentWatch(asyncio.Protocol):
+    """The parent keeps our stdin open while it lives: end of file means it is gone."""
+
+    def __init__(self, gone: Callable[[], None]) -> None:
+        self._gone = gone
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        log.warning("engine.parent_gone")
+        self._gone()
+
+
+async def run(settings: Settings, predecessor: RuleSet | None, reports: BinaryIO) -> None:
+    """Run until SIGTERM or SIGINT or the parent's end, then let the engine finish its cycle.
+
+    A replacement starts with its ``predecessor``'s rules and reloads the directory at once, so
+    an invalid directory is reported as a rejected reload instead of keeping the engine down.
+    ``reports`` hears of every rule set that runs, the first time once the engine runs.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await loop.connect_read_pipe(lambda: _ParentWatch(stop.set), sys.stdin)
+    async with engine_services(settings, SystemClock(), predecessor) as services:
+        loop.add_signal_handler(signal.SIGHUP, services.reloader.reload, "sighup")
+        if predecessor is not None:
+            services.reloader.reload("engine_restart")
+        services.reloader.on_swap(lambda: report(reports, services.rules.current))
+        await freeze_start_up_objects()
+        report(reports, services.rules.current)
+        await stop.wait()
+
+
+def _stop_with_parent() -> None:
+    """On Linux the kernel sends SIGTERM when the parent dies, however it dies (the stdin watch
+    in ``run`` covers other systems, from when the event loop runs)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def main() -> int:
+    """Settings come from the parent over stdin, so secrets never sit in argv or environ."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # by default it kills, until run() handles it
+    _stop_with_parent()
+    reports = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot garble a report
+    match pickle.load(sys.stdin.buffer):  # noqa: S301 - our parent's own pipe
+        case (Settings() as settings, RuleSet() | None as predecessor):
+            configure_logging(settings.log_format, settings.log_level)
+            with asyncio.Runner(loop_factory=event_loop) as runner:
+                runner.run(run(settings, predecessor, reports))
+            return 0
+    print("engine process: expected Settings and a RuleSet on stdin", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Service settings from ``STORMWATCH_*`` environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from detector.domain.durations import Duration, PositiveDuration
+
+
+class LogFormat(StrEnum):
+    """How log lines are rendered."""
+
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment; frozen after start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STORMWATCH_",
+        frozen=True,
+        extra="ignore",
+        hide_input_in_errors=True,  # a rejected value may be a secret
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL URL; unset starts an embedded PostgreSQL"
+    )
+    data_dir: Path = Field(default=Path(".stormwatch"), description="embedded database home")
+    rules_dir: Path = Field(default=Path("rules"), description="rule, channel and policy files")
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=9095, ge=1, le=65535, description="port to listen on")
+    public_url: str = Field(
+        default="", description="base URL people reach the service at (links in pages)"
+    )
+    api_token: SecretStr | None = Field(default=None, description="bearer token for /api/v1")
+    webhook_token: SecretStr | None = Field(
+        default=None, description="bearer token Alertmanager must send"
+    )
+    signing_key: SecretStr | None = Field(
+        default=None, description="HMAC key for ack links; generated and stored if unset"
+    )
+    log_format: LogFormat = Field(default=LogFormat.JSON, description="json or console")
+    log_level: str = Field(default="info", description="debug, info, warning or error")
+    ack_link_ttl: Duration = Field(
+        default=timedelta(hours=12), description="how long a signed ack link stays valid"
+    )
+    engine_interval: Duration = Field(
+        default=timedelta(seconds=1), description="pause between engine cycles when idle"
+    )
+    engine_batch_window: Duration = Field(
+        default=timedelta(milliseconds=100),
+        description="while webhooks keep arriving, start engine cycles at most this often "
+        "(unless a backlog waits): larger batches cost less per alert; 0 off",
+    )
+    replay_window: Duration = Field(
+        default=timedelta(seconds=10),
+        description="a byte-identical resend of a webhook stored this recently is answered "
+        "without storing it again (nor counting it as a new arrival); 0 off",
+    )
+    rules_watch_interval: Duration = Field(
+        default=timedelta(seconds=2), description="how often to look for rule file changes; 0 off"
+    )
+    retention: Duration = Field(
+        default=timedelta(days=30),
+        description="keep fired timers, finished deliveries and old signals this long",
+    )
+    run_engine: bool = Field(
+        default=True, description="run engine cycles here; off for API-only replicas"
+    )
+    engine_process: bool = Field(
+        default=True,
+        description="under `stormwatch serve`, run the engine in its own process (false: one)",
+    )
+    db_pool_size: int = Field(default=8, ge=2, le=200, description="PostgreSQL connections")
+    rejected_keep: int = Field(
+        default=200, ge=0, le=100_000, description="rejected webhook bodies kept"
+    )
+    alertmanager_url: str | None = Field(
+        default=None,
+        description="Alertmanager base URL, or the comma-separated URLs of every peer of an HA "
+        "cluster; when set, open incidents are reconciled with GET /api/v2/alerts (resolved "
+        "notifications are lost for silenced or inhibited alerts)",
+    )
+    alertmanager_token: SecretStr | None = Field(
+        default=None, description="bearer token sent to Alertmanager's API"
+    )
+    reconcile_interval: PositiveDuration = Field(
+        default=timedelta(minutes=5), description="pause between reconciliations"
+    )
+    reconcile_grace: Duration = Field(
+        default=timedelta(minutes=5),
+        description="only alerts last heard of longer ago than this (and an Alertmanager "
+        "running longer than this) are reconciled, so a just-fired alert is never resolved",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return level
+
+    @field_validator("api_token", "webhook_token", "alertmanager_token", "signing_key")
+    @classmethod
+    def _trimmed_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """Secrets are trimmed, as Alertmanager trims its credentials_file and as secret files
+        often end in a newline; an empty one is refused, since it would look set and either
+        lock everyone out or let an empty bearer token in."""
+        if value is None:
+            return None
+        trimmed = value.get_secret_value().strip()
+        if not trimmed:
+            raise ValueError("must not be empty or blank; unset the variable to go without")
+        return SecretStr(trimmed)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():  # empty: asyncpg's PG* defaults
+            _postgres(value.get_secret_value())
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return value and _http(value)  # empty or unset stays as it is
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _http_urls(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        return ",".join(_http(url.strip()) for url in value.split(","))
+
+    @property
+    def alertmanager_urls(self) -> tuple[str, ...]:
+        """Every Alertmanager peer to reconcile with (none: reconciliation is off)."""
+        return tuple(self.alertmanager_url.split(",")) if self.alertmanager_url else ()
+
+    @property
+    def base_url(self) -> str:
+        """The URL to put in links: PUBLIC_URL, or the listen address."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class SettingsError(Exception):
+    """Settings failed validation; the message lists every bad variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as err:
+        lines = []
+        for error in err.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            lines.append(f"STORMWATCH_{field.upper()}: {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+_HOST = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(:\d*)?", re.ASCII)
+
+
+def _postgres(url: str) -> None:
+    """Reject what asyncpg would misread, in words that never quote the URL: it holds the
+    password, and asyncpg's own parse errors print whatever part of it lands in the port."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in {"postgresql", "postgres"}:
+        raise ValueError("must start with postgresql:// or postgres://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if authority.count("@") > 1 or "@" in rest[len(authority) :]:
+        raise ValueError(
+            "percent-encode the user name and password ('/' as %2F, '@' as %40, "
+            "'?' as %3F, '#' as %23)"
+        )
+    if not all(_HOST.fullmatch(host) for host in authority.rpartition("@")[2].split(",")):
+        raise ValueError("each host must be NAME, NAME:PORT or [IPV6]:PORT")
+
+
+def _http(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return url.rstrip("/")

@@ -1,0 +1,1 @@
+"""All SQL: one module per table or aggregate, migrations, the embedded PostgreSQL."""

@@ -1,0 +1,269 @@
+"""Incident persistence: load the state a decision needs and apply a Decision atomically.
+
+Callers own the transaction; every function here takes a connection that is inside one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+
+from detector.domain.model import (
+    AlertState,
+    AlertStatus,
+    Decision,
+    Incident,
+    IncidentState,
+    PageOrder,
+    Severity,
+)
+from responders.escalation import EscalationPolicy
+from responders.paging import PageContent
+
+Connection: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
+
+
+class IncidentConflict(Exception):
+    """Another open incident for the same (rule, group) appeared concurrently."""
+
+
+_INCIDENT_COLUMNS = """
+    id, rule, group_key, group_labels, state, severity, title, summary, component, policy,
+    epoch, escalation_step, paged_channels, opened_at, last_signal_at, acknowledged_at,
+    acknowledged_by, resolved_at, resolved_by
+"""
+
+
+def rows_affected(status: str) -> int:
+    """How many rows a statement touched, from its status (``UPDATE 3``, ``INSERT 0 3``)."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def init_connection(connection: asyncpg.Connection) -> None:
+    """Decode json and jsonb as Python objects on every pooled connection."""
+    for kind in ("json", "jsonb"):
+        await connection.set_type_codec(
+            kind, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, default=dict).decode()  # Mapping views become objects
+
+
+def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None = None) -> Incident:
+    """Rebuild the frozen incident from its row (and, when given, its alert rows)."""
+    held = {
+        (a["fingerprint"], a["starts_at"]): AlertState(
+            fingerprint=a["fingerprint"],
+            starts_at=a["starts_at"],
+            status=AlertStatus(a["status"]),
+            ends_at=a["ends_at"],
+            labels=a["labels"],
+            last_seen_at=a["last_seen_at"],
+        )
+        for a in alerts or []
+    }
+    return Incident(
+        id=row["id"],
+        rule=row["rule"],
+        group_key=row["group_key"],
+        group_labels=row["group_labels"],
+        state=IncidentState(row["state"]),
+        severity=Severity(row["severity"]),
+        title=row["title"],
+        summary=row["summary"],
+        component=row["component"],
+        policy=EscalationPolicy.from_json(row["policy"]) if row["policy"] else None,
+        epoch=row["epoch"],
+        escalation_step=row["escalation_step"],
+        paged=tuple(row["paged_channels"]),
+        opened_at=row["opened_at"],
+        last_signal_at=row["last_signal_at"],
+        acknowledged_at=row["acknowledged_at"],
+        acknowledged_by=row["acknowledged_by"],
+        resolved_at=row["resolved_at"],
+        resolved_by=row["resolved_by"],
+        alerts=held,
+    )
+
+
+async def lock_incident(connection: Connection, incident_id: int) -> Incident | None:
+    """Load an incident with its alerts, holding its row lock until the transaction ends."""
+    row = await connection.fetchrow(
+        f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = $1 FOR UPDATE", incident_id
+    )
+    return None if row is None else await _with_alerts(connection, row)
+
+
+async def lock_group(connection: Connection, rule: str, group_key: str) -> Incident | None:
+    """The open incident of a group, else its most recently resolved one, locked."""
+    row = await connection.fetchrow(
+        f"""SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE rule = $1 AND group_key = $2
+            ORDER BY (state <> 'resolved') DESC, resolved_at DESC NULLS FIRST, id DESC
+            LIMIT 1 FOR UPDATE""",
+        rule,
+        group_key,
+    )
+    return None if row is None else await _with_alerts(connection, row)
+
+
+async def _with_alerts(connection: Connection, row: asyncpg.Record) -> Incident:
+    alerts = await connection.fetch(
+        "SELECT fingerprint, starts_at, status, ends_at, labels, last_seen_at"
+        " FROM incident_alerts WHERE incident_id = $1",
+        row["id"],
+    )
+    return incident_from_row(row, alerts)
+
+
+async def last_seen(connection: Connection, incident_id: int) -> datetime | None:
+    """When any alert of the incident last arrived, replays included (for silence checks)."""
+    value: datetime | None = await connection.fetchval(
+        """SELECT max(s.last_received_at) FROM incident_alerts a
+           JOIN signals s ON s.fingerprint = a.fingerprint AND s.starts_at = a.starts_at
+           WHERE a.incident_id = $1""",
+        incident_id,
+    )
+    return value
+
+
+async def apply(connection: Connection, decision: Decision, now: datetime) -> int | None:
+    """Write a decision: incident row, alerts, timeline, timers and outbox pages. Returns the id."""
+    incident = decision.incident
+    if incident is None:
+        return None
+    incident_id = await _save_incident(connection, incident, now)
+    if decision.changed_alerts:
+        await connection.executemany(
+            """INSERT INTO incident_alerts
+                 (incident_id, fingerprint, starts_at, status, ends_at, labels, last_seen_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (incident_id, fingerprint, starts_at) DO UPDATE
+                 SET status = EXCLUDED.status, ends_at = EXCLUDED.ends_at,
+                     last_seen_at = EXCLUDED.last_seen_at""",
+            [
+                (
+                    incident_id,
+                    a.fingerprint,
+                    a.starts_at,
+                    a.status.value,
+                    a.ends_at,
+                    dict(a.labels),
+                    a.last_seen_at,
+                )
+                for a in decision.changed_alerts
+            ],
+        )
+    await add_timeline(
+        connection, incident_id, [(e.kind, e.at, dict(e.detail)) for e in decision.timeline]
+    )
+    if decision.timers:
+        await connection.executemany(
+            "INSERT INTO timers (incident_id, kind, due_at, epoch, payload)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            [
+                (incident_id, t.kind.value, t.due_at, incident.epoch, dict(t.payload))
+                for t in decision.timers
+            ],
+        )
+    if decision.pages:
+        await connection.executemany(
+            """INSERT INTO outbox (incident_id, channel, kind, payload, idempotency_key,
+                                   next_attempt_at, created_at)
+               VALUES ($1, $2, 'page', $3, $4, $5, $5) ON CONFLICT (idempotency_key) DO NOTHING""",
+            [
+                (
+                    incident_id,
+                    page.channel,
+                    page_payload(incident, page, incident_id),
+                    f"{incident_id}:{incident.epoch}:{page.dedup_suffix}",
+                    now,
+                )
+                for page in decision.pages
+            ],
+        )
+    return incident_id
+
+
+async def add_timeline(
+    connection: Connection, incident_id: int, entries: list[tuple[str, datetime, dict[str, Any]]]
+) -> None:
+    """Append entries to an incident's timeline."""
+    if entries:
+        await connection.executemany(
+            "INSERT INTO timeline (incident_id, kind, at, detail) VALUES ($1, $2, $3, $4)",
+            [(incident_id, kind, at, detail) for kind, at, detail in entries],
+        )
+
+
+def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[str, Any]:
+    """What the page says, frozen at the moment it was decided (delivery rebuilds the
+    PageContent from it, so the two can never disagree on fields)."""
+    content = PageContent(
+        event=page.event.value,
+        incident_id=incident_id,
+        title=incident.title,
+        severity=incident.severity.value,
+        summary=incident.summary,
+        state=incident.state.value,
+        rule=incident.rule,
+        component=incident.component,
+        group=dict(incident.group_labels),
+        step=page.step,
+        epoch=incident.epoch,
+    )
+    return asdict(content)
+
+
+async def _save_incident(connection: Connection, incident: Incident, now: datetime) -> int:
+    values = (
+        incident.state.value,
+        incident.severity.value,
+        incident.title,
+        incident.summary,
+        incident.epoch,
+        incident.escalation_step,
+        incident.last_signal_at,
+        incident.acknowledged_at,
+        incident.acknowledged_by,
+        incident.resolved_at,
+        incident.resolved_by,
+        now,
+        list(incident.paged),
+    )
+    if incident.id is not None:
+        await connection.execute(
+            """UPDATE incidents SET state = $2, severity = $3, title = $4, summary = $5, epoch = $6,
+                 escalation_step = $7, last_signal_at = $8, acknowledged_at = $9,
+                 acknowledged_by = $10, resolved_at = $11, resolved_by = $12, updated_at = $13,
+                 paged_channels = $14
+               WHERE id = $1""",
+            incident.id,
+            *values,
+        )
+        return incident.id
+    new_id: int | None = await connection.fetchval(
+        """INSERT INTO incidents (state, severity, title, summary, epoch, escalation_step,
+             last_signal_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, updated_at,
+             paged_channels, rule, group_key, group_labels, component, policy, opened_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                   $19)
+           ON CONFLICT (rule, group_key) WHERE state <> 'resolved' DO NOTHING RETURNING id""",
+        *values,
+        incident.rule,
+        incident.group_key,
+        dict(incident.group_labels),
+        incident.component,
+        incident.policy.to_json() if incident.policy else None,
+        incident.opened_at,
+    )
+    if new_id is None:
+        raise IncidentConflict(f"{incident.rule} {incident.group_key}")
+    return new_id

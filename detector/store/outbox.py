@@ -1,0 +1,148 @@
+"""The delivery outbox: one row per outbound message, leased to one replica, retried with
+exponential backoff and jitter, then dead-lettered. Only the outbox retries."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from detector.domain.model import PageEvent
+from detector.ruleset.schema import RetrySpec
+from detector.store.incidents import Connection, add_timeline
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A leased message ready to deliver."""
+
+    id: int
+    incident_id: int
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+
+
+def backoff(policy: RetrySpec, attempts: int, rng: random.Random) -> timedelta | None:
+    """Delay before the next try after ``attempts`` failed ones, or None when it is time to give up.
+
+    Doubles from ``initial_delay`` up to ``max_delay``, with ±20 % jitter so a recovering
+    receiver is not hit by every queued message at the same instant.
+    """
+    if attempts >= policy.max_attempts:
+        return None
+    doublings = min(attempts - 1, 32)  # past this the cap applies anyway; avoids overflow
+    base = min(policy.initial_delay * (1 << doublings), policy.max_delay)
+    return base * rng.uniform(0.8, 1.2)
+
+
+_MESSAGE_COLUMNS = "id, incident_id, channel, kind, payload, idempotency_key, attempts"
+_CALLS_FOR_ACTION = [event.value for event in PageEvent if event.needs_ack]
+
+
+async def supersede_stale(connection: Connection, now: datetime) -> list[OutboxMessage]:
+    """End pending pages whose incident has moved on since they were queued (acknowledged,
+    resolved or reopened), noting each on the timeline, and return them.
+
+    Such a page is usually waiting for a retry; delivered late it would page someone for an
+    incident that no longer needs them, after the notice that says so. Pages leased for sending
+    are left alone: their outcome is recorded as usual.
+    """
+    rows = await connection.fetch(
+        f"""UPDATE outbox SET state = 'superseded', lease_owner = NULL, lease_until = NULL
+           WHERE id IN (
+             SELECT o.id FROM outbox o
+             WHERE o.state = 'pending' AND (o.lease_until IS NULL OR o.lease_until < $1)
+               AND o.kind = 'page' AND o.payload->>'event' = ANY($2::text[])
+               -- the epoch it was queued in: its idempotency key is incident:epoch:…
+               AND split_part(o.idempotency_key, ':', 2)::integer
+                   < (SELECT i.epoch FROM incidents i WHERE i.id = o.incident_id)
+             ORDER BY o.id FOR UPDATE SKIP LOCKED)
+           RETURNING {_MESSAGE_COLUMNS}""",
+        now,
+        _CALLS_FOR_ACTION,
+    )
+    messages = [OutboxMessage(**dict(row)) for row in rows]
+    for message in messages:
+        detail = {**_detail(message, message.attempts), "reason": "incident moved on"}
+        await add_timeline(connection, message.incident_id, [("page.superseded", now, detail)])
+    return messages
+
+
+async def claim_due(
+    connection: Connection, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[OutboxMessage]:
+    """Lease pending messages whose next attempt is due (call ``supersede_stale`` first)."""
+    rows = await connection.fetch(
+        f"""UPDATE outbox SET lease_owner = $1, lease_until = $2::timestamptz + $3::interval
+           WHERE id IN (
+             SELECT id FROM outbox
+             WHERE state = 'pending' AND next_attempt_at <= $2
+               AND (lease_until IS NULL OR lease_until < $2)
+             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+           RETURNING {_MESSAGE_COLUMNS}""",
+        owner,
+        now,
+        lease,
+        limit,
+    )
+    return [OutboxMessage(**dict(row)) for row in rows]
+
+
+async def record_delivered(
+    connection: Connection, message: OutboxMessage, owner: str, now: datetime
+) -> bool:
+    """Mark delivered (if still leased by ``owner``) and note it on the timeline."""
+    result: str = await connection.execute(
+        """UPDATE outbox SET state = 'delivered', delivered_at = $3, attempts = attempts + 1,
+                             lease_until = NULL
+           WHERE id = $1 AND lease_owner = $2 AND state = 'pending'""",
+        message.id,
+        owner,
+        now,
+    )
+    if result != "UPDATE 1":
+        return False
+    await add_timeline(
+        connection,
+        message.incident_id,
+        [(f"{message.kind}.delivered", now, _detail(message, message.attempts + 1))],
+    )
+    return True
+
+
+async def record_failed(
+    connection: Connection,
+    message: OutboxMessage,
+    owner: str,
+    reason: str,
+    retry_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """Schedule the next attempt, or dead-letter when ``retry_at`` is None (on the timeline too)."""
+    result: str = await connection.execute(
+        """UPDATE outbox SET attempts = attempts + 1, last_error = $3, lease_until = NULL,
+                             state = CASE WHEN $4::timestamptz IS NULL
+                                          THEN 'dead' ELSE 'pending' END,
+                             next_attempt_at = coalesce($4, next_attempt_at)
+           WHERE id = $1 AND lease_owner = $2 AND state = 'pending'""",
+        message.id,
+        owner,
+        reason,
+        retry_at,
+    )
+    if result != "UPDATE 1":
+        return False
+    kind = f"{message.kind}.failed" if retry_at else f"{message.kind}.dead_lettered"
+    detail = {**_detail(message, message.attempts + 1), "reason": reason}
+    if retry_at:
+        detail["retry_at"] = retry_at.isoformat()
+    await add_timeline(connection, message.incident_id, [(kind, now, detail)])
+    return True
+
+
+def _detail(message: OutboxMessage, attempt: int) -> dict[str, Any]:
+    return {"channel": message.channel, "event": message.payload.get("event"), "attempt": attempt}

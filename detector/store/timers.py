@@ -1,0 +1,72 @@
+"""Durable timers: claimed with ``FOR UPDATE SKIP LOCKED`` and a lease, fired once.
+
+A claim leases due rows to one replica; the firing transaction marks the row fired only if this
+replica still holds the lease, so a timer fires exactly once however many replicas run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from detector.domain.model import Timer, TimerKind
+from detector.store.incidents import Connection, rows_affected
+
+
+async def claim_due(
+    connection: Connection, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[Timer]:
+    """Lease up to ``limit`` due timers to ``owner``, oldest due first."""
+    rows = await connection.fetch(
+        """UPDATE timers SET lease_owner = $1, lease_until = $2::timestamptz + $3::interval
+           WHERE id IN (
+             SELECT id FROM timers
+             WHERE fired_at IS NULL AND due_at <= $2 AND (lease_until IS NULL OR lease_until < $2)
+             ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+           RETURNING id, incident_id, kind, due_at, epoch, payload, rule, group_key""",
+        owner,
+        now,
+        lease,
+        limit,
+    )
+    timers = [
+        Timer(
+            id=row["id"],
+            incident_id=row["incident_id"],
+            kind=TimerKind(row["kind"]),
+            due_at=row["due_at"],
+            epoch=row["epoch"],
+            payload=row["payload"],
+            rule=row["rule"],
+            group_key=row["group_key"],
+        )
+        for row in rows
+    ]
+    return sorted(timers, key=lambda timer: timer.due_at)
+
+
+async def mark_fired(
+    connection: Connection, timer_id: int, owner: str, outcome: str, now: datetime
+) -> bool:
+    """Mark a leased timer fired; False if another replica took it over (then do nothing)."""
+    result: str = await connection.execute(
+        """UPDATE timers SET fired_at = $3, outcome = $4
+           WHERE id = $1 AND lease_owner = $2 AND fired_at IS NULL""",
+        timer_id,
+        owner,
+        now,
+        outcome,
+    )
+    return result == "UPDATE 1"
+
+
+async def release_held(connection: Connection, now: datetime) -> int:
+    """Make every escalation a silence or maintenance window holds due now (after a rules
+    reload): each is decided again, pages if no window covers its incident any more, and is
+    held again, until the window's current end, if one still does. Returns how many."""
+    result: str = await connection.execute(
+        """UPDATE timers SET due_at = $1
+           WHERE fired_at IS NULL AND kind = $2 AND payload ? 'held_by' AND due_at > $1""",
+        now,
+        TimerKind.ESCALATE.value,
+    )
+    return rows_affected(result)
