@@ -1,11 +1,69 @@
-"""Typed message content the outbox carries to channels; each channel renders its own wire format."""
+"""Typed message content the outbox carries to channels; each channel renders its own wire format.
+
+A message is what was decided (frozen when its outbox row was queued) plus the links built when
+it is sent. Adding a kind means a :class:`MessageKind` member, its frozen content here, and a
+``Message`` union member; channels declare the kinds they deliver.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 
 
 class MessageKind(StrEnum):
     """What an outbox row carries; a channel declares which kinds it can deliver."""
 
     PAGE = "page"
+
+
+class PageEvent(StrEnum):
+    """Which change a page tells the on-call channel about: a call to act (``triggered``,
+    ``reopened``) or an update on an earlier page of the same incident (``acknowledged``,
+    ``resolved``)."""
+
+    TRIGGERED = "triggered"
+    REOPENED = "reopened"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """What was decided about an incident, as recorded when the page was queued."""
+
+    event: PageEvent
+    incident_id: int
+    title: str
+    severity: str
+    summary: str
+    state: str
+    rule: str
+    component: str | None
+    group: Mapping[str, str]
+    step: int
+    epoch: int | None = None  # the incident's epoch when queued (None in older queued pages)
+
+
+@dataclass(frozen=True, slots=True)
+class PageLinks:
+    """Where the engineer can look at the incident and, while it is unacknowledged, ack it."""
+
+    incident: str
+    acknowledge: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageMessage:
+    """A page as a channel receives it: the page and the links built for it at send time (an
+    acknowledge link expires, so it is minted per attempt, not stored)."""
+
+    kind: ClassVar[MessageKind] = MessageKind.PAGE
+    page: Page
+    links: PageLinks
+
+
+Message = PageMessage
+"""Every message a channel can be handed (a union as kinds join)."""

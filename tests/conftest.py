@@ -17,10 +17,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from detector.engine.cycle import CycleReport
+from detector.intake.alertmanager import parse_payload, to_signals
 from detector.service.app import create_app
 from detector.service.settings import Settings
 from detector.store import incidents as store
 from detector.store import migrate as migrations
+from detector.store import signals as inbox
 from detector.web.context import SERVICES, Services
 from tests.fakes import T0, FakeClock, PageReceiver
 
@@ -152,6 +154,13 @@ def payload(*alerts: dict[str, Any], receiver: str = "stormwatch") -> dict[str, 
         "externalURL": "http://alertmanager.example:9093",
         "alerts": list(alerts),
     }
+
+
+async def store_alerts(pool: asyncpg.Pool, clock: FakeClock, *alerts: dict[str, Any]) -> None:
+    """Commit ``alerts`` as intake would, for tests that run an engine without the service."""
+    signals = to_signals(parse_payload(json.dumps(payload(*alerts)).encode()), clock.now())
+    async with pool.acquire() as connection:
+        await inbox.insert_signals(connection, signals)
 
 
 @dataclass

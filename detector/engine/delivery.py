@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
 
 import asyncpg
 import structlog
@@ -20,25 +22,39 @@ from detector.ruleset.schema import RetrySpec
 from detector.store import outbox
 from detector.store.incidents import Connection
 from detector.store.outbox import OutboxMessage
-from responders.channels import DeliveryError
-from responders.paging import PageContent, PageLinks, render_page
+from responders.channels.protocol import DeliveryError, FailureReason, deliver
+from responders.messages import Message, MessageKind, Page, PageEvent, PageLinks, PageMessage
 
 log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=60)
 
 
+class Outcome(StrEnum):
+    """How one delivery attempt ended (a metric label)."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # failed; tried again after a backoff
+    DEAD = "dead"  # failed for good (permanent, or out of attempts): dead-lettered
+    SUPERSEDED = "superseded"  # dropped unsent because its incident moved on
+    LEASE_LOST = "lease_lost"  # the send outlasted the lease; another replica took it over
+
+
+class SkipReason(StrEnum):
+    """Why a message was ended without a send."""
+
+    INCIDENT_MOVED_ON = "incident_moved_on"
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
-    """How one delivery attempt ended: ``delivered``, ``retry`` or ``dead``; ``superseded`` when
-    a page was dropped unsent because its incident moved on; ``lease_lost`` when the send
-    outlasted the lease and another replica took the message over."""
+    """One message's outcome; ``reason`` is empty when there is nothing to explain."""
 
     message: OutboxMessage
-    outcome: str
-    reason: str = ""
+    outcome: Outcome
+    reason: FailureReason | SkipReason | Literal[""] = ""
 
 
-LinkMaker = Callable[[PageContent], PageLinks]
+LinkMaker = Callable[[Page], PageLinks]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +81,9 @@ async def deliver_due(
     outcomes = await asyncio.gather(*(_send(deliverer, routes, message) for message in messages))
     for message in superseded:
         log.info("page.superseded", channel=message.channel, incident_id=message.incident_id)
-    recorded = [DeliveryOutcome(m, "superseded", "incident_moved_on") for m in superseded]
+    recorded = [
+        DeliveryOutcome(m, Outcome.SUPERSEDED, SkipReason.INCIDENT_MOVED_ON) for m in superseded
+    ]
     async with pool.acquire() as connection:
         for message, error in zip(messages, outcomes, strict=True):
             async with connection.transaction():
@@ -80,13 +98,35 @@ async def _send(
 ) -> DeliveryError | None:
     channel = routes.channels.get(message.channel)
     if channel is None:
-        return DeliveryError("unknown_channel", retryable=True, detail=message.channel)
-    content = PageContent(**message.payload)
+        return DeliveryError(FailureReason.UNKNOWN_CHANNEL, retryable=True, detail=message.channel)
     try:
-        await channel.send(render_page(content, deliverer.links(content)), message.idempotency_key)
+        await deliver(channel, _typed(message, deliverer.links), message.idempotency_key)
     except DeliveryError as err:
         return err
     return None
+
+
+def _typed(message: OutboxMessage, links: LinkMaker) -> Message:
+    """The typed message an outbox row carries, with its links built now.
+
+    A kind this version cannot read is retried rather than given up: it was queued by a newer
+    replica, which can deliver it.
+    """
+    try:
+        kind = MessageKind(message.kind)
+    except ValueError:
+        raise DeliveryError(
+            FailureReason.UNKNOWN_KIND, retryable=True, detail=message.kind
+        ) from None
+    match kind:
+        case MessageKind.PAGE:
+            page = _page(message.payload)
+            return PageMessage(page, links(page))
+
+
+def _page(payload: Mapping[str, Any]) -> Page:
+    """The page ``store.incidents.page_payload`` queued."""
+    return Page(**{**payload, "event": PageEvent(payload["event"])})
 
 
 async def _record(
@@ -102,14 +142,14 @@ async def _record(
         if not await outbox.record_delivered(connection, message, owner, now):
             return _lease_lost(message)
         log.info("page.delivered", channel=message.channel, incident_id=message.incident_id)
-        return DeliveryOutcome(message, "delivered")
+        return DeliveryOutcome(message, Outcome.DELIVERED)
     spec = routes.rules.channels.get(message.channel)
     policy = spec.retry if spec is not None else RetrySpec()
     delay = outbox.backoff(policy, message.attempts + 1, deliverer.rng) if error.retryable else None
     retry_at = now + delay if delay is not None else None
     if not await outbox.record_failed(connection, message, owner, error.reason, retry_at, now):
         return _lease_lost(message)
-    outcome = "retry" if retry_at else "dead"
+    outcome = Outcome.RETRY if retry_at else Outcome.DEAD
     log.warning(
         "page.failed",
         channel=message.channel,
@@ -125,4 +165,4 @@ def _lease_lost(message: OutboxMessage) -> DeliveryOutcome:
     """The send took longer than the lease and another replica has the message now: this
     outcome is not recorded (that replica records its own)."""
     log.warning("page.lease_lost", channel=message.channel, incident_id=message.incident_id)
-    return DeliveryOutcome(message, "lease_lost")
+    return DeliveryOutcome(message, Outcome.LEASE_LOST)

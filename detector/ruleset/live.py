@@ -13,7 +13,7 @@ from pathlib import Path
 
 from detector.ruleset.loader import RulesInvalid, load_ruleset
 from detector.ruleset.rules import RuleSet
-from responders.channels import Channel
+from responders.channels.protocol import Channel
 
 ChannelFactory = Callable[[RuleSet], Mapping[str, Channel]]
 

@@ -159,6 +159,8 @@ class WebhookChannelSpec(Strict):
 
 
 ChannelSpec = Annotated[WebhookChannelSpec, Field(discriminator="type")]
+"""Every channel type a rule file can name (a union as types join, told apart by ``type``); the
+service registers an integration for each (``service.app.channel_registry``)."""
 
 
 class StepSpec(Strict):

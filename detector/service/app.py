@@ -32,6 +32,7 @@ from detector.reconcile.reconciler import Reconciler
 from detector.ruleset.live import ChannelConfigError, LiveRules
 from detector.ruleset.reload import RulesReloader
 from detector.ruleset.rules import RuleSet
+from detector.ruleset.schema import WebhookChannelSpec
 from detector.service.background import BackgroundLoops
 from detector.service.clock import Clock, SystemClock
 from detector.service.engine_process import EngineProcess
@@ -46,7 +47,8 @@ from detector.web import ack_page, incidents_api, ops, rules_api, webhook
 from detector.web.ack_links import LinkBuilder
 from detector.web.context import METRICS, SERVICES, Services
 from detector.web.responses import WEBHOOK_PATH, edge
-from responders.channels import Channel
+from responders.channels.protocol import Channel
+from responders.channels.registry import ChannelRegistry
 from responders.channels.webhook import WebhookChannel
 
 log = structlog.get_logger(__name__)
@@ -160,8 +162,9 @@ async def _start_services(
     """Construct everything requests and loops share, in dependency order."""
     pool = await stack.enter_async_context(connection_pool(url, settings.db_pool_size))
     session = await stack.enter_async_context(aiohttp.ClientSession())
+    registry = channel_registry(session)
     rules = LiveRules(
-        settings.rules_dir, lambda r: build_channels(r, session), clock.now, start_with
+        settings.rules_dir, lambda r: build_channels(r, registry), clock.now, start_with
     )
     key = await signing_key(pool, settings.signing_key)
     deliverer = Deliverer(
@@ -301,14 +304,23 @@ def build_reconciler(
     )
 
 
-def build_channels(rules: RuleSet, session: aiohttp.ClientSession) -> Mapping[str, Channel]:
-    """Construct every channel the rules define; a keyed URL comes from the environment."""
-    channels: dict[str, Channel] = {}
-    for spec in rules.channels.values():
-        url = spec.url or os.environ.get(spec.url_env or "")
-        if not url:
-            raise ChannelConfigError(
-                f"channel {spec.name!r}: environment variable {spec.url_env} is not set"
-            )
-        channels[spec.name] = WebhookChannel(spec.name, url, session, spec.headers, spec.timeout)
-    return channels
+def channel_registry(session: aiohttp.ClientSession) -> ChannelRegistry:
+    """Every channel type the rule files can name, with the integration that builds it."""
+    registry = ChannelRegistry()
+    registry.register(WebhookChannelSpec, lambda spec: _webhook(spec, session))
+    return registry
+
+
+def build_channels(rules: RuleSet, registry: ChannelRegistry) -> Mapping[str, Channel]:
+    """Construct every channel the rules define, each by its type's registered integration."""
+    return {name: registry.build(spec) for name, spec in rules.channels.items()}
+
+
+def _webhook(spec: WebhookChannelSpec, session: aiohttp.ClientSession) -> WebhookChannel:
+    """A webhook channel; a keyed URL comes from the environment."""
+    url = spec.url or os.environ.get(spec.url_env or "")
+    if not url:
+        raise ChannelConfigError(
+            f"channel {spec.name!r}: environment variable {spec.url_env} is not set"
+        )
+    return WebhookChannel(spec.name, url, session, spec.headers, spec.timeout)

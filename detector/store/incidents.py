@@ -22,7 +22,7 @@ from detector.domain.model import (
     Severity,
 )
 from responders.escalation import EscalationPolicy
-from responders.paging import PageContent
+from responders.messages import Page, PageEvent
 
 Connection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -205,9 +205,9 @@ async def add_timeline(
 
 def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[str, Any]:
     """What the page says, frozen at the moment it was decided (delivery rebuilds the
-    PageContent from it, so the two can never disagree on fields)."""
-    content = PageContent(
-        event=page.event.value,
+    Page from it, so the two can never disagree on fields)."""
+    content = Page(
+        event=PageEvent(page.event),
         incident_id=incident_id,
         title=incident.title,
         severity=incident.severity.value,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from detector.domain.model import PageEvent
 from detector.service.clock import Clock
-from responders.paging import PageContent, PageLinks
+from responders.messages import Page, PageLinks
 
 
 class LinkInvalid(ValueError):
@@ -87,13 +87,13 @@ class LinkBuilder:
         self._ttl = ttl
         self._clock = clock
 
-    def __call__(self, content: PageContent) -> PageLinks:
+    def __call__(self, page: Page) -> PageLinks:
         """Links for one page."""
         acknowledge = None
-        if PageEvent(content.event).needs_ack:
+        if PageEvent(page.event).needs_ack:
             expires_at = self._clock.now() + self._ttl
-            token = make_token(self._key, content.incident_id, expires_at, content.epoch)
+            token = make_token(self._key, page.incident_id, expires_at, page.epoch)
             acknowledge = f"{self._base}/ack/{token}"
         return PageLinks(
-            incident=f"{self._base}/api/v1/incidents/{content.incident_id}", acknowledge=acknowledge
+            incident=f"{self._base}/api/v1/incidents/{page.incident_id}", acknowledge=acknowledge
         )

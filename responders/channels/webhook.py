@@ -1,4 +1,8 @@
-"""POST pages as JSON to an HTTP endpoint (a chat bridge, a pager gateway, a test receiver)."""
+"""POST pages as JSON to an HTTP endpoint (a chat bridge, a pager gateway, a test receiver).
+
+The JSON body is a public contract (documented in the README): field names, order and spacing
+stay as they are.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ from typing import Any
 
 import aiohttp
 
-from responders.channels import DeliveryError, classify_status
+from responders.channels.protocol import DeliveryError, FailureReason, classify_status
+from responders.messages import Message, MessageKind, PageMessage
 
 
 class WebhookChannel:
     """One configured webhook endpoint. The URL may hold a key: it never appears in errors."""
+
+    kinds: frozenset[MessageKind] = frozenset({MessageKind.PAGE})
 
     def __init__(
         self,
@@ -32,8 +39,8 @@ class WebhookChannel:
     def __repr__(self) -> str:
         return f"WebhookChannel(name={self.name!r})"
 
-    async def send(self, body: Mapping[str, Any], idempotency_key: str) -> None:
-        """POST ``body``; the Idempotency-Key header lets receivers drop redelivered pages."""
+    async def send(self, message: Message, idempotency_key: str) -> None:
+        """POST the message's JSON; the Idempotency-Key header lets receivers drop redeliveries."""
         headers = {
             **self._headers,
             "Content-Type": "application/json",
@@ -41,14 +48,40 @@ class WebhookChannel:
         }
         try:
             async with self._session.post(
-                self._url, data=json.dumps(body), headers=headers, timeout=self._timeout
+                self._url, data=page_body(message), headers=headers, timeout=self._timeout
             ) as response:
                 await response.read()
                 status = response.status
         except TimeoutError:
-            raise DeliveryError("timeout", retryable=True) from None
+            raise DeliveryError(FailureReason.TIMEOUT, retryable=True) from None
         except (aiohttp.ClientError, OSError) as err:
-            raise DeliveryError("connection", retryable=True, detail=type(err).__name__) from None
+            raise DeliveryError(
+                FailureReason.CONNECTION, retryable=True, detail=type(err).__name__
+            ) from None
         error = classify_status(status)
         if error is not None:
             raise error
+
+
+def page_body(message: PageMessage) -> str:
+    """The JSON text a webhook receives for a page; the acknowledge link only while it helps."""
+    page, links = message.page, message.links
+    body: dict[str, Any] = {
+        "version": "1",
+        "event": page.event.value,
+        "incident": {
+            "id": page.incident_id,
+            "title": page.title,
+            "severity": page.severity,
+            "summary": page.summary,
+            "state": page.state,
+            "rule": page.rule,
+            "component": page.component,
+            "group": dict(page.group),
+        },
+        "escalation_step": page.step,
+        "links": {"incident": links.incident},
+    }
+    if links.acknowledge:
+        body["links"]["acknowledge"] = links.acknowledge
+    return json.dumps(body)

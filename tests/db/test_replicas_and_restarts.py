@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -20,16 +18,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from detector.engine import delivery as delivery_stage
 from detector.engine.cycle import Engine
 from detector.engine.delivery import Deliverer
-from detector.intake.alertmanager import parse_payload, to_signals
 from detector.ruleset.live import LiveRules
-from detector.service.app import build_channels, create_app
+from detector.service.app import build_channels, channel_registry, create_app
 from detector.service.metrics import Metrics
 from detector.store import incidents as store
 from detector.store import migrate as migrations
-from detector.store import signals as inbox
 from detector.web.ack_links import LinkBuilder
 from detector.web.context import SERVICES
-from tests.conftest import LAG_TOO, POOL_NAME, RULES, alert, payload, settings_for
+from tests.conftest import LAG_TOO, POOL_NAME, RULES, alert, payload, settings_for, store_alerts
 from tests.fakes import FakeClock, PageReceiver
 
 INCIDENTS = 40
@@ -56,7 +52,8 @@ async def replica(
             database_url, min_size=1, max_size=4, init=store.init_connection
         )
         pools.append(pool)
-        rules = LiveRules(rules_dir, lambda r: build_channels(r, session), clock.now)
+        registry = channel_registry(session)
+        rules = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
         links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
         return Engine(
             pool, lambda: rules.routes, Deliverer(links, random.Random(7)), clock, Metrics()
@@ -65,12 +62,6 @@ async def replica(
     yield build
     for pool in pools:
         await pool.close()
-
-
-async def store_alerts(pool: asyncpg.Pool, clock: FakeClock, *alerts: dict[str, Any]) -> None:
-    signals = to_signals(parse_payload(json.dumps(payload(*alerts)).encode()), clock.now())
-    async with pool.acquire() as connection:
-        await inbox.insert_signals(connection, signals)
 
 
 class TestTwoReplicas:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from detector.web.ack_links import AckTarget, LinkBuilder, LinkInvalid, make_token, read_token
-from responders.paging import PageContent
+from responders.messages import Page, PageEvent
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 KEY = b"test-signing-key"
@@ -50,9 +50,9 @@ def invalid_reason(token: str, now: datetime = T0, key: bytes = KEY) -> str:
     return raised.value.reason
 
 
-def page(event: str, incident_id: int = 42) -> PageContent:
-    return PageContent(
-        event=event,
+def page(event: str, incident_id: int = 42) -> Page:
+    return Page(
+        event=PageEvent(event),
         incident_id=incident_id,
         title="Connection pool exhausted on eu-prod-1",
         severity="critical",

@@ -13,7 +13,7 @@ from detector.domain.durations import Duration, format_duration, parse_duration
 from detector.engine.cycle import CycleReport, pause_after
 from detector.engine.signals import SignalBatchResult, retry_after
 from detector.ruleset.templates import check_template, render
-from responders.channels import classify_status
+from responders.channels.protocol import classify_status
 from responders.escalation import EscalationPolicy, EscalationStep
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
