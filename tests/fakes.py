@@ -1,4 +1,5 @@
-"""Small real stand-ins used across tests: a clock to drive, an HTTP endpoint recording pages."""
+"""Small real stand-ins used across tests: a clock to drive, an HTTP endpoint recording pages,
+a channel recording the typed messages it is handed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from responders.messages import Message, MessageKind
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # Black Friday, 09:00 UTC
 
@@ -36,6 +39,7 @@ class PageReceiver:
     def __init__(self, statuses: Iterable[int] = ()) -> None:
         self.statuses = list(statuses)
         self.requests: list[dict[str, Any]] = []
+        self.bodies: list[bytes] = []
         self.headers: list[dict[str, str]] = []
         self.answers: list[int] = []
         self._arrived = asyncio.Condition()
@@ -58,10 +62,12 @@ class PageReceiver:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read())
+        raw = await request.read()
+        body = json.loads(raw)
         status = self.statuses.pop(0) if self.statuses else 200
         async with self._arrived:
             self.requests.append(body)
+            self.bodies.append(raw)
             self.headers.append(dict(request.headers))
             self.answers.append(status)
             self._arrived.notify_all()
@@ -82,3 +88,15 @@ class PageReceiver:
             for body, status in zip(self.requests, self.answers, strict=True)
             if status < 300 and (event is None or body["event"] == event)
         ]
+
+
+class RecordingChannel:
+    """A stub channel: it delivers only ``kinds`` and keeps every message it is handed."""
+
+    def __init__(self, name: str, kinds: Iterable[MessageKind]) -> None:
+        self.name = name
+        self.kinds = frozenset(kinds)
+        self.sent: list[tuple[Message, str]] = []
+
+    async def send(self, message: Message, idempotency_key: str) -> None:
+        self.sent.append((message, idempotency_key))
