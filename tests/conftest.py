@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from detector.engine.cycle import CycleReport
 from detector.service.app import create_app
 from detector.service.settings import Settings
-from detector.store import incidents as store
 from detector.store import migrate as migrations
+from detector.store.connection import init_connection
 from detector.web.context import SERVICES, Services
 from tests.fakes import T0, FakeClock, PageReceiver
 
@@ -84,9 +84,7 @@ async def database_url(pg_server: Any) -> str:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=10, init=store.init_connection
-    )
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10, init=init_connection)
     async with pool.acquire() as connection:
         await migrations.migrate(connection)
     yield pool

@@ -18,7 +18,7 @@ import structlog
 from detector.ruleset.live import Routes
 from detector.ruleset.schema import RetrySpec
 from detector.store import outbox
-from detector.store.incidents import Connection
+from detector.store.connection import Connection
 from detector.store.outbox import OutboxMessage
 from responders.channels import DeliveryError
 from responders.paging import PageContent, PageLinks, render_page
