@@ -32,8 +32,8 @@ from detector.ruleset.loader import load_ruleset
 from detector.service.logs import configure_logging
 from detector.store import intake_log
 from detector.store import migrate as migrations
+from detector.store.connection import init_connection
 from detector.store.embedded import EmbeddedPostgres
-from detector.store.incidents import init_connection
 
 REQUESTS_PER_RECORD = 50
 

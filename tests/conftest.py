@@ -20,9 +20,9 @@ from detector.engine.cycle import CycleReport
 from detector.intake.alertmanager import parse_payload, to_signals
 from detector.service.app import create_app
 from detector.service.settings import Settings
-from detector.store import incidents as store
 from detector.store import migrate as migrations
 from detector.store import signals as inbox
+from detector.store.connection import init_connection
 from detector.web.context import SERVICES, Services
 from tests.fakes import T0, FakeClock, PageReceiver
 
@@ -86,9 +86,7 @@ async def database_url(pg_server: Any) -> str:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=10, init=store.init_connection
-    )
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10, init=init_connection)
     async with pool.acquire() as connection:
         await migrations.migrate(connection)
     yield pool

@@ -20,7 +20,7 @@ from detector.ruleset.conditions import ConditionResult, State, evaluate
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import conditions as condition_store
 from detector.store import incidents as store
-from detector.store.incidents import Connection
+from detector.store.connection import Connection
 
 log = structlog.get_logger(__name__)
 

@@ -29,7 +29,7 @@ from detector.ruleset.rules import RuleSet
 from detector.service.clock import Clock
 from detector.service.metrics import Metrics
 from detector.store import conditions as condition_store
-from detector.store import retention
+from detector.store import queries, retention
 from detector.store import timers as timers_table
 
 log = structlog.get_logger(__name__)
@@ -233,12 +233,8 @@ class Engine:
             return
         self._gauge_refreshed = time.monotonic()
         try:
-            rows = await self._pool.fetch(
-                "SELECT state, count(*) AS n FROM incidents"
-                " WHERE state <> 'resolved' GROUP BY state"
-            )
+            counts = await queries.open_counts(self._pool)
         except (asyncpg.PostgresError, OSError):
             return
-        counts = {row["state"]: row["n"] for row in rows}
         for state in ("triggered", "acknowledged"):
             self._metrics.incidents_open.labels(state).set(counts.get(state, 0))

@@ -20,7 +20,7 @@ import structlog
 from detector.ruleset.live import Routes
 from detector.ruleset.schema import RetrySpec
 from detector.store import outbox
-from detector.store.incidents import Connection
+from detector.store.connection import Connection
 from detector.store.outbox import OutboxMessage
 from responders.channels.protocol import DeliveryError, FailureReason, deliver
 from responders.messages import Message, MessageKind, Page, PageEvent, PageLinks, PageMessage

@@ -18,11 +18,10 @@ from detector.domain.model import Decision, Signal
 from detector.engine.correlation import correlate
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import incidents as store
-from detector.store import intake_log
+from detector.store import intake_log, locks
 from detector.store import signals as inbox
 
 log = structlog.get_logger(__name__)
-_PROCESSING_LOCK = 0x5707_5160
 QUICK_RETRIES = 3
 FIRST_SLOW_RETRY = timedelta(seconds=5)
 LONGEST_RETRY = timedelta(minutes=5)
@@ -131,7 +130,7 @@ async def process_pending(
     """
     result = SignalBatchResult()
     async with pool.acquire() as connection, connection.transaction():
-        if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PROCESSING_LOCK):
+        if not await locks.try_hold(connection, locks.AdvisoryLock.SIGNAL_PROCESSING):
             return result
         live_rules = list(rules.rules)
         queued = await inbox.lock_pending(connection, limit, now, live_rules)

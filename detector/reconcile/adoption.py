@@ -17,8 +17,9 @@ from datetime import datetime
 
 from detector.domain.model import Signal
 from detector.reconcile.alertmanager_api import Snapshot, api_precision
-from detector.store.incidents import Connection
-from detector.store.signals import SIGNAL_COLUMNS, PendingSignal, signal_from_row
+from detector.store import signals as inbox
+from detector.store.connection import Connection
+from detector.store.signals import PendingSignal
 
 
 def to_adopt(
@@ -37,39 +38,11 @@ def to_adopt(
     ]
 
 
-async def stored_strays(connection: Connection, fingerprints: Sequence[str]) -> list[PendingSignal]:
-    """Stored firing alerts flagged unmatched, of these fingerprints, not resolved since;
-    locked in the order the engine locks signals (by source, fingerprint, startsAt, status),
-    so adopting them beside an engine cycle cannot deadlock."""
-    rows = await connection.fetch(
-        f"""SELECT {SIGNAL_COLUMNS}
-           FROM signals s
-           WHERE s.fingerprint = ANY($1::text[]) AND s.unmatched
-             AND s.status = 'firing' AND s.source = 'alertmanager'
-             AND NOT EXISTS (
-               SELECT 1 FROM signals r
-               WHERE r.fingerprint = s.fingerprint AND r.starts_at = s.starts_at
-                 AND r.status = 'resolved' AND r.source = s.source)
-           ORDER BY s.source, s.fingerprint, s.starts_at, s.status
-           FOR UPDATE OF s""",  # noqa: S608 - built only from a constant
-        list(fingerprints),
-    )
-    return [PendingSignal(row["id"], signal_from_row(row)) for row in rows]
-
-
 async def adopt_strays(
     connection: Connection, snapshot: Snapshot, routed: Callable[[Signal], bool]
 ) -> int:
     """Unflag and queue the strays Alertmanager confirms and a rule routes; how many."""
     unmuted = [fingerprint for fingerprint in snapshot.listed if fingerprint not in snapshot.muted]
-    adopted = to_adopt(await stored_strays(connection, unmuted), snapshot.listed, routed)
-    if adopted:
-        await connection.execute(
-            "UPDATE signals SET unmatched = false WHERE id = ANY($1::bigint[])", adopted
-        )
-        await connection.execute(
-            """INSERT INTO pending_signals (signal_id) SELECT unnest($1::bigint[])
-               ON CONFLICT DO NOTHING""",
-            adopted,
-        )
+    adopted = to_adopt(await inbox.lock_strays(connection, unmuted), snapshot.listed, routed)
+    await inbox.adopt(connection, adopted)
     return len(adopted)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -32,9 +32,10 @@ from detector.reconcile.adoption import adopt_strays
 from detector.reconcile.alertmanager_api import AlertSource, FetchError, Snapshot, api_precision
 from detector.service.clock import Clock
 from detector.service.metrics import Metrics
-from detector.store import incidents as store
+from detector.store import incidents, locks
 from detector.store import signals as inbox
-from detector.store.incidents import Connection
+from detector.store.incidents import HeldAlert
+from detector.store.timeline import add_timeline
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +43,6 @@ RECEIVER = "stormwatch-reconciler"
 """The receiver name synthetic resolved signals carry, so they are told apart in the inbox."""
 TIMELINE_KIND = "alerts.reconciled"
 GONE_REASON = "gone from Alertmanager"
-_RECONCILE_LOCK = 0x5707_2EC0  # distinct from the migration and signal-processing locks
 _TIMELINE_SAMPLE = 20
 
 
@@ -62,17 +62,6 @@ class GoneReason(StrEnum):
     ABSENT = "absent"
     REFIRED = "refired"
     SUPERSEDED = "superseded"
-
-
-@dataclass(frozen=True, slots=True)
-class HeldAlert:
-    """A firing occurrence an open incident holds, and when its latest signal arrived."""
-
-    incident_id: int
-    fingerprint: str
-    starts_at: datetime
-    last_seen: datetime
-    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,30 +175,6 @@ class ReconcileReport:
     adopted: int = 0
 
 
-async def held_alerts(connection: Connection) -> list[HeldAlert]:
-    """Firing occurrences of open incidents that came from Alertmanager and have no stored
-    resolved signal yet (one pending in the inbox, or one this task already wrote)."""
-    rows = await connection.fetch(
-        """SELECT a.incident_id, a.fingerprint, a.starts_at, a.labels,
-                  max(s.last_received_at) AS last_seen
-           FROM incidents i
-           JOIN incident_alerts a ON a.incident_id = i.id AND a.status = 'firing'
-           JOIN signals s ON s.source = 'alertmanager' AND s.fingerprint = a.fingerprint
-                         AND s.starts_at = a.starts_at
-           WHERE i.state <> 'resolved'
-             AND NOT EXISTS (
-               SELECT 1 FROM signals r
-               WHERE r.source = 'alertmanager' AND r.fingerprint = a.fingerprint
-                 AND r.starts_at = a.starts_at AND r.status = 'resolved')
-           GROUP BY a.incident_id, a.fingerprint, a.starts_at
-           ORDER BY a.incident_id, a.fingerprint, a.starts_at"""
-    )
-    return [
-        HeldAlert(r["incident_id"], r["fingerprint"], r["starts_at"], r["last_seen"], r["labels"])
-        for r in rows
-    ]
-
-
 class Reconciler:
     """Runs :func:`plan` against Alertmanager every interval; one replica at a time."""
 
@@ -282,16 +247,14 @@ class Reconciler:
     async def _apply(self, snapshot: Snapshot, now: datetime) -> ReconcileReport:
         """Plan and write in one transaction under the advisory lock."""
         async with self._pool.acquire() as connection, connection.transaction():
-            if not await connection.fetchval(
-                "SELECT pg_try_advisory_xact_lock($1)", _RECONCILE_LOCK
-            ):
+            if not await locks.try_hold(connection, locks.AdvisoryLock.RECONCILIATION):
                 return ReconcileReport(Outcome.LOCKED)
-            gone = plan(await held_alerts(connection), snapshot.listed, now, self._grace)
+            gone = plan(await incidents.held_alerts(connection), snapshot.listed, now, self._grace)
             if gone:
                 signals = [resolved_signal(item.alert, now) for item in gone]
                 await inbox.insert_signals(connection, signals)
                 for incident_id, entries in timeline_entries(gone, now).items():
-                    await store.add_timeline(connection, incident_id, entries)
+                    await add_timeline(connection, incident_id, entries)
             adopted = await adopt_strays(connection, snapshot, self._routed)
         return ReconcileReport(Outcome.OK, tuple(gone), adopted)
 

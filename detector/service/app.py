@@ -38,8 +38,8 @@ from detector.service.clock import Clock, SystemClock
 from detector.service.engine_process import EngineProcess
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
-from detector.store import incidents as store
 from detector.store import migrate as migrations
+from detector.store.connection import init_connection
 from detector.store.embedded import EmbeddedPostgres
 from detector.store.secrets import signing_key
 from detector.store.wakeup import wake_on_intake
@@ -258,7 +258,7 @@ async def connection_pool(url: str, size: int) -> AsyncIterator[asyncpg.Pool]:
         url,
         min_size=2,
         max_size=size,
-        init=store.init_connection,
+        init=init_connection,
         command_timeout=STATEMENT_TIMEOUT_S,
     )
     try:

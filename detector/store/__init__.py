@@ -1,1 +1,18 @@
-"""All SQL: one module per table or aggregate, migrations, the embedded PostgreSQL."""
+"""All SQL: one module per table or aggregate, each table written by exactly one module.
+
+- ``connection``: the connection type, json codecs, the readiness probe, statement row counts.
+- ``locks``: every advisory-lock id, and taking one for the transaction.
+- ``incidents``: incidents and incident_alerts (load, lock, apply a decision).
+- ``timeline``: timeline.
+- ``timers``: timers (incident timers and condition checks; claim, fire, prune).
+- ``outbox``: outbox (queue pages, lease, record delivery, supersede, prune).
+- ``signals``: signals and pending_signals (store, queue, adopt, prune).
+- ``intake_log``: intake_log and rejected_webhooks.
+- ``conditions``: conditions.
+- ``secrets``: service_secrets.
+- ``migrate``: schema_migrations, and the migrations/*.sql files it applies.
+- ``queries``: no table; read-only views for the API, the CLI and the open-incidents gauge.
+- ``retention``: no table; paces the owners' prune functions.
+- ``wakeup``: no table; LISTEN/NOTIFY on intake commits.
+- ``embedded``: no table; the embedded PostgreSQL server.
+"""

@@ -1,4 +1,5 @@
-"""Durable rule-condition state per (rule, group), and the check timers that revisit it."""
+"""Durable rule-condition state per (rule, group); the check timers that revisit it are
+scheduled through :mod:`detector.store.timers` in the same transaction."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from detector.domain.model import Signal, TimerKind
+from detector.domain.model import Signal
 from detector.ruleset.conditions import ConditionResult, State
-from detector.store.incidents import Connection, rows_affected
+from detector.store import timers
+from detector.store.connection import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +48,16 @@ async def recheck_orphans(
 ) -> int:
     """Make the state of every group whose rule has no condition any more (or is gone) due for
     a check now, which releases what it held or drops it (``timer_stage``); returns how many.
-    Some conditions (all_of, threshold) never schedule a check of their own."""
-    result: str = await connection.execute(
-        """WITH orphans AS (
-             UPDATE conditions SET check_at = $1 WHERE NOT (rule = ANY($2::text[]))
-             RETURNING rule, group_key)
-           INSERT INTO timers (rule, group_key, kind, due_at, epoch, payload)
-           SELECT rule, group_key, $3, $1, 0, '{}' FROM orphans""",
+    Some conditions (all_of, threshold) never schedule a check of their own. Call inside a
+    transaction, so the check times and their timers commit together."""
+    orphans = await connection.fetch(
+        """UPDATE conditions SET check_at = $1 WHERE NOT (rule = ANY($2::text[]))
+           RETURNING rule, group_key""",
         now,
         list(conditioned_rules),
-        TimerKind.CONDITION_CHECK.value,
     )
-    return rows_affected(result)
+    groups = [(row["rule"], row["group_key"]) for row in orphans]
+    return await timers.add_condition_checks(connection, groups, now)
 
 
 async def unresolved(connection: Connection, signals: Sequence[Signal]) -> list[Signal]:
@@ -103,14 +103,7 @@ async def save(
         now,
     )
     if result.check_at is not None and result.check_at != previous.check_at:
-        await connection.execute(
-            """INSERT INTO timers (rule, group_key, kind, due_at, epoch, payload)
-               VALUES ($1, $2, $3, $4, 0, '{}')""",
-            rule,
-            group_key,
-            TimerKind.CONDITION_CHECK.value,
-            result.check_at,
-        )
+        await timers.add_condition_checks(connection, [(rule, group_key)], result.check_at)
 
 
 async def last_seen(connection: Connection, fingerprints: list[str]) -> datetime | None:

@@ -1,16 +1,18 @@
-"""Incident persistence: load the state a decision needs and apply a Decision atomically.
+"""Incidents and the alerts each holds: load the state a decision needs and apply a Decision.
 
 Callers own the transaction; every function here takes a connection that is inside one.
+``apply`` writes the incident through the owners of the other tables it touches (timeline,
+timers, outbox) on that same connection, so a state change, its timers and its pages commit
+together or not at all.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeAlias
 
 import asyncpg
-import orjson
 
 from detector.domain.model import (
     AlertState,
@@ -18,19 +20,27 @@ from detector.domain.model import (
     Decision,
     Incident,
     IncidentState,
-    PageOrder,
     Severity,
 )
+from detector.store import outbox, timers
+from detector.store.connection import Connection
+from detector.store.timeline import add_timeline
 from responders.escalation import EscalationPolicy
-from responders.messages import Page, PageEvent
-
-Connection: TypeAlias = (
-    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
-)
 
 
 class IncidentConflict(Exception):
     """Another open incident for the same (rule, group) appeared concurrently."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldAlert:
+    """A firing occurrence an open incident holds, and when its latest signal arrived."""
+
+    incident_id: int
+    fingerprint: str
+    starts_at: datetime
+    last_seen: datetime
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 _INCIDENT_COLUMNS = """
@@ -38,23 +48,6 @@ _INCIDENT_COLUMNS = """
     epoch, escalation_step, paged_channels, opened_at, last_signal_at, acknowledged_at,
     acknowledged_by, resolved_at, resolved_by
 """
-
-
-def rows_affected(status: str) -> int:
-    """How many rows a statement touched, from its status (``UPDATE 3``, ``INSERT 0 3``)."""
-    return int(status.rsplit(" ", 1)[-1])
-
-
-async def init_connection(connection: asyncpg.Connection) -> None:
-    """Decode json and jsonb as Python objects on every pooled connection."""
-    for kind in ("json", "jsonb"):
-        await connection.set_type_codec(
-            kind, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
-        )
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value, default=dict).decode()  # Mapping views become objects
 
 
 def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None = None) -> Incident:
@@ -134,13 +127,49 @@ async def last_seen(connection: Connection, incident_id: int) -> datetime | None
     return value
 
 
+async def held_alerts(connection: Connection) -> list[HeldAlert]:
+    """Firing occurrences of open incidents that came from Alertmanager and have no stored
+    resolved signal yet (one pending in the inbox, or one reconciliation already wrote)."""
+    rows = await connection.fetch(
+        """SELECT a.incident_id, a.fingerprint, a.starts_at, a.labels,
+                  max(s.last_received_at) AS last_seen
+           FROM incidents i
+           JOIN incident_alerts a ON a.incident_id = i.id AND a.status = 'firing'
+           JOIN signals s ON s.source = 'alertmanager' AND s.fingerprint = a.fingerprint
+                         AND s.starts_at = a.starts_at
+           WHERE i.state <> 'resolved'
+             AND NOT EXISTS (
+               SELECT 1 FROM signals r
+               WHERE r.source = 'alertmanager' AND r.fingerprint = a.fingerprint
+                 AND r.starts_at = a.starts_at AND r.status = 'resolved')
+           GROUP BY a.incident_id, a.fingerprint, a.starts_at
+           ORDER BY a.incident_id, a.fingerprint, a.starts_at"""
+    )
+    return [
+        HeldAlert(r["incident_id"], r["fingerprint"], r["starts_at"], r["last_seen"], r["labels"])
+        for r in rows
+    ]
+
+
 async def apply(connection: Connection, decision: Decision, now: datetime) -> int | None:
     """Write a decision: incident row, alerts, timeline, timers and outbox pages. Returns the id."""
     incident = decision.incident
     if incident is None:
         return None
     incident_id = await _save_incident(connection, incident, now)
-    if decision.changed_alerts:
+    await _save_alerts(connection, incident_id, decision.changed_alerts)
+    await add_timeline(
+        connection, incident_id, [(e.kind, e.at, dict(e.detail)) for e in decision.timeline]
+    )
+    await timers.add_incident_timers(connection, incident_id, incident.epoch, decision.timers)
+    await outbox.add_pages(connection, incident, incident_id, decision.pages, now)
+    return incident_id
+
+
+async def _save_alerts(
+    connection: Connection, incident_id: int, alerts: Sequence[AlertState]
+) -> None:
+    if alerts:
         await connection.executemany(
             """INSERT INTO incident_alerts
                  (incident_id, fingerprint, starts_at, status, ends_at, labels, last_seen_at)
@@ -158,68 +187,9 @@ async def apply(connection: Connection, decision: Decision, now: datetime) -> in
                     dict(a.labels),
                     a.last_seen_at,
                 )
-                for a in decision.changed_alerts
+                for a in alerts
             ],
         )
-    await add_timeline(
-        connection, incident_id, [(e.kind, e.at, dict(e.detail)) for e in decision.timeline]
-    )
-    if decision.timers:
-        await connection.executemany(
-            "INSERT INTO timers (incident_id, kind, due_at, epoch, payload)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            [
-                (incident_id, t.kind.value, t.due_at, incident.epoch, dict(t.payload))
-                for t in decision.timers
-            ],
-        )
-    if decision.pages:
-        await connection.executemany(
-            """INSERT INTO outbox (incident_id, channel, kind, payload, idempotency_key,
-                                   next_attempt_at, created_at)
-               VALUES ($1, $2, 'page', $3, $4, $5, $5) ON CONFLICT (idempotency_key) DO NOTHING""",
-            [
-                (
-                    incident_id,
-                    page.channel,
-                    page_payload(incident, page, incident_id),
-                    f"{incident_id}:{incident.epoch}:{page.dedup_suffix}",
-                    now,
-                )
-                for page in decision.pages
-            ],
-        )
-    return incident_id
-
-
-async def add_timeline(
-    connection: Connection, incident_id: int, entries: list[tuple[str, datetime, dict[str, Any]]]
-) -> None:
-    """Append entries to an incident's timeline."""
-    if entries:
-        await connection.executemany(
-            "INSERT INTO timeline (incident_id, kind, at, detail) VALUES ($1, $2, $3, $4)",
-            [(incident_id, kind, at, detail) for kind, at, detail in entries],
-        )
-
-
-def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[str, Any]:
-    """What the page says, frozen at the moment it was decided (delivery rebuilds the
-    Page from it, so the two can never disagree on fields)."""
-    content = Page(
-        event=PageEvent(page.event),
-        incident_id=incident_id,
-        title=incident.title,
-        severity=incident.severity.value,
-        summary=incident.summary,
-        state=incident.state.value,
-        rule=incident.rule,
-        component=incident.component,
-        group=dict(incident.group_labels),
-        step=page.step,
-        epoch=incident.epoch,
-    )
-    return asdict(content)
 
 
 async def _save_incident(connection: Connection, incident: Incident, now: datetime) -> int:

@@ -1,4 +1,6 @@
-"""The intake log: where accepted webhooks are durable before the engine expands them.
+"""The intake log, where accepted webhooks are durable before the engine expands them, and the
+rejected webhooks (bodies intake refused, or records that could not be expanded) kept for
+inspection.
 
 Answering Alertmanager costs one row per group commit, whatever the number of alerts; the engine
 then turns records into deduplicated signals in arrival order and deletes them, all in one
@@ -11,6 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import structlog
@@ -19,7 +22,7 @@ from pydantic import ValidationError
 from detector.domain.model import Signal
 from detector.intake.alertmanager import record_entries, signals_from_entry, signals_from_record
 from detector.store import signals as inbox
-from detector.store.incidents import Connection
+from detector.store.connection import Connection
 from detector.store.signals import InsertResult, PendingSignal
 from detector.store.wakeup import INTAKE_CHANNEL
 
@@ -55,6 +58,43 @@ async def append(
         record,
         INTAKE_CHANNEL,
     )
+
+
+async def keep_rejected(
+    connection: Connection,
+    received_at: datetime,
+    field: str,
+    reason: str,
+    body: str,
+    keep: int | None = None,
+) -> None:
+    """Keep a rejected body for inspection, bounded to the newest ``keep`` rows when given."""
+    if keep is not None and keep <= 0:
+        return
+    await connection.execute(
+        "INSERT INTO rejected_webhooks (received_at, field, reason, body) VALUES ($1, $2, $3, $4)",
+        received_at,
+        field,
+        reason,
+        body,
+    )
+    if keep is None:
+        return
+    await connection.execute(
+        """DELETE FROM rejected_webhooks WHERE id <= (
+             SELECT id FROM rejected_webhooks ORDER BY id DESC OFFSET $1 LIMIT 1)""",
+        keep,
+    )
+
+
+async def rejected(connection: Connection, limit: int) -> list[dict[str, Any]]:
+    """The most recently rejected webhook bodies with the reason."""
+    rows = await connection.fetch(
+        "SELECT id, received_at, field, reason, body FROM rejected_webhooks"
+        " ORDER BY id DESC LIMIT $1",
+        limit,
+    )
+    return [dict(row) for row in rows]
 
 
 async def expand(
@@ -173,7 +213,7 @@ class _Expander:
         self.set_aside += 1
         log.error("intake.set_aside", record=record, reason=reason, error=str(err)[:200])
         body = bytes(text[:_KEPT_BYTES]).decode("utf-8", errors="replace")
-        await inbox.keep_rejected(self.connection, self.now, "intake_log", reason, body)
+        await keep_rejected(self.connection, self.now, "intake_log", reason, body)
 
 
 _UNREADABLE = (ValidationError, ValueError, OverflowError, KeyError, TypeError)

@@ -7,10 +7,10 @@ from importlib import resources
 
 import structlog
 
-from detector.store.incidents import Connection
+from detector.store import locks
+from detector.store.connection import Connection
 
 log = structlog.get_logger(__name__)
-_LOCK_KEY = 0x5707_3A7C
 
 
 def migration_files() -> list[tuple[str, str]]:
@@ -28,7 +28,7 @@ async def migrate(connection: Connection) -> list[str]:
     """Apply pending migrations; return the versions applied now."""
     applied_now: list[str] = []
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+        await locks.hold(connection, locks.AdvisoryLock.MIGRATIONS)
         await connection.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

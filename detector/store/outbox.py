@@ -1,16 +1,21 @@
-"""The delivery outbox: one row per outbound message, leased to one replica, retried with
-exponential backoff and jitter, then dead-lettered. Only the outbox retries."""
+"""The delivery outbox: one row per outbound message, queued in the transaction of the decision
+that orders it, leased to one replica, retried with exponential backoff and jitter, then
+dead-lettered. Only the outbox retries."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from detector.domain.model import PageEvent
+from detector.domain.model import Incident, PageEvent, PageOrder
 from detector.ruleset.schema import RetrySpec
-from detector.store.incidents import Connection, add_timeline
+from detector.store.connection import Connection, rows_affected
+from detector.store.timeline import add_timeline
+from responders.messages import MessageKind, Page
+from responders.messages import PageEvent as MessageEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,54 @@ _MESSAGE_COLUMNS = "id, incident_id, channel, kind, payload, idempotency_key, at
 _CALLS_FOR_ACTION = [event.value for event in PageEvent if event.needs_ack]
 
 
+async def add_pages(
+    connection: Connection,
+    incident: Incident,
+    incident_id: int,
+    pages: Sequence[PageOrder],
+    now: datetime,
+) -> None:
+    """Queue the pages a decision ordered, due now; a page already queued in this epoch (same
+    idempotency key) is not queued twice."""
+    if not pages:
+        return
+    await connection.executemany(
+        """INSERT INTO outbox (incident_id, channel, kind, payload, idempotency_key,
+                               next_attempt_at, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (idempotency_key) DO NOTHING""",
+        [
+            (
+                incident_id,
+                page.channel,
+                MessageKind.PAGE.value,
+                page_payload(incident, page, incident_id),
+                f"{incident_id}:{incident.epoch}:{page.dedup_suffix}",
+                now,
+            )
+            for page in pages
+        ],
+    )
+
+
+def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[str, Any]:
+    """What the page says, frozen at the moment it was decided (delivery rebuilds the
+    Page from it, so the two can never disagree on fields)."""
+    content = Page(
+        event=MessageEvent(page.event),
+        incident_id=incident_id,
+        title=incident.title,
+        severity=incident.severity.value,
+        summary=incident.summary,
+        state=incident.state.value,
+        rule=incident.rule,
+        component=incident.component,
+        group=dict(incident.group_labels),
+        step=page.step,
+        epoch=incident.epoch,
+    )
+    return asdict(content)
+
+
 async def supersede_stale(connection: Connection, now: datetime) -> list[OutboxMessage]:
     """End pending pages whose incident has moved on since they were queued (acknowledged,
     resolved or reopened), noting each on the timeline, and return them.
@@ -56,7 +109,7 @@ async def supersede_stale(connection: Connection, now: datetime) -> list[OutboxM
            WHERE id IN (
              SELECT o.id FROM outbox o
              WHERE o.state = 'pending' AND (o.lease_until IS NULL OR o.lease_until < $1)
-               AND o.kind = 'page' AND o.payload->>'event' = ANY($2::text[])
+               AND o.kind = $3 AND o.payload->>'event' = ANY($2::text[])
                -- the epoch it was queued in: its idempotency key is incident:epoch:…
                AND split_part(o.idempotency_key, ':', 2)::integer
                    < (SELECT i.epoch FROM incidents i WHERE i.id = o.incident_id)
@@ -64,11 +117,13 @@ async def supersede_stale(connection: Connection, now: datetime) -> list[OutboxM
            RETURNING {_MESSAGE_COLUMNS}""",
         now,
         _CALLS_FOR_ACTION,
+        MessageKind.PAGE.value,
     )
     messages = [OutboxMessage(**dict(row)) for row in rows]
     for message in messages:
         detail = {**_detail(message, message.attempts), "reason": "incident moved on"}
-        await add_timeline(connection, message.incident_id, [("page.superseded", now, detail)])
+        entry = (f"{message.kind}.superseded", now, detail)
+        await add_timeline(connection, message.incident_id, [entry])
     return messages
 
 
@@ -146,3 +201,15 @@ async def record_failed(
 
 def _detail(message: OutboxMessage, attempt: int) -> dict[str, Any]:
     return {"channel": message.channel, "event": message.payload.get("event"), "attempt": attempt}
+
+
+async def prune_finished(connection: Connection, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` messages created before ``cutoff`` that are no longer pending
+    (delivered, dead-lettered or superseded); returns how many."""
+    result: str = await connection.execute(
+        """DELETE FROM outbox WHERE id IN (
+             SELECT id FROM outbox WHERE state <> 'pending' AND created_at < $1 LIMIT $2)""",
+        cutoff,
+        limit,
+    )
+    return rows_affected(result)

@@ -1,11 +1,14 @@
-"""Read-only views of incidents for the API and the CLI (JSON-ready dicts)."""
+"""Read-only views of incidents for the API and the CLI (JSON-ready dicts), and the counts the
+open-incidents gauge shows. Reads many tables, writes none."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from detector.store.incidents import Connection
+import asyncpg
+
+from detector.store.connection import Connection
 
 _SUMMARY_COLUMNS = """
     id, rule, group_key, group_labels, state, severity, title, summary, component,
@@ -62,6 +65,14 @@ async def incident_epoch(connection: Connection, incident_id: int) -> int | None
         "SELECT epoch FROM incidents WHERE id = $1", incident_id
     )
     return epoch
+
+
+async def open_counts(pool: asyncpg.Pool) -> dict[str, int]:
+    """How many incidents are open, per state (states with none are absent)."""
+    rows = await pool.fetch(
+        "SELECT state, count(*) AS n FROM incidents WHERE state <> 'resolved' GROUP BY state"
+    )
+    return {row["state"]: row["n"] for row in rows}
 
 
 def json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

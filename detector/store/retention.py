@@ -1,30 +1,26 @@
 """Pruning what only the engine needed: fired timers, finished deliveries, and signals that no
-open incident holds, once older than the retention period. Incidents and timelines are kept."""
+open incident holds, once older than the retention period. Incidents and timelines are kept.
+
+Each table's own module says what of it may go; this one only paces the deletes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from detector.store.incidents import Connection, rows_affected
+from detector.store import outbox, signals, timers
+from detector.store.connection import Connection
 
 _BATCH = 10_000
 
-_STATEMENTS = {
-    "timers": """DELETE FROM timers WHERE id IN (
-        SELECT id FROM timers WHERE fired_at < $1 LIMIT $2)""",
-    "outbox": """DELETE FROM outbox WHERE id IN (
-        SELECT id FROM outbox WHERE state <> 'pending' AND created_at < $1 LIMIT $2)""",
-    "signals": """DELETE FROM signals WHERE id IN (
-        SELECT s.id FROM signals s
-        WHERE s.last_received_at < $1
-          AND NOT EXISTS (SELECT 1 FROM pending_signals p WHERE p.signal_id = s.id)
-          AND NOT EXISTS (
-            SELECT 1 FROM incident_alerts a JOIN incidents i ON i.id = a.incident_id
-            WHERE a.fingerprint = s.fingerprint AND a.starts_at = s.starts_at
-              AND i.state <> 'resolved')
-        LIMIT $2)""",
+_PRUNERS: dict[str, Callable[[Connection, datetime, int], Awaitable[int]]] = {
+    "timers": timers.prune_fired,
+    "outbox": outbox.prune_finished,
+    "signals": signals.prune_unheld,
 }
+"""Per table, the owner's delete of up to a given number of rows older than a cutoff."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +33,10 @@ class Pruned:
 async def prune(connection: Connection, cutoff: datetime) -> Pruned:
     """Delete rows older than ``cutoff``, in bounded batches so no lock is held for long."""
     counts: dict[str, int] = {}
-    for table, statement in _STATEMENTS.items():
+    for table, prune_batch in _PRUNERS.items():
         total = 0
         while True:
-            status: str = await connection.execute(statement, cutoff, _BATCH)
-            deleted = rows_affected(status)
+            deleted = await prune_batch(connection, cutoff, _BATCH)
             total += deleted
             if deleted < _BATCH:
                 break

@@ -1,4 +1,5 @@
-"""The signals table: every alert once per (occurrence, status), as expanded from the intake log."""
+"""The signals table, every alert once per (occurrence, status) as expanded from the intake
+log, and pending_signals, the queue of those the engine has still to process."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from detector.domain.model import AlertStatus, Signal, Source
-from detector.store.incidents import Connection
+from detector.store.connection import Connection, rows_affected
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,27 +71,8 @@ class Retry:
     not_before: datetime | None
 
 
-_OPEN_INCIDENTS = "EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved')"
-"""Evaluated once per statement: while no incident is open, no occurrence is looked up."""
-
-
-def _held(row: str, rules: str) -> str:
-    """SQL FROM … WHERE for the open incidents, of the rules named by the text-array parameter
-    ``rules``, that hold the occurrence of ``row``."""
-    return f"""FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-                 WHERE ia.fingerprint = {row}.fingerprint
-                   AND ia.starts_at = {row}.starts_at::timestamptz
-                   AND i.state <> 'resolved' AND i.rule = ANY({rules}::text[])"""
-
-
-def _holders_of(row: str, rules: str) -> str:
-    """SQL for those incidents as a JSON array of [rule, group key, group labels], or NULL."""
-    return f"""CASE WHEN {_OPEN_INCIDENTS} THEN (
-                 SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
-                 {_held(row, rules)}) END"""
-
-
 def _holders(value: list[list[Any]] | None) -> tuple[Holder, ...]:
+    """Holders from the JSON array of [rule, group key, group labels] the statements return."""
     return tuple(Holder(rule, key, labels) for rule, key, labels in value or ())
 
 
@@ -107,56 +89,78 @@ def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
     return {key: latest[key] for key in sorted(latest)}
 
 
-_INSERT = """
-             INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
-                                  annotations, group_key, receiver, received_at,
-                                  last_received_at, unmatched)
-             SELECT source, name, fingerprint, status, starts_at::timestamptz,
-                    ends_at::timestamptz, labels, annotations, group_key, receiver,
-                    received_at::timestamptz, received_at::timestamptz, {unmatched}
-             FROM batch WHERE {which}"""
-"""New rows from the batch whose flag is ``which``, stored with ``unmatched`` set to match."""
-
-_STORE_SIGNALS = f"""WITH listed AS MATERIALIZED (
-             SELECT * FROM ROWS FROM (
-               json_array_elements_text($1), json_array_elements_text($2),
-               json_array_elements_text($3), json_array_elements_text($4),
-               json_array_elements_text($5), json_array_elements_text($6),
-               json_array_elements($7), json_array_elements($8),
-               json_array_elements_text($9), json_array_elements_text($10),
-               json_array_elements_text($11), json_array_elements_text($12))
-             AS r(source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
-                  group_key, receiver, received_at, unmatched)),
-           batch AS MATERIALIZED (
-             SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
-                    group_key, receiver, received_at,
-                    l.unmatched::boolean
-                      AND NOT ({_OPEN_INCIDENTS} AND EXISTS (SELECT 1 {_held("l", "$14")}))
-                      AS unmatched
-             FROM listed l),
-           adopted AS (
-             SELECT s.id FROM signals s JOIN batch b
-               ON (s.fingerprint, s.starts_at, s.status, s.source)
-                  = (b.fingerprint, b.starts_at::timestamptz, b.status, b.source)
-             WHERE s.unmatched AND NOT b.unmatched),
-           refreshed AS ({_INSERT.format(unmatched="false", which="NOT unmatched")}
-             ON CONFLICT (fingerprint, starts_at, status, source)
-               DO UPDATE SET last_received_at = EXCLUDED.last_received_at, unmatched = false
-             RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
-           kept AS ({_INSERT.format(unmatched="true", which="unmatched")}
-             ON CONFLICT (fingerprint, starts_at, status, source) DO NOTHING
-             RETURNING id),
-           fresh AS (
-             SELECT * FROM refreshed WHERE inserted OR id IN (SELECT id FROM adopted)),
-           queued AS (
-             INSERT INTO pending_signals (signal_id) SELECT id FROM fresh WHERE $13)
-           SELECT 0::bigint AS id, NULL AS source, NULL AS fingerprint,
-                  NULL::timestamptz AS starts_at, NULL AS status, NULL::boolean AS inserted,
-                  count(*) AS kept, NULL::json AS holders FROM kept
-           UNION ALL
-           SELECT id, source, fingerprint, starts_at, status, inserted, 0,
-                  {_holders_of("f", "$14")} FROM fresh f
-           ORDER BY id"""
+_STORE_SIGNALS = """
+    -- The batch: one JSON array per column ($1…$12), zipped back into rows.
+    WITH listed AS MATERIALIZED (
+      SELECT * FROM ROWS FROM (
+        json_array_elements_text($1), json_array_elements_text($2),
+        json_array_elements_text($3), json_array_elements_text($4),
+        json_array_elements_text($5), json_array_elements_text($6),
+        json_array_elements($7), json_array_elements($8),
+        json_array_elements_text($9), json_array_elements_text($10),
+        json_array_elements_text($11), json_array_elements_text($12))
+      AS r(source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
+           group_key, receiver, received_at, unmatched)),
+    -- An alert an open incident of a live rule ($14) holds is never unmatched.
+    batch AS MATERIALIZED (
+      SELECT source, name, fingerprint, status, starts_at, ends_at, labels, annotations,
+             group_key, receiver, received_at,
+             l.unmatched::boolean AND NOT (
+               EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved')
+               AND EXISTS (
+                 SELECT 1 FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+                 WHERE ia.fingerprint = l.fingerprint
+                   AND ia.starts_at = l.starts_at::timestamptz
+                   AND i.state <> 'resolved' AND i.rule = ANY($14::text[]))
+             ) AS unmatched
+      FROM listed l),
+    -- Rows stored flagged unmatched that a rule routes now.
+    adopted AS (
+      SELECT s.id FROM signals s JOIN batch b
+        ON (s.fingerprint, s.starts_at, s.status, s.source)
+           = (b.fingerprint, b.starts_at::timestamptz, b.status, b.source)
+      WHERE s.unmatched AND NOT b.unmatched),
+    -- Watched signals: new rows, or a replay refreshing last_received_at (and unflagging).
+    refreshed AS (
+      INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
+                           annotations, group_key, receiver, received_at,
+                           last_received_at, unmatched)
+      SELECT source, name, fingerprint, status, starts_at::timestamptz,
+             ends_at::timestamptz, labels, annotations, group_key, receiver,
+             received_at::timestamptz, received_at::timestamptz, false
+      FROM batch WHERE NOT unmatched
+      ON CONFLICT (fingerprint, starts_at, status, source)
+        DO UPDATE SET last_received_at = EXCLUDED.last_received_at, unmatched = false
+      RETURNING id, source, fingerprint, starts_at, status, (xmax = 0) AS inserted),
+    -- Unmatched signals: new rows stored flagged; a replay writes nothing.
+    kept AS (
+      INSERT INTO signals (source, name, fingerprint, status, starts_at, ends_at, labels,
+                           annotations, group_key, receiver, received_at,
+                           last_received_at, unmatched)
+      SELECT source, name, fingerprint, status, starts_at::timestamptz,
+             ends_at::timestamptz, labels, annotations, group_key, receiver,
+             received_at::timestamptz, received_at::timestamptz, true
+      FROM batch WHERE unmatched
+      ON CONFLICT (fingerprint, starts_at, status, source) DO NOTHING
+      RETURNING id),
+    fresh AS (
+      SELECT * FROM refreshed WHERE inserted OR id IN (SELECT id FROM adopted)),
+    queued AS (
+      INSERT INTO pending_signals (signal_id) SELECT id FROM fresh WHERE $13)
+    -- First row (id 0): how many unmatched rows were stored. Then the fresh rows, each with
+    -- the open incidents of live rules that hold it.
+    SELECT 0::bigint AS id, NULL AS source, NULL AS fingerprint,
+           NULL::timestamptz AS starts_at, NULL AS status, NULL::boolean AS inserted,
+           count(*) AS kept, NULL::json AS holders FROM kept
+    UNION ALL
+    SELECT id, source, fingerprint, starts_at, status, inserted, 0,
+           CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
+             SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
+             FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+             WHERE ia.fingerprint = f.fingerprint AND ia.starts_at = f.starts_at
+               AND i.state <> 'resolved' AND i.rule = ANY($14::text[])) END
+    FROM fresh f
+    ORDER BY id"""
 """Insert new signals (one JSON array per column) and queue them if asked. Two inserts, because
 replays differ: one of a watched alert refreshes ``last_received_at``, one of an unmatched alert
 is skipped without even locking its row (an ON CONFLICT … DO UPDATE … WHERE would lock it).
@@ -164,7 +168,9 @@ New unmatched rows are only counted (first row, id 0): being stored flagged is a
 A watched replay of a row stored flagged unmatched (the rules changed since) unflags it and is
 returned with the new ones; every part of the statement sees the rows as they were before it,
 so ``adopted`` finds them. An alert an open incident holds is never unmatched (the rules may have
-changed since it was routed); new rows come back with the incidents holding them."""
+changed since it was routed); new rows come back with the incidents holding them. The
+uncorrelated ``EXISTS`` on open incidents runs once per statement: while no incident is open,
+no occurrence is looked up."""
 
 
 async def insert_signals(
@@ -224,15 +230,22 @@ async def insert_signals(
     return InsertResult(inserted, len(signals) - inserted, kept), new
 
 
-SIGNAL_COLUMNS = """s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
-                    s.labels, s.annotations, s.group_key, s.receiver, s.received_at"""
+_SIGNAL_COLUMNS = """s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
+                     s.labels, s.annotations, s.group_key, s.receiver, s.received_at"""
 """The columns of ``signals s`` that ``signal_from_row`` reads, with the id."""
 
-_LOCK_PENDING = f"""SELECT {SIGNAL_COLUMNS}, {_holders_of("s", "$2")} AS holders,
-                  p.attempts, p.retry_rules
-           FROM pending_signals p JOIN signals s ON s.id = p.signal_id
-           WHERE p.not_before IS NULL OR p.not_before <= $3
-           ORDER BY p.signal_id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"""
+_LOCK_PENDING = f"""
+    SELECT {_SIGNAL_COLUMNS}, p.attempts, p.retry_rules,
+           CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
+             SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
+             FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+             WHERE ia.fingerprint = s.fingerprint AND ia.starts_at = s.starts_at
+               AND i.state <> 'resolved' AND i.rule = ANY($2::text[])) END AS holders
+    FROM pending_signals p JOIN signals s ON s.id = p.signal_id
+    WHERE p.not_before IS NULL OR p.not_before <= $3
+    ORDER BY p.signal_id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"""
+"""Due queued signals with the open incidents of live rules ($2) holding them, as in
+``_STORE_SIGNALS``."""
 
 
 async def lock_pending(
@@ -311,38 +324,54 @@ async def unmatched(connection: Connection, limit: int) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-async def keep_rejected(
-    connection: Connection,
-    received_at: datetime,
-    field: str,
-    reason: str,
-    body: str,
-    keep: int | None = None,
-) -> None:
-    """Keep a rejected body for inspection, bounded to the newest ``keep`` rows when given."""
-    if keep is not None and keep <= 0:
-        return
-    await connection.execute(
-        "INSERT INTO rejected_webhooks (received_at, field, reason, body) VALUES ($1, $2, $3, $4)",
-        received_at,
-        field,
-        reason,
-        body,
-    )
-    if keep is None:
-        return
-    await connection.execute(
-        """DELETE FROM rejected_webhooks WHERE id <= (
-             SELECT id FROM rejected_webhooks ORDER BY id DESC OFFSET $1 LIMIT 1)""",
-        keep,
-    )
-
-
-async def rejected(connection: Connection, limit: int) -> list[dict[str, Any]]:
-    """The most recently rejected webhook bodies with the reason."""
+async def lock_strays(connection: Connection, fingerprints: Sequence[str]) -> list[PendingSignal]:
+    """Stored firing alerts flagged unmatched, of these fingerprints, not resolved since;
+    locked in the order the engine locks signals (by source, fingerprint, startsAt, status),
+    so adopting them beside an engine cycle cannot deadlock."""
     rows = await connection.fetch(
-        "SELECT id, received_at, field, reason, body FROM rejected_webhooks"
-        " ORDER BY id DESC LIMIT $1",
+        f"""SELECT {_SIGNAL_COLUMNS}
+           FROM signals s
+           WHERE s.fingerprint = ANY($1::text[]) AND s.unmatched
+             AND s.status = 'firing' AND s.source = 'alertmanager'
+             AND NOT EXISTS (
+               SELECT 1 FROM signals r
+               WHERE r.fingerprint = s.fingerprint AND r.starts_at = s.starts_at
+                 AND r.status = 'resolved' AND r.source = s.source)
+           ORDER BY s.source, s.fingerprint, s.starts_at, s.status
+           FOR UPDATE OF s""",
+        list(fingerprints),
+    )
+    return [PendingSignal(row["id"], signal_from_row(row)) for row in rows]
+
+
+async def adopt(connection: Connection, signal_ids: Sequence[int]) -> None:
+    """Unflag stored unmatched signals a rule routes now and queue them for the engine."""
+    if not signal_ids:
+        return
+    await connection.execute(
+        "UPDATE signals SET unmatched = false WHERE id = ANY($1::bigint[])", signal_ids
+    )
+    await connection.execute(
+        """INSERT INTO pending_signals (signal_id) SELECT unnest($1::bigint[])
+           ON CONFLICT DO NOTHING""",
+        signal_ids,
+    )
+
+
+async def prune_unheld(connection: Connection, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` signals last received before ``cutoff`` that are neither queued
+    nor held by an open incident; returns how many."""
+    result: str = await connection.execute(
+        """DELETE FROM signals WHERE id IN (
+             SELECT s.id FROM signals s
+             WHERE s.last_received_at < $1
+               AND NOT EXISTS (SELECT 1 FROM pending_signals p WHERE p.signal_id = s.id)
+               AND NOT EXISTS (
+                 SELECT 1 FROM incident_alerts a JOIN incidents i ON i.id = a.incident_id
+                 WHERE a.fingerprint = s.fingerprint AND a.starts_at = s.starts_at
+                   AND i.state <> 'resolved')
+             LIMIT $2)""",
+        cutoff,
         limit,
     )
-    return [dict(row) for row in rows]
+    return rows_affected(result)

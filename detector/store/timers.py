@@ -1,15 +1,48 @@
 """Durable timers: claimed with ``FOR UPDATE SKIP LOCKED`` and a lease, fired once.
 
 A claim leases due rows to one replica; the firing transaction marks the row fired only if this
-replica still holds the lease, so a timer fires exactly once however many replicas run.
+replica still holds the lease, so a timer fires exactly once however many replicas run. Timers
+are scheduled inside the transaction of the change that asks for them (an incident decision,
+a condition's new check time), so neither commits without the other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from detector.domain.model import Timer, TimerKind
-from detector.store.incidents import Connection, rows_affected
+from detector.domain.model import Timer, TimerKind, TimerSpec
+from detector.store.connection import Connection, rows_affected
+
+
+async def add_incident_timers(
+    connection: Connection, incident_id: int, epoch: int, timers: Sequence[TimerSpec]
+) -> None:
+    """Schedule an incident's timers, stamped with its epoch (a later epoch makes them stale)."""
+    if timers:
+        await connection.executemany(
+            "INSERT INTO timers (incident_id, kind, due_at, epoch, payload)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            [(incident_id, t.kind.value, t.due_at, epoch, dict(t.payload)) for t in timers],
+        )
+
+
+async def add_condition_checks(
+    connection: Connection, groups: Sequence[tuple[str, str]], due_at: datetime
+) -> int:
+    """Schedule a condition check at ``due_at`` for each (rule, group key); returns how many."""
+    if not groups:
+        return 0
+    result: str = await connection.execute(
+        """INSERT INTO timers (rule, group_key, kind, due_at, epoch, payload)
+           SELECT rule, group_key, $3, $4, 0, '{}'
+           FROM unnest($1::text[], $2::text[]) AS g(rule, group_key)""",
+        [rule for rule, _ in groups],
+        [group_key for _, group_key in groups],
+        TimerKind.CONDITION_CHECK.value,
+        due_at,
+    )
+    return rows_affected(result)
 
 
 async def claim_due(
@@ -68,5 +101,16 @@ async def release_held(connection: Connection, now: datetime) -> int:
            WHERE fired_at IS NULL AND kind = $2 AND payload ? 'held_by' AND due_at > $1""",
         now,
         TimerKind.ESCALATE.value,
+    )
+    return rows_affected(result)
+
+
+async def prune_fired(connection: Connection, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` timers fired before ``cutoff``; returns how many."""
+    result: str = await connection.execute(
+        """DELETE FROM timers WHERE id IN (
+             SELECT id FROM timers WHERE fired_at < $1 LIMIT $2)""",
+        cutoff,
+        limit,
     )
     return rows_affected(result)

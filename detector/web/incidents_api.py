@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from detector.domain.fieldpath import field_path
 from detector.domain.model import Decision, IncidentState
 from detector.engine import actions
-from detector.store import queries
+from detector.store import intake_log, queries
 from detector.store import signals as inbox
 from detector.web.context import SERVICES, Services
 from detector.web.responses import bad_request, error, int_param
@@ -96,7 +96,7 @@ async def rejected_webhooks(request: web.Request) -> web.Response:
     """``GET /api/v1/webhooks/rejected``: recently rejected bodies with the field and reason."""
     limit = int_param(request.query.get("limit", "50"), "limit", maximum=1000)
     async with request.app[SERVICES].pool.acquire() as connection:
-        rows = await inbox.rejected(connection, limit)
+        rows = await intake_log.rejected(connection, limit)
     return web.json_response({"rejected": queries.json_rows(rows)})
 
 

@@ -8,13 +8,14 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from detector.store.connection import ping
 from detector.web.context import METRICS, SERVICES
 
 READY_WITHIN_S = 2.0
-_unanswered: set[asyncio.Future[object]] = set()
+_unanswered: set[asyncio.Future[None]] = set()
 
 
-def _forget(probe: asyncio.Future[object]) -> None:
+def _forget(probe: asyncio.Future[None]) -> None:
     _unanswered.discard(probe)
     if not probe.cancelled():
         probe.exception()  # retrieved, so asyncio does not log it as lost
@@ -30,7 +31,7 @@ async def readyz(request: web.Request) -> web.Response:
     services = request.app.get(SERVICES)
     if services is None:
         return web.json_response({"status": "starting"}, status=503)
-    probe = asyncio.ensure_future(services.pool.fetchval("SELECT 1"))
+    probe = asyncio.ensure_future(ping(services.pool))
     await asyncio.wait({probe}, timeout=READY_WITHIN_S)
     if not probe.done():
         # Not cancelled: cancelling a query waits on the same stalled connection. It ends

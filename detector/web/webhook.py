@@ -16,7 +16,7 @@ from detector.domain.model import Source
 from detector.intake.alertmanager import PayloadError, log_entry, parse_payload
 from detector.intake.batcher import DB_ERRORS
 from detector.intake.replay_memo import digest_of
-from detector.store import signals as inbox
+from detector.store import intake_log
 from detector.web.context import SERVICES, Services
 from detector.web.responses import check_bearer, error
 
@@ -79,7 +79,7 @@ async def _reject(services: Services, body: bytes, err: PayloadError) -> web.Res
     log.info("webhook.rejected", field=err.field, reason=err.errors[0]["reason"])
     try:
         async with services.pool.acquire() as connection:
-            await inbox.keep_rejected(
+            await intake_log.keep_rejected(
                 connection,
                 services.clock.now(),
                 err.field,

@@ -21,8 +21,8 @@ from detector.engine.delivery import Deliverer
 from detector.ruleset.live import LiveRules
 from detector.service.app import build_channels, channel_registry, create_app
 from detector.service.metrics import Metrics
-from detector.store import incidents as store
 from detector.store import migrate as migrations
+from detector.store.connection import init_connection
 from detector.web.ack_links import LinkBuilder
 from detector.web.context import SERVICES
 from tests.conftest import LAG_TOO, POOL_NAME, RULES, alert, payload, settings_for, store_alerts
@@ -48,9 +48,7 @@ async def replica(
     pools: list[asyncpg.Pool] = []
 
     async def build(clock: FakeClock) -> Engine:
-        pool = await asyncpg.create_pool(
-            database_url, min_size=1, max_size=4, init=store.init_connection
-        )
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=init_connection)
         pools.append(pool)
         registry = channel_registry(session)
         rules = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)

@@ -16,12 +16,12 @@ from detector.reconcile.reconciler import (
     RECEIVER,
     GoneAlert,
     GoneReason,
-    HeldAlert,
     alertmanager_settled,
     plan,
     resolved_signal,
     timeline_entries,
 )
+from detector.store.incidents import HeldAlert
 from detector.store.signals import PendingSignal
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

@@ -1,0 +1,35 @@
+"""The connection every store function takes: its type, the codecs each pooled connection
+gets, the readiness probe, and reading how many rows a statement touched."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+
+Connection: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
+
+
+async def init_connection(connection: asyncpg.Connection) -> None:
+    """Decode json and jsonb as Python objects on every pooled connection."""
+    for kind in ("json", "jsonb"):
+        await connection.set_type_codec(
+            kind, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, default=dict).decode()  # Mapping views become objects
+
+
+def rows_affected(status: str) -> int:
+    """How many rows a statement touched, from its status (``UPDATE 3``, ``INSERT 0 3``)."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """One round trip to the database (raises what the connection raises)."""
+    await pool.fetchval("SELECT 1")
