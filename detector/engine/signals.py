@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import structlog
 
+from detector.domain.grouping import held_where_it_is
 from detector.domain.model import Decision, Signal
 from detector.engine.correlation import correlate
 from detector.ruleset.rules import RuleMatch, RuleSet
@@ -75,24 +76,6 @@ def routed_once(rules: RuleSet) -> Callable[[Signal], list[RuleMatch]]:
         return matches
 
     return route
-
-
-def held_where_it_is(
-    matches: list[RuleMatch], holders: tuple[inbox.Holder, ...], rules: RuleSet
-) -> list[RuleMatch]:
-    """An alert an open incident holds goes to that incident, whatever the rules say now.
-
-    Otherwise a rule edited after the incident opened (narrower matchers, another group_by)
-    would send the alert's resolution nowhere, or to another group, and leave the incident open
-    for good. Holders whose rule is gone are left out (``live_rules`` excludes them anyway).
-    """
-    held = {h.rule: h for h in holders if h.rule in rules.rules}
-    if not held:
-        return matches
-    others = [match for match in matches if match.rule.name not in held]
-    return others + [
-        RuleMatch(rules.rules[h.rule], h.group_key, h.group_labels) for h in held.values()
-    ]
 
 
 def group_by_incident(
