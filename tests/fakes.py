@@ -1,14 +1,21 @@
-"""Small real stand-ins used across tests: a clock to drive, an HTTP endpoint recording pages."""
+"""Small real stand-ins used across tests: a clock to drive, an HTTP endpoint recording pages,
+a signal stage whose rule group fails."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from aiohttp import web
+
+from detector.domain.model import Decision, Signal
+from detector.engine.correlation import correlate
+from detector.ruleset.rules import RuleMatch, RuleSet
+from detector.store.incidents import Connection
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # Black Friday, 09:00 UTC
 
@@ -82,3 +89,28 @@ class PageReceiver:
             for body, status in zip(self.requests, self.answers, strict=True)
             if status < 300 and (event is None or body["event"] == event)
         ]
+
+
+class FailingGroup:
+    """Applies rule groups as the signal stage does (``correlate``), except that ``rule``'s group
+    fails ``times`` times, as a deadlock would; ``applied`` names the rule of every group tried.
+    """
+
+    def __init__(self, rule: str, times: int = 1) -> None:
+        self.rule = rule
+        self.failures_left = times
+        self.applied: list[str] = []
+
+    async def __call__(
+        self,
+        connection: Connection,
+        rules: RuleSet,
+        match: RuleMatch,
+        signals: Sequence[Signal],
+        now: datetime,
+    ) -> Decision | None:
+        self.applied.append(match.rule.name)
+        if match.rule.name == self.rule and self.failures_left > 0:
+            self.failures_left -= 1
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return await correlate(connection, rules, match, signals, now)

@@ -7,7 +7,7 @@ order; a batch of signals and all its decisions commit together.
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,17 +16,23 @@ import structlog
 
 from detector.domain.grouping import held_where_it_is
 from detector.domain.model import Decision, Signal
-from detector.engine.correlation import correlate
+from detector.engine import correlation
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import incidents as store
 from detector.store import intake_log
 from detector.store import signals as inbox
+from detector.store.incidents import Connection
 
 log = structlog.get_logger(__name__)
 _PROCESSING_LOCK = 0x5707_5160
 QUICK_RETRIES = 3
 FIRST_SLOW_RETRY = timedelta(seconds=5)
 LONGEST_RETRY = timedelta(minutes=5)
+
+Correlate = Callable[
+    [Connection, RuleSet, RuleMatch, Sequence[Signal], datetime], Awaitable[Decision | None]
+]
+"""Applies one group's signals inside the caller's transaction (``correlation.correlate``)."""
 
 
 @dataclass
@@ -102,7 +108,12 @@ def group_by_incident(
 
 
 async def process_pending(
-    pool: asyncpg.Pool, rules: RuleSet, now: datetime, limit: int = 500
+    pool: asyncpg.Pool,
+    rules: RuleSet,
+    now: datetime,
+    limit: int = 500,
+    *,
+    correlate: Correlate = correlation.correlate,
 ) -> SignalBatchResult:
     """Process queued signals and the new ones from expanding intake log records (up to
     ``limit`` of each), oldest first, in one transaction.
@@ -110,7 +121,7 @@ async def process_pending(
     Nothing happens while another replica holds the lock. A group whose update fails is rolled
     back alone (a savepoint), and its signals are queued again for that group's rule
     (``retry_after``), so a failure never drops an alert: Alertmanager's resends of it are
-    duplicates and would not bring it back.
+    duplicates and would not bring it back. ``correlate`` applies each group.
     """
     result = SignalBatchResult()
     async with pool.acquire() as connection, connection.transaction():

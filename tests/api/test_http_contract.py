@@ -8,12 +8,14 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
-from detector.engine import actions
 from detector.service.app import MAX_BODY_BYTES
 from detector.service.logs import configure_logging
 from detector.service.settings import LogFormat
 from detector.web.ack_links import make_token
+from detector.web.responses import edge
 from tests.conftest import Shop, alert, payload
 from tests.fakes import T0
 
@@ -142,7 +144,8 @@ class TestWebhookValidation:
 
 class TestUnexpectedErrors:
     """Whatever goes wrong inside, the answer is JSON: 503 when the database is not usable
-    (Alertmanager and scripts retry), 500 with the request id otherwise."""
+    (Alertmanager and scripts retry), 500 with the request id otherwise. A handler that raises
+    stands behind the service's own edge middleware."""
 
     @pytest.mark.parametrize(
         ("raised", "status"),
@@ -153,18 +156,18 @@ class TestUnexpectedErrors:
             pytest.param(RuntimeError("a bug"), 500, id="a bug"),
         ],
     )
-    async def test_answer_is_json(
-        self, shop: Shop, monkeypatch: pytest.MonkeyPatch, raised: Exception, status: int
-    ) -> None:
-        async def failing(*_args: Any, **_kwargs: Any) -> Any:
+    async def test_answer_is_json(self, raised: Exception, status: int) -> None:
+        async def failing(_request: web.Request) -> web.Response:
             raise raised
 
-        monkeypatch.setattr(actions, "resolve", failing)
-        response = await shop.client.post("/api/v1/incidents/1/resolve")
-        assert response.status == status
-        assert response.content_type == "application/json"
-        assert (await response.json())["error"]
-        assert response.headers["X-Request-Id"]
+        app = web.Application(middlewares=[edge(lambda _request: None)])
+        app.router.add_post("/api/v1/incidents/{incident_id}/resolve", failing)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            response = await client.post("/api/v1/incidents/1/resolve")
+            assert response.status == status
+            assert response.content_type == "application/json"
+            assert (await response.json())["error"]
+            assert response.headers["X-Request-Id"]
 
     async def test_oversized_body_is_a_413_naming_it(self, shop: Shop) -> None:
         response = await shop.client.post("/api/v1/alertmanager", data=b" " * (MAX_BODY_BYTES + 1))

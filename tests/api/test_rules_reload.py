@@ -5,14 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from detector.engine import signals as signal_stage
-from tests.conftest import LAG_TOO, POOL_NAME, RULES, Shop, alert, reload_edited
+from detector.engine.signals import SignalBatchResult
+from detector.ruleset.rules import RuleSet
+from tests.conftest import (
+    LAG_TOO,
+    POOL_NAME,
+    RULES,
+    Shop,
+    alert,
+    reload_edited,
+    with_signal_stage,
+)
 
 VARIANT = """
 channels:
@@ -270,22 +281,23 @@ class TestConditionRemoved:
         assert await shop.services.pool.fetchval("SELECT count(*) FROM conditions") == 0
 
     async def test_a_reload_during_an_engine_cycle_is_not_missed(
-        self, shop: Shop, rules_dir: Path, monkeypatch: pytest.MonkeyPatch
+        self, shop: Shop, rules_dir: Path
     ) -> None:
         await _with_condition(shop, rules_dir, ALL_OF_LAG)
         await shop.post_alerts(alert(cluster="eu-1"))
         await shop.cycle()
-        process_pending = signal_stage.process_pending
+        as_they_were = [RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)]
 
-        async def rules_swapped_meanwhile(*args: Any, **kwargs: Any) -> Any:
-            monkeypatch.setattr(signal_stage, "process_pending", process_pending)
-            result = await process_pending(*args, **kwargs)
-            text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
-            (rules_dir / "shop.yml").write_text(text)  # the rules as they were
-            shop.services.reloader.reload("test")
+        async def rules_swapped_meanwhile(
+            pool: asyncpg.Pool, rules: RuleSet, now: datetime
+        ) -> SignalBatchResult:
+            result = await signal_stage.process_pending(pool, rules, now)
+            if as_they_were:
+                (rules_dir / "shop.yml").write_text(as_they_were.pop())
+                shop.services.reloader.reload("test")
             return result
 
-        monkeypatch.setattr(signal_stage, "process_pending", rules_swapped_meanwhile)
+        shop = with_signal_stage(shop, rules_swapped_meanwhile)
         for _ in range(3):
             await shop.cycle()
         assert len(shop.pager.delivered("triggered")) == 1
