@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -216,6 +216,17 @@ def with_signal_stage(shop: Shop, process_signals: SignalStage) -> Shop:
     )
     services.reloader.on_swap(engine.rules_changed)
     return replace(shop, engine=engine)
+
+
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The fields of each ``name`` event in ``structlog.testing.capture_logs`` output (without
+    its level and exception flag)."""
+    noise = {"event", "log_level", "exc_info"}
+    return [
+        {key: value for key, value in entry.items() if key not in noise}
+        for entry in logs
+        if entry["event"] == name
+    ]
 
 
 POOL_NAME = 'alertname="PgBouncerPoolSaturated"'

@@ -10,9 +10,10 @@ from functools import partial
 from pathlib import Path
 
 import asyncpg
+from structlog.testing import capture_logs
 
 from detector.engine import signals as signal_stage
-from tests.conftest import Shop, alert, reload_edited, with_signal_stage
+from tests.conftest import Shop, alert, events, reload_edited, with_signal_stage
 from tests.fakes import T0, FailingGroup
 
 
@@ -23,9 +24,13 @@ class TestPoolExhaustionStory:
         assert response.status == 200
         assert await response.json() == {"status": "accepted", "alerts": 1}
 
-        await shop.cycle()
+        with capture_logs() as logs:
+            await shop.cycle()
         [page] = shop.pager.delivered("triggered")
         incident_id = page["incident"]["id"]
+        assert events(logs, "incident.opened") == [
+            {"rule": "pool-exhausted", "title": "Connection pool exhausted on eu-1"}
+        ]
         assert page["incident"]["title"] == "Connection pool exhausted on eu-1"
         assert page["incident"]["severity"] == "critical"
         assert page["incident"]["summary"] == "PgBouncerPoolSaturated on eu-1"
@@ -52,9 +57,13 @@ class TestPoolExhaustionStory:
         await shop.post_alerts(
             {**firing, "status": "resolved", "endsAt": (T0 + timedelta(minutes=9)).isoformat()}
         )
-        await shop.advance(timedelta(minutes=10))
+        with capture_logs() as logs:
+            await shop.advance(timedelta(minutes=10))
         detail = await shop.incident(incident_id)
         assert detail["state"] == "resolved"
+        assert events(logs, "incident.resolved") == [
+            {"rule": "pool-exhausted", "title": "Connection pool exhausted on eu-1"}
+        ]
         assert detail["acknowledged_by"] == "maria"
         assert detail["resolved_by"] == "stormwatch"
         assert len(shop.pager.delivered("resolved")) == 1
@@ -219,9 +228,13 @@ class TestDelivery:
         [incident] = await shop.incidents()
         resolved = await shop.client.post(f"/api/v1/incidents/{incident['id']}/resolve")
         assert resolved.status == 200
-        await shop.cycle()
-        await shop.advance(timedelta(minutes=10))  # well past the page's retry time
+        with capture_logs() as logs:
+            await shop.cycle()
+            await shop.advance(timedelta(minutes=10))  # well past the page's retry time
 
+        assert events(logs, "page.superseded") == [
+            {"channel": "pager", "incident_id": incident["id"]}
+        ]
         pages = zip(shop.pager.requests, shop.pager.answers, strict=True)
         sent = [(page["event"], status) for page, status in pages]
         assert sent == [("triggered", 503), ("resolved", 200)], "no page after the resolution"
@@ -242,8 +255,11 @@ class TestTimerFailures:
         await shop.cycle()
         assert len(shop.pager.delivered("triggered")) == 2
         await _fail_first_escalation(shop.services.pool)
-        await shop.advance(timedelta(minutes=5))
+        with capture_logs() as logs:
+            await shop.advance(timedelta(minutes=5))
         assert len(shop.backup.delivered("triggered")) == 1, "the other escalation went out"
+        [failed] = events(logs, "timer.failed")
+        assert (failed["kind"], failed["retry_in"]) == ("escalate", "0:01:00")
         await shop.advance(timedelta(seconds=30))
         assert len(shop.backup.delivered("triggered")) == 1, "the failed one waits for its lease"
         await shop.advance(timedelta(seconds=31))
@@ -285,9 +301,13 @@ class TestSignalFailures:
         await reload_edited(shop, rules_dir, 'alertname="CheckoutErrorSpike"', both)
         shop, applied = _failing(shop, "checkout-errors")
         await shop.post_alerts(alert(cluster="eu-1"))
-        await shop.cycle()
+        with capture_logs() as logs:
+            await shop.cycle()
         titles = [p["incident"]["title"] for p in shop.pager.delivered("triggered")]
         assert titles == ["Connection pool exhausted on eu-1"]
+        assert events(logs, "signals.group_failed") == [
+            {"rule": "checkout-errors", "group_key": "{}"}
+        ]
 
         await shop.cycle()
         titles = [p["incident"]["title"] for p in shop.pager.delivered("triggered")]

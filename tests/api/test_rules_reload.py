@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from detector.engine import signals as signal_stage
 from detector.engine.signals import SignalBatchResult
@@ -21,6 +22,7 @@ from tests.conftest import (
     RULES,
     Shop,
     alert,
+    events,
     reload_edited,
     with_signal_stage,
 )
@@ -59,8 +61,10 @@ async def metric(shop: Shop, name: str) -> str:
 class TestReload:
     async def test_valid_edit_is_swapped_in(self, shop: Shop, rules_dir: Path) -> None:
         rewrite(rules_dir, variant(shop, "minor", "B"))
-        response = await shop.client.post("/api/v1/rules/reload")
+        with capture_logs() as logs:
+            response = await shop.client.post("/api/v1/rules/reload")
         assert response.status == 200
+        assert events(logs, "rules.reloaded") == [{"trigger": "api", "rules": 1}]
         body = await response.json()
         assert body["running"]["rules"] == ["pool-exhausted"]
         assert body["last_reload"]["success"] is True
@@ -78,10 +82,13 @@ class TestReload:
                 "severity: critical", "severity: catastrophic"
             ),
         )
-        response = await shop.client.post("/api/v1/rules/reload")
+        with capture_logs() as logs:
+            response = await shop.client.post("/api/v1/rules/reload")
         assert response.status == 422
         body = await response.json()
         [error] = body["last_reload"]["errors"]
+        assert events(logs, "rules.reload_failed") == [{"trigger": "api", "errors": [error]}]
+        assert events(logs, "rules.reloaded") == []
         assert error.startswith(f"{rules_dir / 'shop.yml'}:")
         assert "rules[0].severity" in error
         assert body["running"]["rules"] == ["checkout-errors", "pool-exhausted"]
