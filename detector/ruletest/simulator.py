@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+
+import orjson
 
 from detector.domain.grouping import current_incident, decide_group, held_where_it_is
 from detector.domain.incidents import decide_ack, decide_resolve, decide_timer
@@ -215,7 +216,10 @@ class Simulation:
             self._apply(change.decision, now)
 
     def _stored(self, state: State) -> State:
-        stored: State = json.loads(json.dumps(state)) if self._state_as_json else state
+        """The state as the engine reads it back from its jsonb column (same codec)."""
+        if not self._state_as_json:
+            return state
+        stored: State = orjson.loads(orjson.dumps(state, default=dict))
         return stored
 
     def _apply(self, decision: Decision, now: datetime) -> None:
