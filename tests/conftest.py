@@ -4,9 +4,10 @@ a page receiver on 127.0.0.1, and the full service app driven by a fake clock.""
 from __future__ import annotations
 
 import json
+import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,15 @@ import pgserver
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from detector.engine.cycle import CycleReport
+from detector.engine.cycle import CycleReport, Engine, SignalStage
+from detector.engine.delivery import Deliverer
 from detector.intake.alertmanager import parse_payload, to_signals
 from detector.service.app import create_app
 from detector.service.settings import Settings
 from detector.store import migrate as migrations
 from detector.store import signals as inbox
 from detector.store.connection import init_connection
+from detector.web.ack_links import LinkBuilder
 from detector.web.context import SERVICES, Services
 from tests.fakes import T0, FakeClock, PageReceiver
 
@@ -163,13 +166,15 @@ async def store_alerts(pool: asyncpg.Pool, clock: FakeClock, *alerts: dict[str, 
 
 @dataclass
 class Shop:
-    """The running service under test: HTTP client, services, clock and page receivers."""
+    """The running service under test: HTTP client, services, clock and page receivers; its
+    cycles run the service's engine unless ``engine`` is another (see ``with_signal_stage``)."""
 
     client: TestClient
     services: Services
     clock: FakeClock
     pager: PageReceiver
     backup: PageReceiver
+    engine: Engine | None = None
 
     async def post_alerts(
         self, *alerts: dict[str, Any], headers: dict[str, str] | None = None
@@ -180,7 +185,7 @@ class Shop:
 
     async def cycle(self) -> CycleReport:
         """One engine cycle at the fake clock's time."""
-        return await self.services.engine.run_once()
+        return await (self.engine or self.services.engine).run_once()
 
     async def advance(self, delta: timedelta) -> CycleReport:
         self.clock.advance(delta)
@@ -196,6 +201,39 @@ class Shop:
         response = await self.client.get(f"/api/v1/incidents?state={state}&limit=1000")
         assert response.status == 200, await response.text()
         return (await response.json())["incidents"]  # type: ignore[no-any-return]
+
+
+def with_signal_stage(shop: Shop, process_signals: SignalStage) -> Shop:
+    """The shop cycling another engine replica, whose signal stage is ``process_signals``: same
+    database, rules, clock and metrics, and it hears of rules reloads as the service's own."""
+    services, settings = shop.services, shop.services.settings
+    links = LinkBuilder(
+        settings.base_url, services.signing_key, settings.ack_link_ttl, services.clock
+    )
+    engine = Engine(
+        services.pool,
+        lambda: services.rules.routes,
+        Deliverer(links, random.Random(7)),
+        services.clock,
+        services.metrics,
+        settings.engine_interval,
+        retention=settings.retention,
+        batch_window=settings.engine_batch_window,
+        process_signals=process_signals,
+    )
+    services.reloader.on_swap(engine.rules_changed)
+    return replace(shop, engine=engine)
+
+
+def events(logs: list[MutableMapping[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The fields of each ``name`` event in ``structlog.testing.capture_logs`` output (without
+    its level and exception flag)."""
+    noise = {"event", "log_level", "exc_info"}
+    return [
+        {key: value for key, value in entry.items() if key not in noise}
+        for entry in logs
+        if entry["event"] == name
+    ]
 
 
 POOL_NAME = 'alertname="PgBouncerPoolSaturated"'

@@ -1,16 +1,21 @@
 """Small real stand-ins used across tests: a clock to drive, an HTTP endpoint recording pages,
-a channel recording the typed messages it is handed."""
+a channel recording the typed messages it is handed, a signal stage whose rule group fails."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
+from detector.domain.model import Decision, Signal
+from detector.engine.correlation import correlate
+from detector.ruleset.rules import RuleMatch, RuleSet
+from detector.store.connection import Connection
 from responders.messages import Message, MessageKind
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # Black Friday, 09:00 UTC
@@ -100,3 +105,26 @@ class RecordingChannel:
 
     async def send(self, message: Message, idempotency_key: str) -> None:
         self.sent.append((message, idempotency_key))
+class FailingGroup:
+    """Applies rule groups as the signal stage does (``correlate``), except that ``rule``'s group
+    fails ``times`` times, as a deadlock would; ``applied`` names the rule of every group tried.
+    """
+
+    def __init__(self, rule: str, times: int = 1) -> None:
+        self.rule = rule
+        self.failures_left = times
+        self.applied: list[str] = []
+
+    async def __call__(
+        self,
+        connection: Connection,
+        rules: RuleSet,
+        match: RuleMatch,
+        signals: Sequence[Signal],
+        now: datetime,
+    ) -> Decision | None:
+        self.applied.append(match.rule.name)
+        if match.rule.name == self.rule and self.failures_left > 0:
+            self.failures_left -= 1
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return await correlate(connection, rules, match, signals, now)

@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -35,6 +35,9 @@ from detector.store import timers as timers_table
 log = structlog.get_logger(__name__)
 PRUNE_EVERY = timedelta(hours=1)
 GAUGE_EVERY_SECONDS = 1.0
+
+SignalStage = Callable[[asyncpg.Pool, RuleSet, datetime], Awaitable[SignalBatchResult]]
+"""Turns pending signals into decisions (``signals.process_pending``)."""
 
 
 @dataclass
@@ -65,7 +68,10 @@ def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
 
 
 class Engine:
-    """Runs the stages against one database; any number of replicas may run side by side."""
+    """Runs the stages against one database; any number of replicas may run side by side.
+
+    ``process_signals`` is the signal stage: ``signals.process_pending`` unless another is given.
+    """
 
     def __init__(
         self,
@@ -78,8 +84,11 @@ class Engine:
         owner: str | None = None,
         retention: timedelta = timedelta(days=30),
         batch_window: timedelta = timedelta(0),
+        *,
+        process_signals: SignalStage = signal_stage.process_pending,
     ) -> None:
         self._pool = pool
+        self._process_signals = process_signals
         self._routes = routes
         self._deliverer = deliverer
         self._clock = clock
@@ -122,9 +131,7 @@ class Engine:
         routes = self._routes()
         rules = routes.rules
         try:
-            report.signals = await signal_stage.process_pending(
-                self._pool, rules, self._clock.now()
-            )
+            report.signals = await self._process_signals(self._pool, rules, self._clock.now())
         except Exception:
             self._stage_failed("signals")
         rules = self._routes().rules  # a reload may have swapped them during the signals

@@ -7,24 +7,31 @@ order; a batch of signals and all its decisions commit together.
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
 
+from detector.domain.grouping import held_where_it_is
 from detector.domain.model import Decision, Signal
-from detector.engine.correlation import correlate
+from detector.engine import correlation
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import incidents as store
 from detector.store import intake_log, locks
 from detector.store import signals as inbox
+from detector.store.connection import Connection
 
 log = structlog.get_logger(__name__)
 QUICK_RETRIES = 3
 FIRST_SLOW_RETRY = timedelta(seconds=5)
 LONGEST_RETRY = timedelta(minutes=5)
+
+Correlate = Callable[
+    [Connection, RuleSet, RuleMatch, Sequence[Signal], datetime], Awaitable[Decision | None]
+]
+"""Applies one group's signals inside the caller's transaction (``correlation.correlate``)."""
 
 
 @dataclass
@@ -76,24 +83,6 @@ def routed_once(rules: RuleSet) -> Callable[[Signal], list[RuleMatch]]:
     return route
 
 
-def held_where_it_is(
-    matches: list[RuleMatch], holders: tuple[inbox.Holder, ...], rules: RuleSet
-) -> list[RuleMatch]:
-    """An alert an open incident holds goes to that incident, whatever the rules say now.
-
-    Otherwise a rule edited after the incident opened (narrower matchers, another group_by)
-    would send the alert's resolution nowhere, or to another group, and leave the incident open
-    for good. Holders whose rule is gone are left out (``live_rules`` excludes them anyway).
-    """
-    held = {h.rule: h for h in holders if h.rule in rules.rules}
-    if not held:
-        return matches
-    others = [match for match in matches if match.rule.name not in held]
-    return others + [
-        RuleMatch(rules.rules[h.rule], h.group_key, h.group_labels) for h in held.values()
-    ]
-
-
 def group_by_incident(
     pending: list[inbox.PendingSignal],
     route: Callable[[Signal], list[RuleMatch]],
@@ -118,7 +107,12 @@ def group_by_incident(
 
 
 async def process_pending(
-    pool: asyncpg.Pool, rules: RuleSet, now: datetime, limit: int = 500
+    pool: asyncpg.Pool,
+    rules: RuleSet,
+    now: datetime,
+    limit: int = 500,
+    *,
+    correlate: Correlate = correlation.correlate,
 ) -> SignalBatchResult:
     """Process queued signals and the new ones from expanding intake log records (up to
     ``limit`` of each), oldest first, in one transaction.
@@ -126,7 +120,7 @@ async def process_pending(
     Nothing happens while another replica holds the lock. A group whose update fails is rolled
     back alone (a savepoint), and its signals are queued again for that group's rule
     (``retry_after``), so a failure never drops an alert: Alertmanager's resends of it are
-    duplicates and would not bring it back.
+    duplicates and would not bring it back. ``correlate`` applies each group.
     """
     result = SignalBatchResult()
     async with pool.acquire() as connection, connection.transaction():

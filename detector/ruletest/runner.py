@@ -18,9 +18,8 @@ from detector.ruleset.loader import RulesInvalid, load_ruleset, schema_errors
 from detector.ruleset.positions import RuleError, parse
 from detector.ruleset.rules import RuleSet
 from detector.ruletest.schema import RuleTestCase, RuleTestFile
-from detector.ruletest.simulator import Simulation
+from detector.ruletest.simulator import Input, NotSettled, Simulation
 
-_MAX_STEPS = 100_000
 _SHOWN_FOR_EXTRA = ("rule", "title", "severity", "state")
 
 
@@ -80,45 +79,31 @@ def run_case(rules: RuleSet, case: RuleTestCase) -> str:
 def simulate(rules: RuleSet, case: RuleTestCase) -> Simulation:
     """Step through inputs and timers in time order until the last input plus ``run_for``."""
     simulation = Simulation(rules)
-    events = sorted(_events(case), key=lambda event: (event[0], event[1]))
-    end = max((event[0] for event in events), default=case.start) + case.run_for
-    position = 0
-    for _ in range(_MAX_STEPS):
-        upcoming = [
-            t for t in (_time_at(events, position), simulation.next_timer()) if t is not None
-        ]
-        now = min(upcoming, default=None)
-        if now is None or now > end:
-            return simulation
-        while position < len(events) and events[position][0] == now:
-            events[position][2](simulation, now)
-            position += 1
-        simulation.fire_due(now)
-    raise RuntimeError(f"scenario {case.name!r} did not settle after {_MAX_STEPS} steps")
+    inputs = list(_inputs(case))
+    end = max((at for at, _ in inputs), default=case.start) + case.run_for
+    try:
+        simulation.play(inputs, end)
+    except NotSettled as err:
+        raise RuntimeError(f"scenario {case.name!r} {err}") from None
+    return simulation
 
 
-def _time_at(events: list[Any], position: int) -> datetime | None:
-    return events[position][0] if position < len(events) else None
-
-
-def _events(case: RuleTestCase) -> Iterator[tuple[datetime, int, Any]]:
-    order = 0
+def _inputs(case: RuleTestCase) -> Iterator[tuple[datetime, Input]]:
+    """Alerts and actions at their moments, in file order (which ``play`` keeps at one moment)."""
     for alert in case.alerts:
         for offset in alert.times():
-            order += 1
-            yield (
-                case.start + offset,
-                order,
-                _deliver(alert.labels, alert.annotations, alert.status),
-            )
+            yield case.start + offset, _deliver(alert.labels, alert.annotations, alert.status)
     for action in case.actions:
-        order += 1
         rule, kind = (action.ack, "ack") if action.ack else (action.resolve or "", "resolve")
-        yield case.start + action.at, order, lambda sim, now, r=rule, k=kind: sim.act(r, k, now)
+        yield case.start + action.at, _act(rule, kind)
 
 
-def _deliver(labels: dict[str, str], annotations: dict[str, str], status: AlertStatus) -> Any:
+def _deliver(labels: dict[str, str], annotations: dict[str, str], status: AlertStatus) -> Input:
     return lambda simulation, now: simulation.receive(labels, annotations, status, now)
+
+
+def _act(rule: str, kind: str) -> Input:
+    return lambda simulation, now: simulation.act(rule, kind, now)
 
 
 def describe(incident: Incident, start: datetime) -> dict[str, Any]:

@@ -1,30 +1,48 @@
-"""An in-memory engine for rule tests: the same routing, conditions and decisions as the service,
-with the inbox, incidents and timers kept in dictionaries and time stepped explicitly."""
+"""An in-memory engine for rule tests, time stepped explicitly.
+
+It decides with the engine's own pure functions: routing and the group's incident and condition
+(``domain.grouping``), timers and human actions (``domain.incidents``), windows
+(``domain.muting``). What the engine keeps in PostgreSQL lives in dictionaries here: stored
+signals (a replay only refreshes when it was last seen), incidents, condition states (as JSON, as
+in their jsonb column) and timers.
+"""
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import orjson
+
+from detector.domain.grouping import current_incident, decide_group, held_where_it_is
 from detector.domain.incidents import decide_ack, decide_resolve, decide_timer
 from detector.domain.model import (
     AlertStatus,
     Decision,
     Incident,
+    Occurrence,
     Signal,
     Source,
     Timer,
     TimerKind,
 )
 from detector.domain.muting import mute
-from detector.engine.correlation import plan
 from detector.intake.alertmanager import fingerprint_of
-from detector.ruleset.conditions import State
+from detector.ruleset.conditions import ConditionResult, State
 from detector.ruleset.rules import RuleMatch, RuleSet
 
 ACTOR = "rule-test"
+MAX_STEPS = 100_000
+
+Input = Callable[["Simulation", datetime], None]
+"""Something that happens at a moment: ``input(simulation, now)``."""
+
+
+class NotSettled(RuntimeError):
+    """Timers kept falling due: the simulation took ``MAX_STEPS`` steps without reaching its end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +55,18 @@ class SentPage:
     incident_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class ConditionCheck:
+    """One evaluation of a group's condition: on new ``signals``, or on none when its check fell
+    due."""
+
+    at: datetime
+    rule: str
+    group_key: str
+    signals: tuple[Signal, ...]
+    result: ConditionResult
+
+
 @dataclass
 class _Group:
     match: RuleMatch
@@ -45,17 +75,42 @@ class _Group:
 
 
 class Simulation:
-    """Feed alerts and actions in time order; read ``incidents`` and ``pages`` afterwards."""
+    """Feed alerts and actions in time order; read ``incidents``, ``pages`` and ``checks`` after.
 
-    def __init__(self, rules: RuleSet) -> None:
+    ``state_as_json=False`` keeps condition states as the objects the condition returned instead
+    of as stored JSON: the two must decide alike, or state would not survive a restart.
+    """
+
+    def __init__(self, rules: RuleSet, *, state_as_json: bool = True) -> None:
         self.rules = rules
         self.incidents: dict[int, Incident] = {}
         self.pages: list[SentPage] = []
-        self._received: dict[tuple[str, datetime, str], datetime] = {}
+        self.checks: list[ConditionCheck] = []
+        self._state_as_json = state_as_json
+        self._received: dict[tuple[str, datetime, AlertStatus], datetime] = {}
         self._firing_since: dict[str, datetime] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
         self._timers: list[tuple[datetime, int, Timer]] = []
         self._sequence = itertools.count(1)
+
+    def play(self, inputs: Iterable[tuple[datetime, Input]], until: datetime) -> None:
+        """Apply ``inputs`` in time order and fire every timer at its due time, up to ``until``.
+
+        At one moment the inputs come first, then the timers due: the engine's cycle handles
+        new signals before timers.
+        """
+        pending = sorted(inputs, key=lambda item: item[0])
+        position = 0
+        for _ in range(MAX_STEPS):
+            next_input = pending[position][0] if position < len(pending) else None
+            now = min(filter(None, (next_input, self.next_timer())), default=None)
+            if now is None or now > until:
+                return
+            while position < len(pending) and pending[position][0] == now:
+                pending[position][1](self, now)
+                position += 1
+            self.fire_due(now)
+        raise NotSettled(f"did not settle after {MAX_STEPS} steps")
 
     def receive(
         self,
@@ -64,28 +119,46 @@ class Simulation:
         status: AlertStatus,
         now: datetime,
     ) -> None:
-        """One alert delivered at ``now``; replays only refresh when it was last seen."""
+        """One alert delivered at ``now``; a firing alert keeps its start until it resolves."""
         fingerprint = fingerprint_of(labels)
         starts_at = self._firing_since.setdefault(fingerprint, now)
         if status is AlertStatus.RESOLVED:
             del self._firing_since[fingerprint]
-        key = (fingerprint, starts_at, status.value)
-        replay = key in self._received
-        self._received[key] = now
-        if not replay:
-            signal = Signal(
-                source=Source.ALERTMANAGER,
-                name=labels.get("alertname", ""),
-                fingerprint=fingerprint,
-                status=status,
-                starts_at=starts_at,
-                ends_at=now if status is AlertStatus.RESOLVED else None,
-                labels=labels,
-                annotations=annotations,
-                received_at=now,
-            )
-            for match in self.rules.route(signal):
-                self._correlate(match, [signal], now)
+        signal = Signal(
+            source=Source.ALERTMANAGER,
+            name=labels.get("alertname", ""),
+            fingerprint=fingerprint,
+            status=status,
+            starts_at=starts_at,
+            ends_at=now if status is AlertStatus.RESOLVED else None,
+            labels=labels,
+            annotations=annotations,
+            received_at=now,
+        )
+        self.deliver([signal], now)
+
+    def deliver(self, signals: Sequence[Signal], now: datetime) -> None:
+        """Signals stored on arrival and taken up together by the engine's cycle at ``now``.
+
+        A replay of a stored signal (same occurrence and status) only refreshes when it was
+        last seen. The others go to their rule groups, or to the open incidents holding them.
+        """
+        fresh = []
+        for signal in signals:
+            stored = (signal.fingerprint, signal.starts_at, signal.status)
+            if stored not in self._received:
+                fresh.append(signal)
+            self._received[stored] = signal.received_at
+        groups: dict[tuple[str, str], tuple[RuleMatch, list[Signal]]] = {}
+        for signal in fresh:
+            holders = [
+                i for i in self.incidents.values() if i.is_open and signal.occurrence in i.alerts
+            ]
+            for match in held_where_it_is(self.rules.route(signal), holders, self.rules):
+                key = (match.rule.name, match.group_key)
+                groups.setdefault(key, (match, []))[1].append(signal)
+        for match, grouped in groups.values():
+            self._correlate(match, grouped, now)
 
     def act(self, rule: str, action: str, now: datetime) -> None:
         """Acknowledge or resolve the open incident of ``rule`` (if there is one)."""
@@ -110,12 +183,12 @@ class Simulation:
             else:
                 incident = self.incidents[timer.incident_id]
                 rule = self.rules.rules.get(incident.rule)
-                seen = self._last_seen({a.fingerprint for a in incident.alerts.values()})
-                last_seen = max(filter(None, (seen, incident.last_signal_at)))
+                last_seen = self._last_seen(incident.alerts) or incident.last_signal_at
                 decision = decide_timer(incident, timer, rule, last_seen, now)
                 self._apply(mute(decision, self.rules, now, incident), now)
 
     def _check_condition(self, timer: Timer, now: datetime) -> None:
+        """A check the group's later state moved or dropped is superseded, as in the engine."""
         group = self._groups.get((timer.rule or "", timer.group_key or ""))
         if group is not None and group.check_at == timer.due_at:
             self._correlate(group.match, [], now)
@@ -123,28 +196,31 @@ class Simulation:
     def _correlate(self, match: RuleMatch, signals: list[Signal], now: datetime) -> None:
         key = (match.rule.name, match.group_key)
         group = self._groups.setdefault(key, _Group(match))
-        seen = self._last_seen(set(group.state.get("fingerprints", [])), firing_only=True)
-        result = plan(self.rules, match, self._current(key), group.state, signals, now, seen)
-        if result.condition is not None:
-            group.state = result.condition.state
-            if result.condition.check_at not in (None, group.check_at):
-                self._push(
-                    Timer(
-                        0, None, TimerKind.CONDITION_CHECK, result.condition.check_at, 0, {}, *key
-                    )
-                )
-            group.check_at = result.condition.check_at
-        if result.decision is not None:
-            self._apply(result.decision, now)
-
-    def _current(self, key: tuple[str, str]) -> Incident | None:
-        candidates = [i for i in self.incidents.values() if (i.rule, i.group_key) == key]
-        open_ones = [i for i in candidates if i.is_open]
-        if open_ones:
-            return open_ones[0]
-        return max(
-            candidates, key=lambda i: (i.resolved_at or i.opened_at, i.id or 0), default=None
+        seen = None
+        if match.rule.heartbeat is not None:
+            seen = self._last_firing(set(group.state.get("fingerprints", [])))
+        current = current_incident(
+            i for i in self.incidents.values() if (i.rule, i.group_key) == key
         )
+        change = decide_group(self.rules, match, current, group.state, signals, now, seen)
+        condition = change.condition
+        if condition is not None:
+            self.checks.append(ConditionCheck(now, *key, tuple(signals), condition))
+            group.state = self._stored(condition.state)
+            if condition.check_at not in (None, group.check_at):
+                self._push(
+                    Timer(0, None, TimerKind.CONDITION_CHECK, condition.check_at, 0, {}, *key)
+                )
+            group.check_at = condition.check_at
+        if change.decision is not None:
+            self._apply(change.decision, now)
+
+    def _stored(self, state: State) -> State:
+        """The state as the engine reads it back from its jsonb column (same codec)."""
+        if not self._state_as_json:
+            return state
+        stored: State = orjson.loads(orjson.dumps(state, default=dict))
+        return stored
 
     def _apply(self, decision: Decision, now: datetime) -> None:
         incident = decision.incident
@@ -160,10 +236,17 @@ class Simulation:
     def _push(self, timer: Timer) -> None:
         heapq.heappush(self._timers, (timer.due_at, next(self._sequence), timer))
 
-    def _last_seen(self, fingerprints: set[str], firing_only: bool = False) -> datetime | None:
+    def _last_seen(self, occurrences: Iterable[Occurrence]) -> datetime | None:
+        """When any of these occurrences last arrived, replays included (for silence checks)."""
+        held = set(occurrences)
+        times = [at for (fp, start, _), at in self._received.items() if (fp, start) in held]
+        return max(times, default=None)
+
+    def _last_firing(self, fingerprints: set[str]) -> datetime | None:
+        """When any of these alerts last arrived firing (for heartbeats)."""
         times = [
             at
             for (fp, _, status), at in self._received.items()
-            if fp in fingerprints and not (firing_only and status != AlertStatus.FIRING)
+            if fp in fingerprints and status is AlertStatus.FIRING
         ]
         return max(times, default=None)

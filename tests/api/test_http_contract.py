@@ -8,13 +8,16 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
-from detector.engine import actions
 from detector.service.app import MAX_BODY_BYTES
 from detector.service.logs import configure_logging
 from detector.service.settings import LogFormat
 from detector.web.ack_links import make_token
-from tests.conftest import Shop, alert, payload
+from detector.web.responses import edge
+from tests.conftest import Shop, alert, events, payload
 from tests.fakes import T0
 
 
@@ -127,8 +130,10 @@ class TestWebhookValidation:
 
     async def test_alerts_alertmanager_left_out_are_counted(self, shop: Shop) -> None:
         body = {**payload(alert(cluster="eu-1")), "truncatedAlerts": 3}
-        response = await shop.client.post("/api/v1/alertmanager", json=body)
+        with capture_logs() as logs:
+            response = await shop.client.post("/api/v1/alertmanager", json=body)
         assert response.status == 200
+        assert events(logs, "webhook.truncated") == [{"alerts": 1, "truncated": 3}]
         metrics = await (await shop.client.get("/metrics")).text()
         assert "stormwatch_webhook_truncated_alerts_total 3.0" in metrics
 
@@ -142,29 +147,49 @@ class TestWebhookValidation:
 
 class TestUnexpectedErrors:
     """Whatever goes wrong inside, the answer is JSON: 503 when the database is not usable
-    (Alertmanager and scripts retry), 500 with the request id otherwise."""
+    (Alertmanager and scripts retry), 500 with the request id otherwise. A handler that raises
+    stands behind the service's own edge middleware."""
 
     @pytest.mark.parametrize(
-        ("raised", "status"),
+        ("raised", "status", "logged"),
         [
-            pytest.param(asyncpg.ReadOnlySQLTransactionError("read-only"), 503, id="on a standby"),
-            pytest.param(asyncpg.AdminShutdownError("shutting down"), 503, id="server shutdown"),
-            pytest.param(asyncpg.UniqueViolationError("duplicate key"), 500, id="other SQL error"),
-            pytest.param(RuntimeError("a bug"), 500, id="a bug"),
+            pytest.param(
+                asyncpg.ReadOnlySQLTransactionError("read-only"),
+                503,
+                ("database.unavailable", "warning"),
+                id="on a standby",
+            ),
+            pytest.param(
+                asyncpg.AdminShutdownError("shutting down"),
+                503,
+                ("database.unavailable", "warning"),
+                id="server shutdown",
+            ),
+            pytest.param(
+                asyncpg.UniqueViolationError("duplicate key"),
+                500,
+                ("request.failed", "error"),
+                id="other SQL error",
+            ),
+            pytest.param(RuntimeError("a bug"), 500, ("request.failed", "error"), id="a bug"),
         ],
     )
     async def test_answer_is_json(
-        self, shop: Shop, monkeypatch: pytest.MonkeyPatch, raised: Exception, status: int
+        self, raised: Exception, status: int, logged: tuple[str, str]
     ) -> None:
-        async def failing(*_args: Any, **_kwargs: Any) -> Any:
+        async def failing(_request: web.Request) -> web.Response:
             raise raised
 
-        monkeypatch.setattr(actions, "resolve", failing)
-        response = await shop.client.post("/api/v1/incidents/1/resolve")
-        assert response.status == status
-        assert response.content_type == "application/json"
-        assert (await response.json())["error"]
-        assert response.headers["X-Request-Id"]
+        app = web.Application(middlewares=[edge(lambda _request: None)])
+        app.router.add_post("/api/v1/incidents/{incident_id}/resolve", failing)
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            with capture_logs() as logs:
+                response = await client.post("/api/v1/incidents/1/resolve")
+            assert response.status == status
+            assert response.content_type == "application/json"
+            assert (await response.json())["error"]
+            assert response.headers["X-Request-Id"]
+        assert [(entry["event"], entry["log_level"]) for entry in logs] == [logged]
 
     async def test_oversized_body_is_a_413_naming_it(self, shop: Shop) -> None:
         response = await shop.client.post("/api/v1/alertmanager", data=b" " * (MAX_BODY_BYTES + 1))

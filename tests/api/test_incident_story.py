@@ -6,16 +6,15 @@ Real PostgreSQL, real HTTP for webhooks and pages; time moves only when the test
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import asyncpg
-import pytest
+from structlog.testing import capture_logs
 
 from detector.engine import signals as signal_stage
-from detector.engine import timers as timer_stage
-from tests.conftest import Shop, alert, reload_edited
-from tests.fakes import T0
+from tests.conftest import Shop, alert, events, reload_edited, with_signal_stage
+from tests.fakes import T0, FailingGroup
 
 
 class TestPoolExhaustionStory:
@@ -25,9 +24,13 @@ class TestPoolExhaustionStory:
         assert response.status == 200
         assert await response.json() == {"status": "accepted", "alerts": 1}
 
-        await shop.cycle()
+        with capture_logs() as logs:
+            await shop.cycle()
         [page] = shop.pager.delivered("triggered")
         incident_id = page["incident"]["id"]
+        assert events(logs, "incident.opened") == [
+            {"rule": "pool-exhausted", "title": "Connection pool exhausted on eu-1"}
+        ]
         assert page["incident"]["title"] == "Connection pool exhausted on eu-1"
         assert page["incident"]["severity"] == "critical"
         assert page["incident"]["summary"] == "PgBouncerPoolSaturated on eu-1"
@@ -54,9 +57,13 @@ class TestPoolExhaustionStory:
         await shop.post_alerts(
             {**firing, "status": "resolved", "endsAt": (T0 + timedelta(minutes=9)).isoformat()}
         )
-        await shop.advance(timedelta(minutes=10))
+        with capture_logs() as logs:
+            await shop.advance(timedelta(minutes=10))
         detail = await shop.incident(incident_id)
         assert detail["state"] == "resolved"
+        assert events(logs, "incident.resolved") == [
+            {"rule": "pool-exhausted", "title": "Connection pool exhausted on eu-1"}
+        ]
         assert detail["acknowledged_by"] == "maria"
         assert detail["resolved_by"] == "stormwatch"
         assert len(shop.pager.delivered("resolved")) == 1
@@ -221,9 +228,13 @@ class TestDelivery:
         [incident] = await shop.incidents()
         resolved = await shop.client.post(f"/api/v1/incidents/{incident['id']}/resolve")
         assert resolved.status == 200
-        await shop.cycle()
-        await shop.advance(timedelta(minutes=10))  # well past the page's retry time
+        with capture_logs() as logs:
+            await shop.cycle()
+            await shop.advance(timedelta(minutes=10))  # well past the page's retry time
 
+        assert events(logs, "page.superseded") == [
+            {"channel": "pager", "incident_id": incident["id"]}
+        ]
         pages = zip(shop.pager.requests, shop.pager.answers, strict=True)
         sent = [(page["event"], status) for page, status in pages]
         assert sent == [("triggered", 503), ("resolved", 200)], "no page after the resolution"
@@ -239,23 +250,16 @@ class TestDelivery:
 
 
 class TestTimerFailures:
-    async def test_a_failing_timer_does_not_hold_up_the_others(
-        self, shop: Shop, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    async def test_a_failing_timer_does_not_hold_up_the_others(self, shop: Shop) -> None:
         await shop.post_alerts(alert(cluster="eu-1"), alert(cluster="eu-2"))
         await shop.cycle()
         assert len(shop.pager.delivered("triggered")) == 2
-        decide = timer_stage.decide_timer
-        failures = iter([RuntimeError("one bad escalation")])
-
-        def first_call_fails(*args: Any, **kwargs: Any) -> Any:
-            if (error := next(failures, None)) is not None:
-                raise error
-            return decide(*args, **kwargs)
-
-        monkeypatch.setattr(timer_stage, "decide_timer", first_call_fails)
-        await shop.advance(timedelta(minutes=5))
+        await _fail_first_escalation(shop.services.pool)
+        with capture_logs() as logs:
+            await shop.advance(timedelta(minutes=5))
         assert len(shop.backup.delivered("triggered")) == 1, "the other escalation went out"
+        [failed] = events(logs, "timer.failed")
+        assert (failed["kind"], failed["retry_in"]) == ("escalate", "0:01:00")
         await shop.advance(timedelta(seconds=30))
         assert len(shop.backup.delivered("triggered")) == 1, "the failed one waits for its lease"
         await shop.advance(timedelta(seconds=31))
@@ -268,20 +272,42 @@ class TestTimerFailures:
         assert 'stormwatch_engine_errors_total{stage="timers"} 1.0' in metrics
 
 
+async def _fail_first_escalation(pool: asyncpg.Pool) -> None:
+    """Make the first escalation's transaction fail, once, as a bug in it would (a sequence
+    counts the tries: it is not rolled back with the transaction)."""
+    await pool.execute(
+        """CREATE SEQUENCE escalation_tries;
+           CREATE FUNCTION one_bad_escalation() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+               IF nextval('escalation_tries') = 1 THEN
+                   RAISE EXCEPTION 'one bad escalation';
+               END IF;
+               RETURN NEW;
+           END $$;
+           CREATE TRIGGER one_bad_escalation BEFORE UPDATE ON incidents FOR EACH ROW
+               WHEN (NEW.escalation_step > OLD.escalation_step)
+               EXECUTE FUNCTION one_bad_escalation();"""
+    )
+
+
 class TestSignalFailures:
     """A rule group whose update fails keeps its signals: Alertmanager's resends of them are
     duplicates, so nothing else would bring them back."""
 
     async def test_failed_group_is_tried_again_for_its_rule_only(
-        self, shop: Shop, rules_dir: Path, monkeypatch: pytest.MonkeyPatch
+        self, shop: Shop, rules_dir: Path
     ) -> None:
         both = 'alertname=~"CheckoutErrorSpike|PgBouncerPoolSaturated"'
         await reload_edited(shop, rules_dir, 'alertname="CheckoutErrorSpike"', both)
-        applied = _failing_once(monkeypatch, "checkout-errors")
+        shop, applied = _failing(shop, "checkout-errors")
         await shop.post_alerts(alert(cluster="eu-1"))
-        await shop.cycle()
+        with capture_logs() as logs:
+            await shop.cycle()
         titles = [p["incident"]["title"] for p in shop.pager.delivered("triggered")]
         assert titles == ["Connection pool exhausted on eu-1"]
+        assert events(logs, "signals.group_failed") == [
+            {"rule": "checkout-errors", "group_key": "{}"}
+        ]
 
         await shop.cycle()
         titles = [p["incident"]["title"] for p in shop.pager.delivered("triggered")]
@@ -290,10 +316,8 @@ class TestSignalFailures:
         metrics = await (await shop.client.get("/metrics")).text()
         assert 'stormwatch_signals_processed_total{outcome="error"} 1.0' in metrics
 
-    async def test_a_group_that_keeps_failing_is_tried_less_often(
-        self, shop: Shop, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        applied = _failing_once(monkeypatch, "pool-exhausted", times=5)
+    async def test_a_group_that_keeps_failing_is_tried_less_often(self, shop: Shop) -> None:
+        shop, applied = _failing(shop, "pool-exhausted", times=5)
         await shop.post_alerts(alert(cluster="eu-1"))
         for _ in range(6):
             await shop.cycle()
@@ -309,19 +333,9 @@ class TestSignalFailures:
         ]
 
 
-def _failing_once(monkeypatch: pytest.MonkeyPatch, rule: str, times: int = 1) -> list[str]:
-    """Make applying ``rule``'s group fail ``times`` times (as a deadlock would); returns the
-    rules of every group applied, in order."""
-    correlate = signal_stage.correlate
-    applied: list[str] = []
-    left = [times]
-
-    async def flaky(connection: Any, rules: Any, match: Any, *args: Any) -> Any:
-        applied.append(match.rule.name)
-        if match.rule.name == rule and left[0] > 0:
-            left[0] -= 1
-            raise asyncpg.DeadlockDetectedError("deadlock detected")
-        return await correlate(connection, rules, match, *args)
-
-    monkeypatch.setattr(signal_stage, "correlate", flaky)
-    return applied
+def _failing(shop: Shop, rule: str, times: int = 1) -> tuple[Shop, list[str]]:
+    """The shop with ``rule``'s group failing ``times`` times in the signal stage; and the rules
+    of every group applied, in order."""
+    group = FailingGroup(rule, times)
+    stage = partial(signal_stage.process_pending, correlate=group)
+    return with_signal_stage(shop, stage), group.applied

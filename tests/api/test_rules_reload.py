@@ -5,14 +5,27 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from detector.engine import signals as signal_stage
-from tests.conftest import LAG_TOO, POOL_NAME, RULES, Shop, alert, reload_edited
+from detector.engine.signals import SignalBatchResult
+from detector.ruleset.rules import RuleSet
+from tests.conftest import (
+    LAG_TOO,
+    POOL_NAME,
+    RULES,
+    Shop,
+    alert,
+    events,
+    reload_edited,
+    with_signal_stage,
+)
 
 VARIANT = """
 channels:
@@ -48,8 +61,10 @@ async def metric(shop: Shop, name: str) -> str:
 class TestReload:
     async def test_valid_edit_is_swapped_in(self, shop: Shop, rules_dir: Path) -> None:
         rewrite(rules_dir, variant(shop, "minor", "B"))
-        response = await shop.client.post("/api/v1/rules/reload")
+        with capture_logs() as logs:
+            response = await shop.client.post("/api/v1/rules/reload")
         assert response.status == 200
+        assert events(logs, "rules.reloaded") == [{"trigger": "api", "rules": 1}]
         body = await response.json()
         assert body["running"]["rules"] == ["pool-exhausted"]
         assert body["last_reload"]["success"] is True
@@ -67,10 +82,13 @@ class TestReload:
                 "severity: critical", "severity: catastrophic"
             ),
         )
-        response = await shop.client.post("/api/v1/rules/reload")
+        with capture_logs() as logs:
+            response = await shop.client.post("/api/v1/rules/reload")
         assert response.status == 422
         body = await response.json()
         [error] = body["last_reload"]["errors"]
+        assert events(logs, "rules.reload_failed") == [{"trigger": "api", "errors": [error]}]
+        assert events(logs, "rules.reloaded") == []
         assert error.startswith(f"{rules_dir / 'shop.yml'}:")
         assert "rules[0].severity" in error
         assert body["running"]["rules"] == ["checkout-errors", "pool-exhausted"]
@@ -270,22 +288,23 @@ class TestConditionRemoved:
         assert await shop.services.pool.fetchval("SELECT count(*) FROM conditions") == 0
 
     async def test_a_reload_during_an_engine_cycle_is_not_missed(
-        self, shop: Shop, rules_dir: Path, monkeypatch: pytest.MonkeyPatch
+        self, shop: Shop, rules_dir: Path
     ) -> None:
         await _with_condition(shop, rules_dir, ALL_OF_LAG)
         await shop.post_alerts(alert(cluster="eu-1"))
         await shop.cycle()
-        process_pending = signal_stage.process_pending
+        as_they_were = [RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)]
 
-        async def rules_swapped_meanwhile(*args: Any, **kwargs: Any) -> Any:
-            monkeypatch.setattr(signal_stage, "process_pending", process_pending)
-            result = await process_pending(*args, **kwargs)
-            text = RULES.format(pager_url=shop.pager.url, backup_url=shop.backup.url)
-            (rules_dir / "shop.yml").write_text(text)  # the rules as they were
-            shop.services.reloader.reload("test")
+        async def rules_swapped_meanwhile(
+            pool: asyncpg.Pool, rules: RuleSet, now: datetime
+        ) -> SignalBatchResult:
+            result = await signal_stage.process_pending(pool, rules, now)
+            if as_they_were:
+                (rules_dir / "shop.yml").write_text(as_they_were.pop())
+                shop.services.reloader.reload("test")
             return result
 
-        monkeypatch.setattr(signal_stage, "process_pending", rules_swapped_meanwhile)
+        shop = with_signal_stage(shop, rules_swapped_meanwhile)
         for _ in range(3):
             await shop.cycle()
         assert len(shop.pager.delivered("triggered")) == 1

@@ -1,26 +1,29 @@
 """Rule conditions: when matching alerts count as an incident, driven by an explicit clock.
 
-``evaluate`` is pure, so these tests play the engine's part in a few lines (``Engine`` below): they
-hand it signals at their arrival time, carry the returned state to the next call, and when a
-result asks for a check they call it again with no signals at ``check_at``, as the durable timer
-does. Every story runs twice, once keeping the state in memory and once round-tripping it through
-JSON between calls (the engine stores it as jsonb), and both runs must decide exactly the same.
+``evaluate`` is pure, so most tests call it directly. Stories play through the rule-test
+simulator, which drives the engine's own pure functions (``domain.grouping``): signals are handed
+over at their arrival time, each check is made when it falls due (a check the state has moved on
+from is superseded, as in the engine) and the group's incident opens, takes alerts and resolves
+as in the service. Every story runs twice, once keeping the state in memory and once
+round-tripping it through JSON between calls (the engine stores it as jsonb), and both runs must
+decide exactly the same.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from detector.domain.model import AlertStatus, Occurrence, Signal, Source
+from detector.domain.model import AlertStatus, Signal, Source
 from detector.ruleset.conditions import ConditionResult, State, evaluate
+from detector.ruleset.rules import RuleSet
 from detector.ruleset.schema import RuleSpec
+from detector.ruletest.simulator import Input, Simulation
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 SEC = timedelta(seconds=1)
@@ -130,7 +133,7 @@ def spike(at: datetime) -> Signal:
     return alert("CheckoutErrorSpike", "checkout-errors", at, at)
 
 
-# --- the engine's loop around evaluate, for one (rule, group) -----------------------------------
+# --- the engine, as the rule-test simulator plays it, for one (rule, group) ---------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,78 +169,32 @@ class Call:
     result: ConditionResult
 
 
-@dataclass
-class Engine:
-    """Condition state, check timers, the inbox's arrival times and a tiny incident for one group.
-
-    Like the engine at one clock tick: signals first, then the timers due by then. A check timer
-    is scheduled whenever ``check_at`` differs from the stored one; stale timers still fire (and
-    must decide nothing). The incident is open while it holds a firing alert (``auto_resolve``).
-    """
-
-    rule: RuleSpec
-    durable: bool
-    state: State = field(default_factory=dict)
-    stored_check_at: datetime | None = None
-    timers: list[datetime] = field(default_factory=list)
-    arrivals: dict[str, datetime] = field(default_factory=dict)
-    held: dict[Occurrence, AlertStatus] = field(default_factory=dict)
-    trace: list[Call] = field(default_factory=list)
-
-    def run(self, events: Sequence[Event], until: datetime) -> list[Call]:
-        for event in events:
-            self._fire_timers(before=event.at)
-            if isinstance(event, Resend):
-                self.arrivals[event.fingerprint] = event.at
-            else:
-                firing = [s for s in event.signals if s.status is FIRING]
-                self.arrivals.update({s.fingerprint: s.received_at for s in firing})
-                self._evaluate(event.signals, event.at, "signals")
-            self._fire_timers(until=event.at)
-        self._fire_timers(until=until)
-        return self.trace
-
-    def _fire_timers(
-        self, *, before: datetime | None = None, until: datetime | None = None
-    ) -> None:
-        """Fire the checks due before ``before`` (an earlier tick) or by ``until`` (this tick)."""
-        while self.timers and (
-            (before is not None and self.timers[0] < before)
-            or (until is not None and self.timers[0] <= until)
-        ):
-            due = heapq.heappop(self.timers)
-            self._evaluate((), due, "timer")
-
-    def _evaluate(self, signals: Sequence[Signal], now: datetime, via: str) -> None:
-        result = evaluate(self.rule, self.state, signals, now, bool(self.held), self._last_seen())
-        self.trace.append(Call(now, via, result))
-        self.state = json.loads(json.dumps(result.state)) if self.durable else result.state
-        if result.check_at is not None and result.check_at != self.stored_check_at:
-            heapq.heappush(self.timers, result.check_at)
-        self.stored_check_at = result.check_at
-        self._decide(result.release)
-
-    def _last_seen(self) -> datetime | None:
-        """What the engine passes heartbeats: the latest firing arrival of any watched alert."""
-        if self.rule.heartbeat is None:
-            return None
-        watched = [
-            self.arrivals[f] for f in self.state.get("fingerprints", []) if f in self.arrivals
-        ]
-        return max(watched, default=None)
-
-    def _decide(self, release: Sequence[Signal]) -> None:
-        for signal in release:
-            if signal.status is FIRING:
-                self.held.setdefault(signal.occurrence, FIRING)
-            elif signal.occurrence in self.held:
-                self.held[signal.occurrence] = RESOLVED
-        if FIRING not in self.held.values():
-            self.held.clear()
-
-
 def run(rule: RuleSpec, events: Sequence[Event], until: datetime, durable: bool) -> list[Call]:
-    return Engine(rule, durable).run(events, until)
+    """The condition's calls while the simulator plays ``events`` and the checks they ask for
+    (``durable``: the state stored as JSON between calls)."""
+    rules = RuleSet(rules={rule.name: rule}, components={}, channels={}, policies={})
+    simulation = Simulation(rules, state_as_json=durable)
+    simulation.play(inputs(events), until)
+    return [
+        Call(check.at, "signals" if check.signals else "timer", check.result)
+        for check in simulation.checks
+    ]
+
+
+def inputs(events: Sequence[Event]) -> Iterator[tuple[datetime, Input]]:
+    """Each batch delivered at its time; a re-send delivers the alert's last firing signal again."""
+    firing: dict[str, Signal] = {}
+    for event in events:
+        if isinstance(event, Resend):
+            batch: tuple[Signal, ...] = (replace(firing[event.fingerprint], received_at=event.at),)
+        else:
+            batch = event.signals
+            firing.update({s.fingerprint: s for s in batch if s.status is FIRING})
+        yield event.at, delivered(batch)
+
+
+def delivered(batch: tuple[Signal, ...]) -> Input:
+    return lambda simulation, now: simulation.deliver(batch, now)
 
 
 def simulate(rule: RuleSpec, events: Sequence[Event], until: datetime) -> list[Call]:
@@ -377,33 +334,31 @@ class TestFor:
         events = [arrive(a), arrive(b), arrive(resolved(a, T0 + 3 * MIN))]
 
         trace = simulate(FOR, events, until=T0 + 10 * MIN)
+        stale = evaluate(FOR, trace[2].result.state, [], T0 + 5 * MIN, incident_open=False)
 
         assert [(c.at, c.via) for c in trace] == [
             (T0, "signals"),
             (T0 + 2 * MIN, "signals"),
             (T0 + 3 * MIN, "signals"),
-            (T0 + 5 * MIN, "timer"),
             (T0 + 7 * MIN, "timer"),
-        ]
-        assert check_ats(trace) == [
-            T0 + 5 * MIN,
-            T0 + 5 * MIN,
-            T0 + 7 * MIN,
-            T0 + 7 * MIN,  # a's stale check decides nothing and keeps b's
-            None,
-        ]
+        ], "a's check at T0+5m is superseded"
+        assert check_ats(trace) == [T0 + 5 * MIN, T0 + 5 * MIN, T0 + 7 * MIN, None]
+        assert (stale.release, stale.check_at) == ((), T0 + 7 * MIN), (
+            "a's stale check, were it made, decides nothing and keeps b's"
+        )
         assert releases(trace) == [(T0 + 7 * MIN, {"b"})]
 
     def test_resolution_before_the_duration_clears_the_state(self) -> None:
         a = slow("a", T0)
 
         trace = simulate(FOR, [arrive(a), arrive(resolved(a, T0 + MIN))], until=T0 + 10 * MIN)
+        stale = evaluate(FOR, trace[-1].result.state, [], T0 + 5 * MIN, incident_open=False)
 
-        assert [(c.result.note, c.result.state) for c in trace[1:]] == [
-            ("waiting", {}),
-            ("waiting", {}),  # the stale check at T0+5m
-        ]
-        assert trace[-1].result.check_at is None
+        assert [(c.result.note, c.result.state) for c in trace[1:]] == [("waiting", {})]
+        assert trace[-1].result.check_at is None, "the check at T0+5m is superseded"
+        assert (stale.note, stale.state, stale.check_at) == ("waiting", {}, None), (
+            "the stale check, were it made"
+        )
 
     def test_resolution_received_after_the_deadline_still_opens(self) -> None:
         a = slow("a", T0)
@@ -633,12 +588,16 @@ class TestAbsent:
             ABSENT, [arrive(no_primary(T0)), arrive(failover(T0 + 30 * SEC))], until=T0 + 5 * MIN
         )
 
+        stale = evaluate(ABSENT, trace[-1].result.state, [], T0 + 60 * SEC, incident_open=False)
+
         assert [(c.at, c.via, c.result.note) for c in trace] == [
             (T0, "signals", "waiting_for_expected"),
             (T0 + 30 * SEC, "signals", "expected_arrived"),
-            (T0 + 60 * SEC, "timer", "expected_arrived"),
-        ]
-        assert check_ats(trace) == [T0 + 60 * SEC, None, None]
+        ], "the check at T0+60s is superseded"
+        assert check_ats(trace) == [T0 + 60 * SEC, None]
+        assert (stale.note, stale.release, stale.check_at) == ("expected_arrived", (), None), (
+            "the stale check, were it made"
+        )
 
     def test_expected_before_the_trigger_covers_it_for_one_window(self) -> None:
         # Alertmanager sends each group on its own timers, so the follow-up can come first.

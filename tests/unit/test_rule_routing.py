@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from detector.domain.grouping import held_where_it_is
 from detector.domain.model import AlertStatus, Signal, Source
-from detector.engine.signals import held_where_it_is
 from detector.ruleset.rules import RuleSet, alertnames, sees
 from detector.ruleset.schema import RuleSpec
 from detector.store.signals import Holder
