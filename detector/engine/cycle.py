@@ -99,7 +99,7 @@ class Engine:
         self._wake.set()
 
     def rules_changed(self) -> None:
-        """After a rules reload, have the next cycle retry the escalations windows hold (rather
+        """After a rules reload, have the next cycle retry the escalations windows deferred (rather
         than wait for the ends those windows had before, see ``timers.release_held``) and check
         the groups whose rule lost its condition (``condition_store.recheck_orphans``)."""
         self._rules_changed = True
@@ -177,7 +177,9 @@ class Engine:
         except BaseException:
             self._rules_changed = True
             raise
-        log.info("engine.rules_changed", held_released=released, conditions_rechecked=rechecked)
+        log.info(
+            "engine.rules_changed", escalations_released=released, conditions_rechecked=rechecked
+        )
 
     async def _prune_if_due(self) -> None:
         """Once an hour, drop engine bookkeeping older than the retention period."""

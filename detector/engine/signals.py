@@ -10,6 +10,7 @@ from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import asyncpg
 import structlog
@@ -27,12 +28,23 @@ FIRST_SLOW_RETRY = timedelta(seconds=5)
 LONGEST_RETRY = timedelta(minutes=5)
 
 
+class SignalOutcome(StrEnum):
+    """What became of one stored signal: the ``outcome`` label of
+    ``stormwatch_signals_processed_total``, and how the signals table flags it."""
+
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"
+    ERROR = "error"
+    """Its group's update failed; it is queued again for that group's rule (``retry_after``)."""
+
+
 @dataclass
 class SignalBatchResult:
     """What one pass over pending signals did."""
 
     expansion: intake_log.Expansion = field(default_factory=intake_log.Expansion)
     outcomes: Tally[str] = field(default_factory=Tally)
+    """Signals per :class:`SignalOutcome`."""
     decisions: list[Decision] = field(default_factory=list)
     full: bool = False  # the batch limit was reached: more is probably waiting
 
@@ -76,21 +88,21 @@ def routed_once(rules: RuleSet) -> Callable[[Signal], list[RuleMatch]]:
     return route
 
 
-def held_where_it_is(
-    matches: list[RuleMatch], holders: tuple[inbox.Holder, ...], rules: RuleSet
+def to_attached_incidents(
+    matches: list[RuleMatch], attached_to: tuple[inbox.Holder, ...], rules: RuleSet
 ) -> list[RuleMatch]:
-    """An alert an open incident holds goes to that incident, whatever the rules say now.
+    """An alert attached to an open incident goes to that incident, whatever the rules say now.
 
     Otherwise a rule edited after the incident opened (narrower matchers, another group_by)
     would send the alert's resolution nowhere, or to another group, and leave the incident open
-    for good. Holders whose rule is gone are left out (``live_rules`` excludes them anyway).
+    for good. Incidents whose rule is gone are left out (``live_rules`` excludes them anyway).
     """
-    held = {h.rule: h for h in holders if h.rule in rules.rules}
-    if not held:
+    incidents = {i.rule: i for i in attached_to if i.rule in rules.rules}
+    if not incidents:
         return matches
-    others = [match for match in matches if match.rule.name not in held]
+    others = [match for match in matches if match.rule.name not in incidents]
     return others + [
-        RuleMatch(rules.rules[h.rule], h.group_key, h.group_labels) for h in held.values()
+        RuleMatch(rules.rules[i.rule], i.group_key, i.group_labels) for i in incidents.values()
     ]
 
 
@@ -99,17 +111,17 @@ def group_by_incident(
     route: Callable[[Signal], list[RuleMatch]],
     rules: RuleSet,
 ) -> tuple[dict[tuple[str, str], tuple[RuleMatch, list[Signal]]], dict[int, str]]:
-    """Route each signal (to the incidents holding it, see ``held_where_it_is``; a retry only
-    to the rules it failed in); group the matched ones by (rule, group key), keep outcomes per
-    id."""
+    """Route each signal (to the incidents it is attached to, see ``to_attached_incidents``; a
+    retry only to the rules it failed in); group the matched ones by (rule, group key), keep
+    outcomes per id."""
     groups: dict[tuple[str, str], tuple[RuleMatch, list[Signal]]] = {}
     outcomes: dict[int, str] = {}
     for item in pending:
-        matches = held_where_it_is(route(item.signal), item.holders, rules)
+        matches = to_attached_incidents(route(item.signal), item.holders, rules)
         if item.retry_rules is None:
-            outcomes[item.id] = "matched" if matches else "unmatched"
+            outcomes[item.id] = SignalOutcome.MATCHED if matches else SignalOutcome.UNMATCHED
         else:  # a retry: the other rules that route it have it already
-            outcomes[item.id] = "matched"
+            outcomes[item.id] = SignalOutcome.MATCHED
             matches = [match for match in matches if match.rule.name in item.retry_rules]
         for match in matches:
             key = (match.rule.name, match.group_key)
@@ -141,7 +153,7 @@ async def process_pending(
         stored = result.expansion.stored
         result.full = len(queued) >= limit or stored.inserted + stored.duplicates >= limit
         if stored.unmatched:
-            result.outcomes["unmatched"] += stored.unmatched
+            result.outcomes[SignalOutcome.UNMATCHED] += stored.unmatched
         pending = queued + result.expansion.fresh
         if not pending:
             return result
@@ -156,7 +168,7 @@ async def process_pending(
                 in_group = {id(signal) for signal in signals}
                 for item in pending:
                     if id(item.signal) in in_group:
-                        outcomes[item.id] = "error"
+                        outcomes[item.id] = SignalOutcome.ERROR
                         failed.setdefault(item.id, set()).add(rule_name)
                 continue
             if decision is not None:

@@ -88,7 +88,7 @@ def _before_incident(
     return ConditionResult({}, tuple(signals), note="matched")
 
 
-def held(state: State) -> tuple[Signal, ...]:
+def kept_waiting(state: State) -> tuple[Signal, ...]:
     """The firing alerts a condition's state keeps waiting (``for``, ``absent``, ``all_of``):
     what must join the incident at once if the rule loses its condition."""
     return _signals(state.get("pending", {}))
