@@ -15,9 +15,11 @@ from enum import StrEnum
 import asyncpg
 import structlog
 
-from detector.domain.model import Decision, Signal
+from detector.domain.model import Decision, Signal, Source
 from detector.engine.correlation import correlate
+from detector.engine.stage import CycleContext, record_decisions
 from detector.ruleset.rules import RuleMatch, RuleSet
+from detector.service.metrics import Metrics
 from detector.store import incidents as store
 from detector.store import intake_log, locks
 from detector.store import signals as inbox
@@ -58,6 +60,18 @@ class SignalBatchResult:
         """True when intake log records or signals were handled."""
         stored = self.expansion.stored
         return bool(self.processed or stored.inserted or stored.duplicates)
+
+    def record(self, metrics: Metrics) -> None:
+        """Count the alerts stored, the signals processed, the incidents opened and resolved,
+        and the intake log records that could not be read (each set aside)."""
+        stored = self.expansion.stored
+        metrics.signals_received.labels(Source.ALERTMANAGER, "accepted").inc(stored.inserted)
+        metrics.signals_received.labels(Source.ALERTMANAGER, "duplicate").inc(stored.duplicates)
+        if self.expansion.unreadable:
+            metrics.engine_errors.labels("intake_log").inc(self.expansion.unreadable)
+        for outcome, count in self.outcomes.items():
+            metrics.signals_processed.labels(outcome).inc(count)
+        record_decisions(metrics, self.decisions)
 
 
 def retry_after(attempts: int) -> timedelta | None:
@@ -183,3 +197,13 @@ def _retry(item: inbox.PendingSignal, rules: set[str], now: datetime) -> inbox.R
     attempts = item.attempts + 1
     delay = retry_after(attempts)
     return inbox.Retry(item.id, attempts, frozenset(rules), None if delay is None else now + delay)
+
+
+class SignalStage:
+    """The cycle's signal stage: :func:`process_pending` with the rules in force."""
+
+    name = "signals"
+
+    async def run(self, context: CycleContext) -> SignalBatchResult:
+        """Process what is pending now."""
+        return await process_pending(context.pool, context.routes.rules, context.now)

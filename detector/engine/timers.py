@@ -13,8 +13,10 @@ from detector.domain.model import Decision, Timer
 from detector.domain.muting import mute
 from detector.domain.reasons import DecisionReason
 from detector.engine.correlation import correlate_locked
+from detector.engine.stage import CycleContext, record_decisions
 from detector.ruleset.conditions import kept_waiting
 from detector.ruleset.rules import RuleMatch, RuleSet
+from detector.service.metrics import Metrics
 from detector.store import conditions as condition_store
 from detector.store import incidents as store
 from detector.store import timers
@@ -39,6 +41,21 @@ class TimerBatch:
 
     fired: list[FiredTimer]
     failed: int = 0
+
+    @property
+    def busy(self) -> bool:
+        """True when timers fired."""
+        return bool(self.fired)
+
+    def record(self, metrics: Metrics) -> None:
+        """Count the timers fired (by kind and reason) and failed, how late they were, and the
+        incidents they opened and resolved."""
+        for fired in self.fired:
+            metrics.timer_lag.observe(max(fired.lag.total_seconds(), 0.0))
+            metrics.timers_fired.labels(fired.timer.kind, fired.decision.reason).inc()
+        if self.failed:
+            metrics.engine_errors.labels("timers").inc(self.failed)
+        record_decisions(metrics, (fired.decision for fired in self.fired))
 
 
 async def fire_due(
@@ -121,3 +138,13 @@ async def _check_condition(
         return decision or Decision(DecisionReason.CONDITION_REMOVED)
     decision = await correlate_locked(connection, rules, match, current, (), now)
     return decision or Decision(DecisionReason.CONDITION_PENDING)
+
+
+class TimerStage:
+    """The cycle's stage that fires due timers (:func:`fire_due`)."""
+
+    name = "timers"
+
+    async def run(self, context: CycleContext) -> TimerBatch:
+        """Fire what is due now."""
+        return await fire_due(context.pool, context.routes.rules, context.owner, context.now)
