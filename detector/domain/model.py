@@ -71,7 +71,7 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
-    """What an incident knows about one alert occurrence it holds."""
+    """What an incident knows about one alert occurrence attached to it."""
 
     fingerprint: str
     starts_at: datetime

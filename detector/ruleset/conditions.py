@@ -198,7 +198,8 @@ def _heartbeat(
 
 
 def _lost_signal(rule: RuleSpec, lost_since: str, now: datetime) -> Signal:
-    """The synthetic alert a heartbeat incident holds; its occurrence starts when it was lost."""
+    """The synthetic alert attached to a heartbeat incident; its occurrence starts when it was
+    lost."""
     since = _at(lost_since)
     within = rule.heartbeat.within if rule.heartbeat else timedelta(0)
     return Signal(
