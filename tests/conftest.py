@@ -17,8 +17,9 @@ import pgserver
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from detector.engine.cycle import CycleReport, Engine, SignalStage
+from detector.engine.cycle import CycleReport, Engine
 from detector.engine.delivery import Deliverer
+from detector.engine.signals import SignalProcessor
 from detector.intake.alertmanager import parse_payload, to_signals
 from detector.service.app import create_app
 from detector.service.settings import Settings
@@ -203,7 +204,7 @@ class Shop:
         return (await response.json())["incidents"]  # type: ignore[no-any-return]
 
 
-def with_signal_stage(shop: Shop, process_signals: SignalStage) -> Shop:
+def with_signal_stage(shop: Shop, process_signals: SignalProcessor) -> Shop:
     """The shop cycling another engine replica, whose signal stage is ``process_signals``: same
     database, rules, clock and metrics, and it hears of rules reloads as the service's own."""
     services, settings = shop.services, shop.services.settings

@@ -105,6 +105,8 @@ class RecordingChannel:
 
     async def send(self, message: Message, idempotency_key: str) -> None:
         self.sent.append((message, idempotency_key))
+
+
 class FailingGroup:
     """Applies rule groups as the signal stage does (``correlate``), except that ``rule``'s group
     fails ``times`` times, as a deadlock would; ``applied`` names the rule of every group tried.

@@ -1,7 +1,7 @@
 """Which incident of a rule group signals meet, and what they change there.
 
 The engine (``engine/correlation.py``, inside one transaction) and ``stormwatch rules test``
-(``ruletest/simulator.py``, in memory) both route with ``held_where_it_is``, pick the group's
+(``ruletest/simulator.py``, in memory) both route with ``to_attached_incidents``, pick the group's
 incident with ``current_incident`` and decide with ``decide_group``, so a rule test predicts
 exactly what the service does.
 """
@@ -33,7 +33,7 @@ class HoldingIncident(Protocol):
     def group_labels(self) -> Mapping[str, str]: ...
 
 
-def held_where_it_is(
+def to_attached_incidents(
     matches: list[RuleMatch], holders: Sequence[HoldingIncident], rules: RuleSet
 ) -> list[RuleMatch]:
     """An alert an open incident holds goes to that incident, whatever the rules say now.

@@ -26,6 +26,7 @@ from detector.domain.model import (
     TimerKind,
     TimerSpec,
 )
+from detector.domain.reasons import DecisionReason
 from detector.ruleset.rules import RuleMatch
 from detector.ruleset.schema import RuleSpec
 from detector.ruleset.templates import render
@@ -33,6 +34,15 @@ from responders.escalation import EscalationPolicy
 
 SYSTEM_ACTOR = "stormwatch"
 _TIMELINE_SAMPLE = 10
+_ALREADY = {
+    IncidentState.ACKNOWLEDGED: DecisionReason.ALREADY_ACKNOWLEDGED,
+    IncidentState.RESOLVED: DecisionReason.ALREADY_RESOLVED,
+}
+_AND_RESOLVED = {
+    DecisionReason.OPENED: DecisionReason.OPENED_AND_RESOLVED,
+    DecisionReason.REOPENED: DecisionReason.REOPENED_AND_RESOLVED,
+    DecisionReason.ATTACHED: DecisionReason.ATTACHED_AND_RESOLVED,
+}
 
 
 def decide_signals(
@@ -48,9 +58,9 @@ def decide_signals(
     """
     if current is not None and current.is_open:
         return _attach(current, signals, match.rule, now)
-    held = current.alerts if current is not None else {}
-    if not any(s.status is AlertStatus.FIRING and s.occurrence not in held for s in signals):
-        return Decision("no_new_firing_alert")
+    attached = current.alerts if current is not None else {}
+    if not any(s.status is AlertStatus.FIRING and s.occurrence not in attached for s in signals):
+        return Decision(DecisionReason.NO_NEW_FIRING_ALERT)
     if current is not None and _within_reopen(current, match.rule, now):
         return _reopen(current, signals, match.rule, now)
     return _open(signals, match, policy, now)
@@ -67,12 +77,12 @@ def decide_ack(
     """An engineer acknowledges: escalation stops (epoch bump), paged channels hear about it.
 
     ``episode`` is the epoch an ack link was sent in: a link from before the incident was
-    resolved and reopened acknowledges nothing (``link_superseded``).
+    resolved and reopened acknowledges nothing (``LINK_SUPERSEDED``).
     """
     if incident.state is not IncidentState.TRIGGERED:
-        return Decision(f"already_{incident.state}")
+        return Decision(_ALREADY[incident.state])
     if episode is not None and episode != incident.epoch:
-        return Decision("link_superseded")
+        return Decision(DecisionReason.LINK_SUPERSEDED)
     acked = replace(
         incident,
         state=IncidentState.ACKNOWLEDGED,
@@ -81,7 +91,7 @@ def decide_ack(
         acknowledged_by=by,
     )
     return Decision(
-        "acknowledged",
+        DecisionReason.ACKNOWLEDGED,
         incident=acked,
         timeline=(TimelineEntry("incident.acknowledged", now, {"by": by, "via": via}),),
         timers=_silence_timer(acked, rule),
@@ -92,7 +102,7 @@ def decide_ack(
 def decide_resolve(incident: Incident, by: str, reason: str, now: datetime) -> Decision:
     """Resolve by hand or by automation; a resolved incident stays resolved."""
     if not incident.is_open:
-        return Decision("already_resolved")
+        return Decision(DecisionReason.ALREADY_RESOLVED)
     return _resolve(incident, by, reason, now)
 
 
@@ -101,18 +111,18 @@ def decide_timer(
 ) -> Decision:
     """A due timer fires; ``last_seen`` is the latest time any of the incident's alerts arrived."""
     if timer.epoch != incident.epoch:
-        return Decision("stale_epoch")
+        return Decision(DecisionReason.STALE_EPOCH)
     if not incident.is_open:
-        return Decision("not_open")
+        return Decision(DecisionReason.NOT_OPEN)
     if timer.kind is TimerKind.ESCALATE:
         return _escalate(incident, int(timer.payload["step"]), now)
     resolve_after = rule.resolve_after if rule is not None else None
     if resolve_after is None:
-        return Decision("silence_rule_removed")
+        return Decision(DecisionReason.SILENCE_RULE_REMOVED)
     quiet_since = max(last_seen, incident.last_signal_at)
     if now < quiet_since + resolve_after:
         recheck = TimerSpec(TimerKind.SILENCE_CHECK, quiet_since + resolve_after)
-        return Decision("still_active", incident=incident, timers=(recheck,))
+        return Decision(DecisionReason.STILL_ACTIVE, incident=incident, timers=(recheck,))
     return _resolve(incident, SYSTEM_ACTOR, f"no signal for {format_duration(resolve_after)}", now)
 
 
@@ -145,7 +155,7 @@ def _open(
     )
     timeline = (opened, *_alert_entries(changed, now))
     decision = Decision(
-        "opened",
+        DecisionReason.OPENED,
         incident=incident,
         timeline=timeline,
         timers=_escalation_timer(incident, 0, now) + _silence_timer(incident, rule),
@@ -161,7 +171,7 @@ def _reopen(
 ) -> Decision:
     alerts, changed = _merge_alerts(current.alerts, signals, now)
     # Everyone paged before hears it is back, and the first step always does: its page may
-    # have been held by a silence in the first episode, which leaves nobody to tell.
+    # have been muted by a silence in the first episode, which leaves nobody to tell.
     first_step = current.policy.channels_at(0) if current.policy else ()
     reopened = replace(
         current,
@@ -178,7 +188,7 @@ def _reopen(
     )
     resolved_ago = format_duration(now - (current.resolved_at or now))
     decision = Decision(
-        "reopened",
+        DecisionReason.REOPENED,
         incident=reopened,
         timeline=(
             TimelineEntry("incident.reopened", now, {"resolved_ago": resolved_ago}),
@@ -196,10 +206,10 @@ def _attach(
 ) -> Decision:
     alerts, changed = _merge_alerts(current.alerts, signals, now)
     if not changed:
-        return Decision("nothing_new")
+        return Decision(DecisionReason.NOTHING_NEW)
     updated = replace(current, alerts=alerts, last_signal_at=now)
     decision = Decision(
-        "attached",
+        DecisionReason.ATTACHED,
         incident=updated,
         timeline=_alert_entries(changed, now),
         changed_alerts=changed,
@@ -208,14 +218,15 @@ def _attach(
 
 
 def _settle(decision: Decision, rule: RuleSpec, now: datetime) -> Decision:
-    """Resolve the incident in the same decision when every alert it holds has resolved."""
+    """Resolve the incident in the same decision when every alert attached to it has
+    resolved."""
     incident = decision.incident
     if incident is None or not rule.auto_resolve or _any_firing(incident.alerts.values()):
         return decision
     resolution = _resolve(incident, SYSTEM_ACTOR, "all alerts resolved", now)
     return replace(
         resolution,
-        reason=f"{decision.reason}_and_resolved",
+        reason=_AND_RESOLVED[decision.reason],
         timeline=decision.timeline + resolution.timeline,
         pages=decision.pages + resolution.pages,
         changed_alerts=decision.changed_alerts,
@@ -232,7 +243,7 @@ def _resolve(incident: Incident, by: str, reason: str, now: datetime) -> Decisio
         resolved_by=by,
     )
     return Decision(
-        "resolved",
+        DecisionReason.RESOLVED,
         incident=resolved,
         timeline=(TimelineEntry("incident.resolved", now, {"by": by, "reason": reason}),),
         pages=_pages(resolved, PageEvent.RESOLVED),
@@ -242,14 +253,14 @@ def _resolve(incident: Incident, by: str, reason: str, now: datetime) -> Decisio
 
 def _escalate(incident: Incident, step: int, now: datetime) -> Decision:
     if incident.state is not IncidentState.TRIGGERED:
-        return Decision("not_triggered")
+        return Decision(DecisionReason.NOT_TRIGGERED)
     channels = incident.policy.channels_at(step) if incident.policy else ()
     if not channels:
-        return Decision("no_more_steps")
+        return Decision(DecisionReason.NO_MORE_STEPS)
     paged = tuple(dict.fromkeys((*incident.paged, *channels)))
     escalated = replace(incident, escalation_step=step, paged=paged)
     return Decision(
-        "escalated",
+        DecisionReason.ESCALATED,
         incident=escalated,
         timeline=(
             TimelineEntry("incident.escalated", now, {"step": step, "channels": list(channels)}),
@@ -264,7 +275,8 @@ def _merge_alerts(
     signals: Iterable[Signal],
     now: datetime,
 ) -> tuple[dict[Occurrence, AlertState], tuple[AlertState, ...]]:
-    """Apply signals to the alerts an incident holds; an occurrence never goes resolved → firing."""
+    """Apply signals to the alerts attached to an incident; an occurrence never goes
+    resolved → firing."""
     merged = dict(alerts)
     changed: dict[Occurrence, AlertState] = {}
     for signal in signals:

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from detector.domain.reasons import DecisionReason
 from responders.escalation import EscalationPolicy
 
 
@@ -70,7 +71,7 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
-    """What an incident knows about one alert occurrence it holds."""
+    """What an incident knows about one alert occurrence attached to it."""
 
     fingerprint: str
     starts_at: datetime
@@ -190,10 +191,10 @@ class Decision:
     """What should change, returned by the pure decision functions and applied by the store.
 
     ``incident`` is the new state (``None`` when nothing changes); ``reason`` names why, for logs,
-    metrics and tests.
+    metrics, the API and tests.
     """
 
-    reason: str
+    reason: DecisionReason
     incident: Incident | None = None
     timeline: tuple[TimelineEntry, ...] = ()
     timers: tuple[TimerSpec, ...] = ()

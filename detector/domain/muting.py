@@ -1,10 +1,11 @@
 """Silences and maintenance windows: the incident is still recorded, but nobody is paged.
 
 A muted decision keeps its state change and timeline, drops its pages, and, while the incident
-is still unacknowledged, holds the current escalation step until the window ends, so an incident
-that outlives the window pages then instead of being forgotten. The held step is marked with the
-window's name, so a rules reload can release it at once (``timers.release_held``): a window
-deleted or cut short must not keep pages back until its old end.
+is still unacknowledged, defers the current escalation step until the window ends, so an incident
+that outlives the window pages then instead of being forgotten. The deferred step is marked with
+the window's name (the ``held_by`` key of the timer's stored payload), so a rules reload can
+release it at once (``timers.release_held``): a window deleted or cut short must not keep pages
+back until its old end.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from detector.domain.model import (
 )
 from detector.ruleset.rules import RuleSet
 
+DEFERRED_BY = "held_by"
+"""The payload key naming the window that deferred an escalation (stored; the SQL that releases
+deferred escalations looks for it)."""
+
 
 def incident_labels(incident: Incident) -> dict[str, str]:
     """The labels a window's matchers are checked against: an alert's labels and the group's."""
@@ -33,11 +38,11 @@ def incident_labels(incident: Incident) -> dict[str, str]:
 
 
 def mute(decision: Decision, rules: RuleSet, now: datetime, before: Incident | None) -> Decision:
-    """Hold the decision's pages and escalations when a window covers its incident now.
+    """Mute the decision's pages and defer its escalation when a window covers its incident now.
 
-    ``before`` is the incident as it was: channels whose page is held leave ``paged`` (they
+    ``before`` is the incident as it was: channels whose page is muted leave ``paged`` (they
     get no notices about what they never heard), except those an earlier page of the same
-    episode reached; a reopen starts a new episode, so its held channels all leave.
+    episode reached; a reopen starts a new episode, so its muted channels all leave.
     """
     incident = decision.incident
     escalates = any(timer.kind is TimerKind.ESCALATE for timer in decision.timers)
@@ -48,15 +53,15 @@ def mute(decision: Decision, rules: RuleSet, now: datetime, before: Incident | N
         return decision
     timers = tuple(t for t in decision.timers if t.kind is not TimerKind.ESCALATE)
     if incident.state is IncidentState.TRIGGERED:
-        resume = {"step": incident.escalation_step, "held_by": window.name}
+        resume = {"step": incident.escalation_step, DEFERRED_BY: window.name}
         timers += (TimerSpec(TimerKind.ESCALATE, window.until, resume),)
     reached: set[str] = set()
     episode = (incident.id, incident.opened_at, incident.epoch)
     if before is not None and (before.id, before.opened_at, before.epoch) == episode:
         reached = set(before.paged)
-    held_channels = {p.channel for p in decision.pages if p.event.needs_ack} - reached
-    incident = replace(incident, paged=tuple(c for c in incident.paged if c not in held_channels))
-    held = TimelineEntry(
+    muted_channels = {p.channel for p in decision.pages if p.event.needs_ack} - reached
+    incident = replace(incident, paged=tuple(c for c in incident.paged if c not in muted_channels))
+    muted = TimelineEntry(
         "pages.muted",
         now,
         {
@@ -70,5 +75,5 @@ def mute(decision: Decision, rules: RuleSet, now: datetime, before: Incident | N
         incident=incident,
         pages=(),
         timers=timers,
-        timeline=(*decision.timeline, held),
+        timeline=(*decision.timeline, muted),
     )

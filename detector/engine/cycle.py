@@ -1,7 +1,9 @@
-"""The engine cycle every replica runs: pending signals → due timers → outbox deliveries.
+"""The engine cycle every replica runs: its stages in order, each isolated from the others.
 
-``run_once`` is one cycle (tests call it after moving a fake clock); ``run`` repeats it until
-asked to stop, finishing the cycle in progress, and wakes early when intake commits new signals.
+The stages (``standard_stages``): a change of rules settled → pending signals → due timers →
+outbox deliveries, then retention and the open-incidents gauge. ``run_once`` is one cycle (tests
+call it after moving a fake clock); ``run`` repeats it until asked to stop, finishing the cycle
+in progress, and wakes early when intake commits new signals.
 """
 
 from __future__ import annotations
@@ -10,48 +12,74 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import asyncpg
 import structlog
 
-from detector.domain.model import Decision, Source
-from detector.engine import delivery as delivery_stage
-from detector.engine import signals as signal_stage
-from detector.engine import timers as timer_stage
-from detector.engine.delivery import Deliverer, DeliveryOutcome
-from detector.engine.signals import SignalBatchResult
-from detector.engine.timers import FiredTimer
+from detector.engine.delivery import Deliverer, DeliveryBatch, DeliveryOutcome, DeliveryStage
+from detector.engine.open_incidents import OpenIncidentsGauge
+from detector.engine.pruning import PruneStage
+from detector.engine.rules_change import RulesChangeStage
+from detector.engine.signals import (
+    SignalBatchResult,
+    SignalProcessor,
+    SignalStage,
+    process_pending,
+)
+from detector.engine.stage import CycleContext, Stage, StageReport
+from detector.engine.timers import FiredTimer, TimerBatch, TimerStage
 from detector.ruleset.live import Routes
-from detector.ruleset.rules import RuleSet
 from detector.service.clock import Clock
 from detector.service.metrics import Metrics
-from detector.store import conditions as condition_store
-from detector.store import queries, retention
-from detector.store import timers as timers_table
 
 log = structlog.get_logger(__name__)
-PRUNE_EVERY = timedelta(hours=1)
-GAUGE_EVERY_SECONDS = 1.0
-
-SignalStage = Callable[[asyncpg.Pool, RuleSet, datetime], Awaitable[SignalBatchResult]]
-"""Turns pending signals into decisions (``signals.process_pending``)."""
 
 
-@dataclass
+def standard_stages(
+    deliverer: Deliverer, retention: timedelta, process_signals: SignalProcessor = process_pending
+) -> list[Stage]:
+    """The stages of every cycle, in the order they run."""
+    return [
+        RulesChangeStage(),
+        SignalStage(process_signals),
+        TimerStage(),
+        DeliveryStage(deliverer),
+        PruneStage(retention),
+        OpenIncidentsGauge(),
+    ]
+
+
 class CycleReport:
-    """What one cycle did, for tests and logs."""
+    """What one cycle did, for tests and logs: the report of each stage that completed, under
+    the stage's name; the standard stages' reports are also at hand by type."""
 
-    signals: SignalBatchResult = field(default_factory=SignalBatchResult)
-    timers: list[FiredTimer] = field(default_factory=list)
-    deliveries: list[DeliveryOutcome] = field(default_factory=list)
+    def __init__(self, **stages: StageReport) -> None:
+        self.stages = stages
 
     @property
     def busy(self) -> bool:
         """True when the cycle found work, so the next one should follow at once."""
-        return bool(self.signals.busy or self.timers or self.deliveries)
+        return any(report.busy for report in self.stages.values())
+
+    @property
+    def signals(self) -> SignalBatchResult:
+        """What the signal stage did (nothing, if it failed)."""
+        report = self.stages.get(SignalStage.name)
+        return report if isinstance(report, SignalBatchResult) else SignalBatchResult()
+
+    @property
+    def timers(self) -> list[FiredTimer]:
+        """The timers that fired."""
+        report = self.stages.get(TimerStage.name)
+        return report.fired if isinstance(report, TimerBatch) else []
+
+    @property
+    def deliveries(self) -> list[DeliveryOutcome]:
+        """How each delivery attempt ended."""
+        report = self.stages.get(DeliveryStage.name)
+        return report.outcomes if isinstance(report, DeliveryBatch) else []
 
 
 def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
@@ -70,7 +98,9 @@ def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
 class Engine:
     """Runs the stages against one database; any number of replicas may run side by side.
 
-    ``process_signals`` is the signal stage: ``signals.process_pending`` unless another is given.
+    ``extra_stages`` run after the standard ones, each cycle, under the same isolation, timing
+    and metrics; ``process_signals`` replaces what the signal stage runs (a replica under test
+    whose rule group fails, say).
     """
 
     def __init__(
@@ -84,34 +114,34 @@ class Engine:
         owner: str | None = None,
         retention: timedelta = timedelta(days=30),
         batch_window: timedelta = timedelta(0),
+        extra_stages: Sequence[Stage] = (),
         *,
-        process_signals: SignalStage = signal_stage.process_pending,
+        process_signals: SignalProcessor = process_pending,
     ) -> None:
         self._pool = pool
-        self._process_signals = process_signals
         self._routes = routes
-        self._deliverer = deliverer
         self._clock = clock
         self._metrics = metrics
+        self._stages = [*standard_stages(deliverer, retention, process_signals), *extra_stages]
+        names = [stage.name for stage in self._stages]
+        if len(set(names)) < len(names):
+            raise ValueError(f"every stage needs a name of its own: {names}")
         self._interval = interval.total_seconds()
         self._batch_window = batch_window.total_seconds()
         self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._retention = retention
-        self._next_prune = clock.now()
-        self._gauge_refreshed = -GAUGE_EVERY_SECONDS
-        self._rules_changed = True  # the rules may have been edited while no engine ran
+        self._rules_generation = 1  # the rules may have been edited while no engine ran
 
     def wake(self) -> None:
         """Ask for a cycle now (new signals were committed)."""
         self._wake.set()
 
     def rules_changed(self) -> None:
-        """After a rules reload, have the next cycle retry the escalations windows hold (rather
-        than wait for the ends those windows had before, see ``timers.release_held``) and check
-        the groups whose rule lost its condition (``condition_store.recheck_orphans``)."""
-        self._rules_changed = True
+        """After a rules reload, have the next cycle's stages react to the new rules (see
+        ``rules_change``: the escalations windows deferred are retried, the groups whose rule
+        lost its condition checked)."""
+        self._rules_generation += 1
         self._wake.set()
 
     def stop(self) -> None:
@@ -122,37 +152,13 @@ class Engine:
     async def run_once(self) -> CycleReport:
         """One cycle of every stage, each stage isolated from the others' failures."""
         started = time.perf_counter()
-        report = CycleReport()
-        if self._rules_changed:
-            try:
-                await self._after_rules_change(self._routes().rules)
-            except Exception:
-                self._stage_failed("timers")
-        routes = self._routes()
-        rules = routes.rules
-        try:
-            report.signals = await self._process_signals(self._pool, rules, self._clock.now())
-        except Exception:
-            self._stage_failed("signals")
-        rules = self._routes().rules  # a reload may have swapped them during the signals
-        try:
-            timers = await timer_stage.fire_due(self._pool, rules, self.owner, self._clock.now())
-            report.timers = timers.fired
-            if timers.failed:
-                self._metrics.engine_errors.labels("timers").inc(timers.failed)
-        except Exception:
-            self._stage_failed("timers")
-        try:
-            report.deliveries = await delivery_stage.deliver_due(
-                self._pool, self._deliverer, routes, self.owner, self._clock.now()
-            )
-        except Exception:
-            self._stage_failed("deliveries")
-        await self._prune_if_due()
-        self._count(report)
-        await self._refresh_open_gauge()
+        reports: dict[str, StageReport] = {}
+        for stage in self._stages:
+            report = await self._run_stage(stage)
+            if report is not None:
+                reports[stage.name] = report
         self._metrics.engine_cycle.observe(time.perf_counter() - started)
-        return report
+        return CycleReport(**reports)
 
     async def run(self) -> None:
         """Cycle until stopped; idle waits end early on :meth:`wake`."""
@@ -171,77 +177,20 @@ class Engine:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
         log.info("engine.stopped", owner=self.owner)
 
-    async def _after_rules_change(self, rules: RuleSet) -> None:
-        """See ``rules_changed``; asked for again if it fails. The request is taken before any
-        wait, so a reload during this one asks for another."""
-        self._rules_changed = False
-        now = self._clock.now()
-        conditioned = [name for name, rule in rules.rules.items() if rule.has_condition]
+    async def _run_stage(self, stage: Stage) -> StageReport | None:
+        """Run one stage with the rules and time as they are now, time it, and count what it
+        reports; a stage that raises is counted and logged, and the cycle goes on."""
+        context = CycleContext(
+            self._pool, self._routes(), self.owner, self._clock.now(), self._rules_generation
+        )
+        started = time.perf_counter()
         try:
-            async with self._pool.acquire() as connection, connection.transaction():
-                released = await timers_table.release_held(connection, now)
-                rechecked = await condition_store.recheck_orphans(connection, conditioned, now)
-        except BaseException:
-            self._rules_changed = True
-            raise
-        log.info("engine.rules_changed", held_released=released, conditions_rechecked=rechecked)
-
-    async def _prune_if_due(self) -> None:
-        """Once an hour, drop engine bookkeeping older than the retention period."""
-        now = self._clock.now()
-        if now < self._next_prune:
-            return
-        self._next_prune = now + PRUNE_EVERY
-        try:
-            async with self._pool.acquire() as connection:
-                pruned = await retention.prune(connection, now - self._retention)
+            report = await stage.run(context)
+            report.record(self._metrics)
         except Exception:
-            self._stage_failed("retention")
-            return
-        log.info("retention.pruned", **pruned.counts)
-
-    def _stage_failed(self, stage: str) -> None:
-        self._metrics.engine_errors.labels(stage).inc()
-        log.exception("engine.stage_failed", stage=stage)
-
-    def _count(self, report: CycleReport) -> None:
-        m = self._metrics
-        stored = report.signals.expansion.stored
-        m.signals_received.labels(Source.ALERTMANAGER, "accepted").inc(stored.inserted)
-        m.signals_received.labels(Source.ALERTMANAGER, "duplicate").inc(stored.duplicates)
-        if report.signals.expansion.unreadable:
-            m.engine_errors.labels("intake_log").inc(report.signals.expansion.unreadable)
-        for outcome, count in report.signals.outcomes.items():
-            m.signals_processed.labels(outcome).inc(count)
-        decisions: list[Decision] = [
-            *report.signals.decisions,
-            *(t.decision for t in report.timers),
-        ]
-        for decision in decisions:
-            incident = decision.incident
-            if incident is None:
-                continue
-            if decision.opened:
-                m.incidents_opened.labels(incident.rule, incident.severity).inc()
-                log.info("incident.opened", rule=incident.rule, title=incident.title)
-            if decision.resolved:
-                m.incidents_resolved.labels(incident.rule, incident.severity).inc()
-                log.info("incident.resolved", rule=incident.rule, title=incident.title)
-        for fired in report.timers:
-            m.timer_lag.observe(max(fired.lag.total_seconds(), 0.0))
-            m.timers_fired.labels(fired.timer.kind, fired.decision.reason).inc()
-        for delivery in report.deliveries:
-            m.deliveries.labels(delivery.message.channel, delivery.outcome, delivery.reason).inc()
-
-    async def _refresh_open_gauge(self) -> None:
-        """Count open incidents for the gauge, at most once a second: cycles under load run
-        back to back, and a count per cycle would be work no scrape ever sees."""
-        if time.monotonic() - self._gauge_refreshed < GAUGE_EVERY_SECONDS:
-            return
-        self._gauge_refreshed = time.monotonic()
-        try:
-            counts = await queries.open_counts(self._pool)
-        except (asyncpg.PostgresError, OSError):
-            return
-        for state in ("triggered", "acknowledged"):
-            self._metrics.incidents_open.labels(state).set(counts.get(state, 0))
+            self._metrics.engine_errors.labels(stage.name).inc()
+            log.exception("engine.stage_failed", stage=stage.name)
+            return None
+        finally:
+            self._metrics.engine_stage.labels(stage.name).observe(time.perf_counter() - started)
+        return report

@@ -17,8 +17,10 @@ from typing import Any, Literal
 import asyncpg
 import structlog
 
+from detector.engine.stage import CycleContext
 from detector.ruleset.live import Routes
 from detector.ruleset.schema import RetrySpec
+from detector.service.metrics import Metrics
 from detector.store import outbox
 from detector.store.connection import Connection
 from detector.store.outbox import OutboxMessage
@@ -166,3 +168,37 @@ def _lease_lost(message: OutboxMessage) -> DeliveryOutcome:
     outcome is not recorded (that replica records its own)."""
     log.warning("page.lease_lost", channel=message.channel, incident_id=message.incident_id)
     return DeliveryOutcome(message, Outcome.LEASE_LOST)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryBatch:
+    """The outcomes of one pass of :func:`deliver_due`."""
+
+    outcomes: list[DeliveryOutcome]
+
+    @property
+    def busy(self) -> bool:
+        """True when messages were sent or superseded."""
+        return bool(self.outcomes)
+
+    def record(self, metrics: Metrics) -> None:
+        """Count each outcome by channel and reason."""
+        for delivery in self.outcomes:
+            channel = delivery.message.channel
+            metrics.deliveries.labels(channel, delivery.outcome, delivery.reason).inc()
+
+
+class DeliveryStage:
+    """The cycle's delivery stage: :func:`deliver_due` through the channels in force."""
+
+    name = "deliveries"
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self._deliverer = deliverer
+
+    async def run(self, context: CycleContext) -> DeliveryBatch:
+        """Deliver what is due now."""
+        outcomes = await deliver_due(
+            context.pool, self._deliverer, context.routes, context.owner, context.now
+        )
+        return DeliveryBatch(outcomes)

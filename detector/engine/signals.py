@@ -10,14 +10,17 @@ from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import asyncpg
 import structlog
 
-from detector.domain.grouping import held_where_it_is
-from detector.domain.model import Decision, Signal
+from detector.domain.grouping import to_attached_incidents
+from detector.domain.model import Decision, Signal, Source
 from detector.engine import correlation
+from detector.engine.stage import CycleContext, record_decisions
 from detector.ruleset.rules import RuleMatch, RuleSet
+from detector.service.metrics import Metrics
 from detector.store import incidents as store
 from detector.store import intake_log, locks
 from detector.store import signals as inbox
@@ -34,12 +37,23 @@ Correlate = Callable[
 """Applies one group's signals inside the caller's transaction (``correlation.correlate``)."""
 
 
+class SignalOutcome(StrEnum):
+    """What became of one stored signal: the ``outcome`` label of
+    ``stormwatch_signals_processed_total``, and how the signals table flags it."""
+
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"
+    ERROR = "error"
+    """Its group's update failed; it is queued again for that group's rule (``retry_after``)."""
+
+
 @dataclass
 class SignalBatchResult:
     """What one pass over pending signals did."""
 
     expansion: intake_log.Expansion = field(default_factory=intake_log.Expansion)
     outcomes: Tally[str] = field(default_factory=Tally)
+    """Signals per :class:`SignalOutcome`."""
     decisions: list[Decision] = field(default_factory=list)
     full: bool = False  # the batch limit was reached: more is probably waiting
 
@@ -53,6 +67,18 @@ class SignalBatchResult:
         """True when intake log records or signals were handled."""
         stored = self.expansion.stored
         return bool(self.processed or stored.inserted or stored.duplicates)
+
+    def record(self, metrics: Metrics) -> None:
+        """Count the alerts stored, the signals processed, the incidents opened and resolved,
+        and the intake log records that could not be read (each set aside)."""
+        stored = self.expansion.stored
+        metrics.signals_received.labels(Source.ALERTMANAGER, "accepted").inc(stored.inserted)
+        metrics.signals_received.labels(Source.ALERTMANAGER, "duplicate").inc(stored.duplicates)
+        if self.expansion.unreadable:
+            metrics.engine_errors.labels("intake_log").inc(self.expansion.unreadable)
+        for outcome, count in self.outcomes.items():
+            metrics.signals_processed.labels(outcome).inc(count)
+        record_decisions(metrics, self.decisions)
 
 
 def retry_after(attempts: int) -> timedelta | None:
@@ -88,17 +114,17 @@ def group_by_incident(
     route: Callable[[Signal], list[RuleMatch]],
     rules: RuleSet,
 ) -> tuple[dict[tuple[str, str], tuple[RuleMatch, list[Signal]]], dict[int, str]]:
-    """Route each signal (to the incidents holding it, see ``held_where_it_is``; a retry only
-    to the rules it failed in); group the matched ones by (rule, group key), keep outcomes per
-    id."""
+    """Route each signal (to the incidents it is attached to, see ``to_attached_incidents``; a
+    retry only to the rules it failed in); group the matched ones by (rule, group key), keep
+    outcomes per id."""
     groups: dict[tuple[str, str], tuple[RuleMatch, list[Signal]]] = {}
     outcomes: dict[int, str] = {}
     for item in pending:
-        matches = held_where_it_is(route(item.signal), item.holders, rules)
+        matches = to_attached_incidents(route(item.signal), item.holders, rules)
         if item.retry_rules is None:
-            outcomes[item.id] = "matched" if matches else "unmatched"
+            outcomes[item.id] = SignalOutcome.MATCHED if matches else SignalOutcome.UNMATCHED
         else:  # a retry: the other rules that route it have it already
-            outcomes[item.id] = "matched"
+            outcomes[item.id] = SignalOutcome.MATCHED
             matches = [match for match in matches if match.rule.name in item.retry_rules]
         for match in matches:
             key = (match.rule.name, match.group_key)
@@ -135,7 +161,7 @@ async def process_pending(
         stored = result.expansion.stored
         result.full = len(queued) >= limit or stored.inserted + stored.duplicates >= limit
         if stored.unmatched:
-            result.outcomes["unmatched"] += stored.unmatched
+            result.outcomes[SignalOutcome.UNMATCHED] += stored.unmatched
         pending = queued + result.expansion.fresh
         if not pending:
             return result
@@ -150,7 +176,7 @@ async def process_pending(
                 in_group = {id(signal) for signal in signals}
                 for item in pending:
                     if id(item.signal) in in_group:
-                        outcomes[item.id] = "error"
+                        outcomes[item.id] = SignalOutcome.ERROR
                         failed.setdefault(item.id, set()).add(rule_name)
                 continue
             if decision is not None:
@@ -165,3 +191,20 @@ def _retry(item: inbox.PendingSignal, rules: set[str], now: datetime) -> inbox.R
     attempts = item.attempts + 1
     delay = retry_after(attempts)
     return inbox.Retry(item.id, attempts, frozenset(rules), None if delay is None else now + delay)
+
+
+SignalProcessor = Callable[[asyncpg.Pool, RuleSet, datetime], Awaitable[SignalBatchResult]]
+"""What the signal stage runs: :func:`process_pending` unless a test replica says otherwise."""
+
+
+class SignalStage:
+    """The cycle's signal stage: :func:`process_pending` with the rules in force."""
+
+    name = "signals"
+
+    def __init__(self, process: SignalProcessor = process_pending) -> None:
+        self._process = process
+
+    async def run(self, context: CycleContext) -> SignalBatchResult:
+        """Process what is pending now."""
+        return await self._process(context.pool, context.routes.rules, context.now)

@@ -11,9 +11,12 @@ import structlog
 from detector.domain.incidents import decide_timer
 from detector.domain.model import Decision, Timer
 from detector.domain.muting import mute
+from detector.domain.reasons import DecisionReason
 from detector.engine.correlation import correlate_locked
-from detector.ruleset.conditions import held
+from detector.engine.stage import CycleContext, record_decisions
+from detector.ruleset.conditions import kept_waiting
 from detector.ruleset.rules import RuleMatch, RuleSet
+from detector.service.metrics import Metrics
 from detector.store import conditions as condition_store
 from detector.store import incidents as store
 from detector.store import timers
@@ -38,6 +41,21 @@ class TimerBatch:
 
     fired: list[FiredTimer]
     failed: int = 0
+
+    @property
+    def busy(self) -> bool:
+        """True when timers fired."""
+        return bool(self.fired)
+
+    def record(self, metrics: Metrics) -> None:
+        """Count the timers fired (by kind and reason) and failed, how late they were, and the
+        incidents they opened and resolved."""
+        for fired in self.fired:
+            metrics.timer_lag.observe(max(fired.lag.total_seconds(), 0.0))
+            metrics.timers_fired.labels(fired.timer.kind, fired.decision.reason).inc()
+        if self.failed:
+            metrics.engine_errors.labels("timers").inc(self.failed)
+        record_decisions(metrics, (fired.decision for fired in self.fired))
 
 
 async def fire_due(
@@ -87,7 +105,7 @@ async def _incident_timer(
 ) -> Decision:
     incident = await store.lock_incident(connection, incident_id)
     if incident is None:
-        return Decision("incident_gone")
+        return Decision(DecisionReason.INCIDENT_GONE)
     last_seen = await store.last_seen(connection, incident_id) or incident.last_signal_at
     decided = decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now)
     decision = mute(decided, rules, now, incident)
@@ -99,24 +117,34 @@ async def _check_condition(
     connection: Connection, rules: RuleSet, timer: Timer, now: datetime
 ) -> Decision:
     if timer.rule is None or timer.group_key is None:
-        return Decision("rule_removed")
+        return Decision(DecisionReason.RULE_REMOVED)
     rule = rules.rules.get(timer.rule)
     if rule is None:
         await condition_store.forget(connection, timer.rule, timer.group_key)
-        return Decision("rule_removed")
+        return Decision(DecisionReason.RULE_REMOVED)
     # The group's incident first, then its condition: the order the signal stage locks them in
     # (``correlate``), so the two stages cannot deadlock over one group.
     current = await store.lock_group(connection, rule.name, timer.group_key)
     stored = await condition_store.lock(connection, rule.name, timer.group_key)
     if stored.check_at != timer.due_at:
-        return Decision("superseded")
+        return Decision(DecisionReason.CHECK_SUPERSEDED)
     match = RuleMatch(rule, timer.group_key, stored.group_labels)
     if not rule.has_condition:
         # A rules reload took the condition away: what it kept waiting (and has not resolved
         # since) joins the incident now, instead of waiting for good.
         await condition_store.forget(connection, rule.name, timer.group_key)
-        waiting = await condition_store.unresolved(connection, held(stored.state))
+        waiting = await condition_store.unresolved(connection, kept_waiting(stored.state))
         decision = await correlate_locked(connection, rules, match, current, waiting, now)
-        return decision or Decision("condition_removed")
+        return decision or Decision(DecisionReason.CONDITION_REMOVED)
     decision = await correlate_locked(connection, rules, match, current, (), now)
-    return decision or Decision("condition_pending")
+    return decision or Decision(DecisionReason.CONDITION_PENDING)
+
+
+class TimerStage:
+    """The cycle's stage that fires due timers (:func:`fire_due`)."""
+
+    name = "timers"
+
+    async def run(self, context: CycleContext) -> TimerBatch:
+        """Fire what is due now."""
+        return await fire_due(context.pool, context.routes.rules, context.owner, context.now)

@@ -2,7 +2,7 @@
 
 Alertmanager drops the resolved notification of an alert that resolves while silenced, inhibited
 or time-muted (prometheus/alertmanager#226), so an incident fed only by webhooks could stay open
-forever. Every ``reconcile_interval`` the reconciler compares the firing alerts held by open
+forever. Every ``reconcile_interval`` the reconciler compares the firing alerts attached to open
 incidents with ``GET /api/v2/alerts`` and stores a synthetic ``resolved`` signal in the inbox for
 each occurrence Alertmanager no longer has. The engine then resolves it through the usual path
 (alerts.resolved → all resolved → incident resolved, resolved page): one way to resolve, not two.
@@ -10,7 +10,7 @@ The same run adopts stored unmatched alerts that a rule routes now and that Aler
 lists (see :mod:`detector.reconcile.adoption`), so a rule added during an incident sees them
 at once.
 
-:func:`plan` is the pure decision; :class:`Reconciler` and the client in
+:func:`plan_reconciliation` is the pure decision; :class:`Reconciler` and the client in
 :mod:`detector.reconcile.alertmanager_api` are the I/O around it.
 """
 
@@ -75,42 +75,42 @@ class GoneAlert:
 # --- pure core ----------------------------------------------------------------------------------
 
 
-def plan(
-    held: Sequence[HeldAlert], listed: Mapping[str, datetime], now: datetime, grace: timedelta
+def plan_reconciliation(
+    attached: Sequence[HeldAlert], listed: Mapping[str, datetime], now: datetime, grace: timedelta
 ) -> list[GoneAlert]:
-    """The held occurrences to resolve, given Alertmanager's ``fingerprint → startsAt`` list.
+    """The attached occurrences to resolve, given Alertmanager's ``fingerprint → startsAt`` list.
 
     Every alert Alertmanager lists counts as present whatever its state (active, suppressed by a
     silence or inhibition, unprocessed): only its absence says it resolved. Occurrences whose
     latest signal is not older than ``grace`` are left alone, so an alert that just fired and is
     racing the API (or an Alertmanager that just restarted) is never resolved by mistake.
     """
-    held_keys = {(a.incident_id, a.fingerprint, api_precision(a.starts_at)) for a in held}
+    attached_keys = {(a.incident_id, a.fingerprint, api_precision(a.starts_at)) for a in attached}
     gone = []
-    for alert in held:
+    for alert in attached:
         if now - alert.last_seen <= grace:
             continue
-        reason = _gone_reason(alert, listed.get(alert.fingerprint), held_keys)
+        reason = _gone_reason(alert, listed.get(alert.fingerprint), attached_keys)
         if reason is not None:
             gone.append(GoneAlert(alert, reason))
     return gone
 
 
 def _gone_reason(
-    alert: HeldAlert, listed_start: datetime | None, held_keys: set[tuple[int, str, datetime]]
+    alert: HeldAlert, listed_start: datetime | None, attached_keys: set[tuple[int, str, datetime]]
 ) -> GoneReason | None:
     """Alertmanager keeps the earliest startsAt when it merges re-posts of an ongoing alert.
 
     So a later listed startsAt is a new occurrence (ours ended); an earlier one is the same alert
-    merged (e.g. from an HA Prometheus pair), and ours is only gone once the incident also holds
-    the occurrence under the merged startsAt.
+    merged (e.g. from an HA Prometheus pair), and ours is only gone once the occurrence under
+    the merged startsAt is attached to the incident too.
     """
     if listed_start is None:
         return GoneReason.ABSENT
     listed, ours = api_precision(listed_start), api_precision(alert.starts_at)
     if listed > ours:
         return GoneReason.REFIRED
-    if listed < ours and (alert.incident_id, alert.fingerprint, listed) in held_keys:
+    if listed < ours and (alert.incident_id, alert.fingerprint, listed) in attached_keys:
         return GoneReason.SUPERSEDED
     return None
 
@@ -176,7 +176,8 @@ class ReconcileReport:
 
 
 class Reconciler:
-    """Runs :func:`plan` against Alertmanager every interval; one replica at a time."""
+    """Runs :func:`plan_reconciliation` against Alertmanager every interval; one replica at a
+    time."""
 
     def __init__(
         self,
@@ -249,7 +250,9 @@ class Reconciler:
         async with self._pool.acquire() as connection, connection.transaction():
             if not await locks.try_hold(connection, locks.AdvisoryLock.RECONCILIATION):
                 return ReconcileReport(Outcome.LOCKED)
-            gone = plan(await incidents.held_alerts(connection), snapshot.listed, now, self._grace)
+            gone = plan_reconciliation(
+                await incidents.held_alerts(connection), snapshot.listed, now, self._grace
+            )
             if gone:
                 signals = [resolved_signal(item.alert, now) for item in gone]
                 await inbox.insert_signals(connection, signals)

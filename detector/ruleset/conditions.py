@@ -88,7 +88,7 @@ def _before_incident(
     return ConditionResult({}, tuple(signals), note="matched")
 
 
-def held(state: State) -> tuple[Signal, ...]:
+def kept_waiting(state: State) -> tuple[Signal, ...]:
     """The firing alerts a condition's state keeps waiting (``for``, ``absent``, ``all_of``):
     what must join the incident at once if the rule loses its condition."""
     return _signals(state.get("pending", {}))
@@ -198,7 +198,8 @@ def _heartbeat(
 
 
 def _lost_signal(rule: RuleSpec, lost_since: str, now: datetime) -> Signal:
-    """The synthetic alert a heartbeat incident holds; its occurrence starts when it was lost."""
+    """The synthetic alert attached to a heartbeat incident; its occurrence starts when it was
+    lost."""
     since = _at(lost_since)
     within = rule.heartbeat.within if rule.heartbeat else timedelta(0)
     return Signal(

@@ -139,7 +139,7 @@ TimeZone = Annotated[
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "examples": ["Europe/Berlin"]}),
 ]
-Clock = Annotated[
+TimeOfDay = Annotated[
     int,
     BeforeValidator(_clock),
     PlainSerializer(lambda minutes: f"{minutes // 60:02d}:{minutes % 60:02d}", return_type=str),
@@ -211,8 +211,8 @@ class MaintenanceWindowSpec(_Scope):
 
     location: TimeZone
     weekdays: Weekdays = WEEK
-    start: Clock
-    end: Clock
+    start: TimeOfDay
+    end: TimeOfDay
 
     @model_validator(mode="after")
     def _sane_times(self) -> Self:

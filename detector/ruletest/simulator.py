@@ -17,7 +17,7 @@ from datetime import datetime
 
 import orjson
 
-from detector.domain.grouping import current_incident, decide_group, held_where_it_is
+from detector.domain.grouping import current_incident, decide_group, to_attached_incidents
 from detector.domain.incidents import decide_ack, decide_resolve, decide_timer
 from detector.domain.model import (
     AlertStatus,
@@ -154,7 +154,7 @@ class Simulation:
             holders = [
                 i for i in self.incidents.values() if i.is_open and signal.occurrence in i.alerts
             ]
-            for match in held_where_it_is(self.rules.route(signal), holders, self.rules):
+            for match in to_attached_incidents(self.rules.route(signal), holders, self.rules):
                 key = (match.rule.name, match.group_key)
                 groups.setdefault(key, (match, []))[1].append(signal)
         for match, grouped in groups.values():

@@ -111,6 +111,12 @@ class Metrics:
         self.engine_cycle = Histogram(
             "stormwatch_engine_cycle_seconds", "Duration of one engine cycle.", registry=r
         )
+        self.engine_stage = Histogram(
+            "stormwatch_engine_stage_seconds",
+            "Duration of one engine stage within a cycle, failed runs included.",
+            ["stage"],
+            registry=r,
+        )
         self.engine_errors = Counter(
             "stormwatch_engine_errors_total",
             "Engine failures by stage: a stage that failed, or one timer that failed in it.",

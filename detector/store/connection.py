@@ -1,5 +1,6 @@
-"""The connection every store function takes: its type, the codecs each pooled connection
-gets, the readiness probe, and reading how many rows a statement touched."""
+"""The connection every store function takes: its type (and its pool's, and the database's
+error), the codecs each pooled connection gets, the readiness probe, and reading how many rows a
+statement touched."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import orjson
 Connection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 )
+Pool: TypeAlias = asyncpg.Pool
+"""The pool callers outside the store hold, to hand connections from it to store functions."""
+DatabaseError = asyncpg.PostgresError
+"""What the database raises when a statement fails (a connection that drops raises OSError)."""
 
 
 async def init_connection(connection: asyncpg.Connection) -> None:

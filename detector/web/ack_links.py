@@ -14,16 +14,25 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from detector.domain.model import PageEvent
 from detector.service.clock import Clock
 from responders.messages import Page, PageLinks
 
 
-class LinkInvalid(ValueError):
-    """The link cannot be used; ``reason`` is ``malformed``, ``bad_signature`` or ``expired``."""
+class LinkProblem(StrEnum):
+    """Why a link cannot be used."""
 
-    def __init__(self, reason: str) -> None:
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+
+
+class LinkInvalid(ValueError):
+    """The link cannot be used, for ``reason``."""
+
+    def __init__(self, reason: LinkProblem) -> None:
         super().__init__(reason)
         self.reason = reason
 
@@ -64,17 +73,17 @@ def read_token(key: bytes, token: str, now: datetime) -> AckTarget:
     """What a valid token acknowledges; raise LinkInvalid otherwise."""
     payload, _, signature = token.partition(".")
     if not payload or not signature:
-        raise LinkInvalid("malformed")
+        raise LinkInvalid(LinkProblem.MALFORMED)
     if not hmac.compare_digest(signature.encode(), _sign(key, payload).encode()):
-        raise LinkInvalid("bad_signature")
+        raise LinkInvalid(LinkProblem.BAD_SIGNATURE)
     try:
         data = json.loads(_unb64(payload))  # signed by us, so only a bug could make this fail
         incident_id, expires = int(data["i"]), int(data["x"])
         episode = None if data.get("e") is None else int(data["e"])
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise LinkInvalid("malformed") from None
+        raise LinkInvalid(LinkProblem.MALFORMED) from None
     if now.timestamp() >= expires:
-        raise LinkInvalid("expired")
+        raise LinkInvalid(LinkProblem.EXPIRED)
     return AckTarget(incident_id, episode)
 
 

@@ -9,9 +9,11 @@ from html import escape
 
 from aiohttp import web
 
+from detector.domain.model import IncidentState
+from detector.domain.reasons import DecisionReason
 from detector.engine import actions
 from detector.store import queries
-from detector.web.ack_links import AckTarget, LinkInvalid, read_token
+from detector.web.ack_links import AckTarget, LinkInvalid, LinkProblem, read_token
 from detector.web.context import SERVICES
 
 _PAGE = """<!doctype html>
@@ -22,11 +24,18 @@ _PAGE = """<!doctype html>
 button{{font-size:1.2rem;padding:.8rem 1.6rem}}.muted{{color:#555}}</style></head>
 <body><h1>{title}</h1>{body}</body></html>"""
 
-_REASONS = {
-    "expired": "This acknowledge link has expired. Use the API or the CLI: stormwatch ack ID.",
-    "bad_signature": "This acknowledge link is not valid.",
-    "malformed": "This acknowledge link is not valid.",
+_PROBLEMS = {
+    LinkProblem.EXPIRED: (
+        "This acknowledge link has expired. Use the API or the CLI: stormwatch ack ID."
+    ),
+    LinkProblem.BAD_SIGNATURE: "This acknowledge link is not valid.",
+    LinkProblem.MALFORMED: "This acknowledge link is not valid.",
 }
+_ALREADY = {
+    DecisionReason.ALREADY_ACKNOWLEDGED: IncidentState.ACKNOWLEDGED,
+    DecisionReason.ALREADY_RESOLVED: IncidentState.RESOLVED,
+}
+"""The state an ack that changed nothing found the incident in."""
 
 
 def _html(title: str, body: str, status: int = 200) -> web.Response:
@@ -43,8 +52,8 @@ def _target(request: web.Request) -> AckTarget | web.Response:
     try:
         return read_token(services.signing_key, request.match_info["token"], services.clock.now())
     except LinkInvalid as err:
-        status = 410 if err.reason == "expired" else 400
-        return _html("Link not usable", f"<p>{escape(_REASONS[err.reason])}</p>", status)
+        status = 410 if err.reason is LinkProblem.EXPIRED else 400
+        return _html("Link not usable", f"<p>{escape(_PROBLEMS[err.reason])}</p>", status)
 
 
 def _superseded(incident_id: int) -> web.Response:
@@ -105,14 +114,14 @@ async def acknowledge(request: web.Request) -> web.Response:
         )
     except actions.IncidentNotFound:
         return _html("Incident not found", "<p>No such incident.</p>", 404)
-    if decision.reason == "link_superseded":
+    if decision.reason is DecisionReason.LINK_SUPERSEDED:
         return _superseded(incident_id)
     if decision.incident is not None:
         services.engine.wake()
         return _html(
             "Acknowledged", f"<p>Incident #{incident_id} is acknowledged. Escalation stopped.</p>"
         )
-    state = decision.reason.removeprefix("already_")
+    state = _ALREADY[decision.reason]
     return _html("Nothing to do", f"<p>Incident #{incident_id} is already {escape(state)}.</p>")
 
 

@@ -17,7 +17,7 @@ from detector.reconcile.reconciler import (
     GoneAlert,
     GoneReason,
     alertmanager_settled,
-    plan,
+    plan_reconciliation,
     resolved_signal,
     timeline_entries,
 )
@@ -115,7 +115,7 @@ class TestPlan:
         listed: Mapping[str, datetime],
         expected: list[GoneReason | None],
     ) -> None:
-        gone = plan(alerts, listed, NOW, GRACE)
+        gone = plan_reconciliation(alerts, listed, NOW, GRACE)
         wanted = [
             GoneAlert(alert, reason)
             for alert, reason in zip(alerts, expected, strict=False)
@@ -124,7 +124,7 @@ class TestPlan:
         assert gone == wanted
 
     def test_nothing_held_nothing_gone(self) -> None:
-        assert plan([], {}, NOW, GRACE) == []
+        assert plan_reconciliation([], {}, NOW, GRACE) == []
 
 
 class TestParseAlerts:

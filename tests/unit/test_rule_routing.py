@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from detector.domain.grouping import held_where_it_is
+from detector.domain.grouping import to_attached_incidents
 from detector.domain.model import AlertStatus, Signal, Source
 from detector.ruleset.rules import RuleSet, alertnames, sees
 from detector.ruleset.schema import RuleSpec
@@ -101,8 +101,9 @@ class TestRoute:
         assert routed == [m.rule.name for m in RULE_SET.route(signal(**labels))], "memoised"
 
 
-class TestHeldWhereItIs:
-    """An open incident holding an alert keeps receiving it, whatever the rules route now."""
+class TestToAttachedIncidents:
+    """An open incident an alert is attached to keeps receiving it, whatever the rules route
+    now."""
 
     POOL = signal(alertname="PgBouncerPoolSaturated", cluster="eu-1", service="checkout")
     AS_ROUTED = (("exact", "{}"), ("by-label", "{}"), ("all-of", "{}"))
@@ -129,6 +130,6 @@ class TestHeldWhereItIs:
         ],
     )
     def test_routes(self, holders: tuple[Holder, ...], expected: set[tuple[str, str]]) -> None:
-        matches = held_where_it_is(RULE_SET.route(self.POOL), holders, RULE_SET)
+        matches = to_attached_incidents(RULE_SET.route(self.POOL), holders, RULE_SET)
         assert {(m.rule.name, m.group_key) for m in matches} == expected
         assert len(matches) == len(expected)

@@ -1,0 +1,78 @@
+"""The contract every engine stage keeps, so the cycle runs them all one way.
+
+A stage does one kind of work against the database each cycle and returns a report; the cycle
+isolates each stage from the others' failures, times it and has its report count itself. Adding
+a stage is a module with a class that has a ``name`` and a ``run``, and one entry in the cycle's
+list (``cycle.standard_stages``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from detector.domain.model import Decision
+from detector.ruleset.live import Routes
+from detector.service.metrics import Metrics
+from detector.store.connection import Pool
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleContext:
+    """What a stage works with, taken just before it runs (a reload may swap the rules between
+    two stages of one cycle)."""
+
+    pool: Pool
+    routes: Routes
+    owner: str
+    """This replica's name, on the leases it takes."""
+    now: datetime
+    rules_generation: int
+    """Counts the rule sets this engine was told about (1 at start, when the rules may have
+    been edited while no engine ran); a stage that must react to a change compares it."""
+
+
+class StageReport(Protocol):
+    """What one run of a stage did."""
+
+    @property
+    def busy(self) -> bool:
+        """True when the stage found work, so the next cycle should follow at once."""
+        ...
+
+    def record(self, metrics: Metrics) -> None:
+        """Count what the stage did, including any parts of it that failed on their own."""
+        ...
+
+
+class Stage(Protocol):
+    """One kind of engine work; ``name`` is its ``stage`` label on the engine's metrics."""
+
+    @property
+    def name(self) -> str:
+        """The stage's label: constant, low-cardinality."""
+        ...
+
+    async def run(self, context: CycleContext) -> StageReport:
+        """Do this cycle's share of the work; raising fails this stage alone."""
+        ...
+
+
+def record_decisions(metrics: Metrics, decisions: Iterable[Decision]) -> None:
+    """Count (and log) the incidents that decisions opened and resolved."""
+    for decision in decisions:
+        incident = decision.incident
+        if incident is None:
+            continue
+        if decision.opened:
+            metrics.incidents_opened.labels(incident.rule, incident.severity).inc()
+            log.info("incident.opened", rule=incident.rule, title=incident.title)
+        if decision.resolved:
+            metrics.incidents_resolved.labels(incident.rule, incident.severity).inc()
+            log.info("incident.resolved", rule=incident.rule, title=incident.title)
