@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -29,12 +29,14 @@ from detector.ruleset.rules import RuleSet
 from detector.service.clock import Clock
 from detector.service.metrics import Metrics
 from detector.store import conditions as condition_store
-from detector.store import retention
+from detector.store import intake_log, outbox, retention
+from detector.store import signals as signals_table
 from detector.store import timers as timers_table
 
 log = structlog.get_logger(__name__)
 PRUNE_EVERY = timedelta(hours=1)
 GAUGE_EVERY_SECONDS = 1.0
+STALLED_AFTER_SECONDS = 60.0
 
 
 @dataclass
@@ -227,8 +229,8 @@ class Engine:
             m.deliveries.labels(delivery.message.channel, delivery.outcome, delivery.reason).inc()
 
     async def _refresh_open_gauge(self) -> None:
-        """Count open incidents for the gauge, at most once a second: cycles under load run
-        back to back, and a count per cycle would be work no scrape ever sees."""
+        """Count open incidents and the backlog for the gauges, at most once a second: cycles
+        under load run back to back, and a count per cycle would be work no scrape ever sees."""
         if time.monotonic() - self._gauge_refreshed < GAUGE_EVERY_SECONDS:
             return
         self._gauge_refreshed = time.monotonic()
@@ -242,3 +244,31 @@ class Engine:
         counts = {row["state"]: row["n"] for row in rows}
         for state in ("triggered", "acknowledged"):
             self._metrics.incidents_open.labels(state).set(counts.get(state, 0))
+        await self._refresh_backlog_gauges()
+
+    async def _refresh_backlog_gauges(self) -> None:
+        """How far behind the engines are, for the alerts that watch Stormwatch itself: what
+        waits for them and how long, whichever replica's engine should have taken it."""
+        now = self._clock.now()
+        try:
+            async with self._pool.acquire() as connection:
+                backlog = await intake_log.backlog(connection)
+                backlog += await signals_table.queued_backlog(connection)
+                page_due = await outbox.oldest_due(connection, now)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            return
+        m = self._metrics
+        m.signals_waiting.set(backlog.waiting)
+        m.oldest_unprocessed_age.set(_seconds_since(backlog.oldest, now))
+        m.oldest_unsent_page_age.set(_seconds_since(page_due, now))
+
+    @property
+    def running(self) -> bool:
+        """Whether this engine has cycled lately (for readiness where it runs in-process):
+        an idle engine cycles every interval, and the gauges refresh after every cycle."""
+        quiet_for = time.monotonic() - self._gauge_refreshed
+        return quiet_for < self._interval + GAUGE_EVERY_SECONDS + STALLED_AFTER_SECONDS
+
+
+def _seconds_since(then: datetime | None, now: datetime) -> float:
+    return 0.0 if then is None else max((now - then).total_seconds(), 0.0)

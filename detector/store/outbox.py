@@ -146,3 +146,13 @@ async def record_failed(
 
 def _detail(message: OutboxMessage, attempt: int) -> dict[str, Any]:
     return {"channel": message.channel, "event": message.payload.get("event"), "attempt": attempt}
+
+
+async def oldest_due(connection: Connection, now: datetime) -> datetime | None:
+    """When the longest-waiting message that is due by ``now`` fell due (leased ones included:
+    a send that hangs keeps it waiting), or None when none is."""
+    due: datetime | None = await connection.fetchval(
+        "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1",
+        now,
+    )
+    return due
