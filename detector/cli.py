@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from detector.api_client import ApiClient, ApiError
 from detector.ruleset.loader import RulesInvalid, load_ruleset
@@ -19,6 +23,11 @@ from detector.service.serve import migrate_only, serve
 from detector.service.settings import SettingsError, load_settings
 
 DEFAULT_URL = "http://127.0.0.1:9095"
+log = structlog.get_logger(__name__)
+READER_GONE = 128 + signal.SIGPIPE
+"""The status a shell reports for a command killed by SIGPIPE (141), as ``yes | head`` ends:
+the output was cut short, which ``set -o pipefail`` scripts can tell."""
+INTERRUPTED = 128 + signal.SIGINT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,16 +107,47 @@ def _add_client_commands(commands: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+    """Entry point; returns the process exit code.
+
+    Whatever goes wrong ends in one line on stderr, never a traceback; a reader that goes away
+    (``stormwatch rules schema | head -1``) ends the command quietly with ``READER_GONE``.
+    """
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a reader gone shows here rather than at exit, where it is noisy
+    except BrokenPipeError:
+        return _reader_gone()
     except SettingsError as err:
         print(err, file=sys.stderr)
         return 2
     except ApiError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except Exception as err:  # the last resort: one line instead of a traceback
+        _report_unexpected(err)
+        return 1
+    return code
+
+
+def _reader_gone() -> int:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return READER_GONE
+
+
+def _report_unexpected(err: Exception) -> None:
+    """One line: through the service's logging when the command set it up (``serve`` and
+    ``migrate``, so a JSON log stays JSON), else plainly on stderr."""
+    lines = str(err).strip().splitlines()
+    summary = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    if structlog.is_configured():
+        log.critical("command.failed", error=summary)
+    else:
+        print(f"stormwatch: unexpected error: {summary}", file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -29,6 +29,11 @@ class PageEvent(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
 
+    @property
+    def needs_ack(self) -> bool:
+        """Whether the page asks someone to act (and so carries an acknowledge link)."""
+        return self in (PageEvent.TRIGGERED, PageEvent.REOPENED)
+
 
 @dataclass(frozen=True, slots=True)
 class Page:

@@ -18,7 +18,6 @@ from detector.domain.model import (
     Incident,
     IncidentState,
     Occurrence,
-    PageEvent,
     PageOrder,
     Signal,
     TimelineEntry,
@@ -31,6 +30,7 @@ from detector.ruleset.rules import RuleMatch
 from detector.ruleset.schema import RuleSpec
 from detector.ruleset.templates import render
 from responders.escalation import EscalationPolicy
+from responders.messages import PageEvent
 
 SYSTEM_ACTOR = "stormwatch"
 _TIMELINE_SAMPLE = 10

@@ -10,6 +10,7 @@ from typing import Any
 
 from detector.domain.reasons import DecisionReason
 from responders.escalation import EscalationPolicy
+from responders.messages import PageEvent
 
 
 class Source(StrEnum):
@@ -147,20 +148,6 @@ class TimerSpec:
     kind: TimerKind
     due_at: datetime
     payload: Mapping[str, Any] = field(default_factory=dict)
-
-
-class PageEvent(StrEnum):
-    """Which change a page tells the on-call channel about."""
-
-    TRIGGERED = "triggered"
-    REOPENED = "reopened"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-
-    @property
-    def needs_ack(self) -> bool:
-        """Whether the page asks someone to act (and so carries an acknowledge link)."""
-        return self in (PageEvent.TRIGGERED, PageEvent.REOPENED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-import asyncpg
-
 from detector.domain.incidents import decide_ack, decide_resolve
 from detector.domain.model import Decision, Incident
 from detector.domain.muting import mute
 from detector.ruleset.rules import RuleSet
 from detector.store import incidents as store
+from detector.store.connection import Pool
 
 
 class IncidentNotFound(LookupError):
@@ -19,7 +18,7 @@ class IncidentNotFound(LookupError):
 
 
 async def acknowledge(
-    pool: asyncpg.Pool,
+    pool: Pool,
     incident_id: int,
     by: str,
     via: str,
@@ -39,14 +38,14 @@ async def acknowledge(
 
 
 async def resolve(
-    pool: asyncpg.Pool, incident_id: int, by: str, reason: str, rules: RuleSet, now: datetime
+    pool: Pool, incident_id: int, by: str, reason: str, rules: RuleSet, now: datetime
 ) -> Decision:
     """Resolve by hand; works for incidents whose rule was since removed."""
     return await _act(pool, incident_id, lambda i: decide_resolve(i, by, reason, now), rules, now)
 
 
 async def _act(
-    pool: asyncpg.Pool,
+    pool: Pool,
     incident_id: int,
     decide: Callable[[Incident], Decision],
     rules: RuleSet,

@@ -15,11 +15,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-import asyncpg
 import structlog
 
 from detector.engine.delivery import Deliverer, DeliveryBatch, DeliveryOutcome, DeliveryStage
-from detector.engine.open_incidents import OpenIncidentsGauge
+from detector.engine.gauges import GaugeStage
 from detector.engine.pruning import PruneStage
 from detector.engine.rules_change import RulesChangeStage
 from detector.engine.signals import (
@@ -33,8 +32,10 @@ from detector.engine.timers import FiredTimer, TimerBatch, TimerStage
 from detector.ruleset.live import Routes
 from detector.service.clock import Clock
 from detector.service.metrics import Metrics
+from detector.store.connection import Pool
 
 log = structlog.get_logger(__name__)
+STALLED_AFTER_SECONDS = 60.0
 
 
 def standard_stages(
@@ -47,7 +48,7 @@ def standard_stages(
         TimerStage(),
         DeliveryStage(deliverer),
         PruneStage(retention),
-        OpenIncidentsGauge(),
+        GaugeStage(),
     ]
 
 
@@ -105,7 +106,7 @@ class Engine:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         routes: Callable[[], Routes],
         deliverer: Deliverer,
         clock: Clock,
@@ -132,6 +133,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._rules_generation = 1  # the rules may have been edited while no engine ran
+        self._last_cycle = time.monotonic()
 
     def wake(self) -> None:
         """Ask for a cycle now (new signals were committed)."""
@@ -158,7 +160,14 @@ class Engine:
             if report is not None:
                 reports[stage.name] = report
         self._metrics.engine_cycle.observe(time.perf_counter() - started)
+        self._last_cycle = time.monotonic()
         return CycleReport(**reports)
+
+    @property
+    def running(self) -> bool:
+        """Whether this engine has finished a cycle lately (readiness, where it runs in the web
+        process): an idle engine cycles every interval, so a longer silence means it hangs."""
+        return time.monotonic() - self._last_cycle < self._interval + STALLED_AFTER_SECONDS
 
     async def run(self) -> None:
         """Cycle until stopped; idle waits end early on :meth:`wake`."""

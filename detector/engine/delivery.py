@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-import asyncpg
 import structlog
 
 from detector.engine.stage import CycleContext
@@ -22,7 +21,7 @@ from detector.ruleset.live import Routes
 from detector.ruleset.schema import RetrySpec
 from detector.service.metrics import Metrics
 from detector.store import outbox
-from detector.store.connection import Connection
+from detector.store.connection import Connection, Pool
 from detector.store.outbox import OutboxMessage
 from responders.channels.protocol import DeliveryError, FailureReason, deliver
 from responders.messages import Message, MessageKind, Page, PageEvent, PageLinks, PageMessage
@@ -68,7 +67,7 @@ class Deliverer:
 
 
 async def deliver_due(
-    pool: asyncpg.Pool,
+    pool: Pool,
     deliverer: Deliverer,
     routes: Routes,
     owner: str,

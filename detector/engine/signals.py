@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-import asyncpg
 import structlog
 
 from detector.domain.grouping import to_attached_incidents
@@ -24,7 +23,7 @@ from detector.service.metrics import Metrics
 from detector.store import incidents as store
 from detector.store import intake_log, locks
 from detector.store import signals as inbox
-from detector.store.connection import Connection
+from detector.store.connection import Connection, Pool, StatementError
 
 log = structlog.get_logger(__name__)
 QUICK_RETRIES = 3
@@ -133,7 +132,7 @@ def group_by_incident(
 
 
 async def process_pending(
-    pool: asyncpg.Pool,
+    pool: Pool,
     rules: RuleSet,
     now: datetime,
     limit: int = 500,
@@ -171,7 +170,7 @@ async def process_pending(
             try:
                 async with connection.transaction():
                     decision = await correlate(connection, rules, match, signals, now)
-            except (asyncpg.PostgresError, store.IncidentConflict, ValueError, KeyError):
+            except (StatementError, store.IncidentConflict, ValueError, KeyError):
                 log.exception("signals.group_failed", rule=rule_name, group_key=group_key)
                 in_group = {id(signal) for signal in signals}
                 for item in pending:
@@ -193,7 +192,7 @@ def _retry(item: inbox.PendingSignal, rules: set[str], now: datetime) -> inbox.R
     return inbox.Retry(item.id, attempts, frozenset(rules), None if delay is None else now + delay)
 
 
-SignalProcessor = Callable[[asyncpg.Pool, RuleSet, datetime], Awaitable[SignalBatchResult]]
+SignalProcessor = Callable[[Pool, RuleSet, datetime], Awaitable[SignalBatchResult]]
 """What the signal stage runs: :func:`process_pending` unless a test replica says otherwise."""
 
 

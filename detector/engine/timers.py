@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import asyncpg
 import structlog
 
 from detector.domain.incidents import decide_timer
@@ -20,7 +19,7 @@ from detector.service.metrics import Metrics
 from detector.store import conditions as condition_store
 from detector.store import incidents as store
 from detector.store import timers
-from detector.store.connection import Connection
+from detector.store.connection import Connection, Pool
 
 log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=60)
@@ -59,7 +58,7 @@ class TimerBatch:
 
 
 async def fire_due(
-    pool: asyncpg.Pool, rules: RuleSet, owner: str, now: datetime, limit: int = 100
+    pool: Pool, rules: RuleSet, owner: str, now: datetime, limit: int = 100
 ) -> TimerBatch:
     """Claim due timers and apply each one's decision in its own transaction.
 
@@ -87,9 +86,7 @@ class _LeaseLost(Exception):
     """Another replica took the timer over; this transaction must not commit."""
 
 
-async def _fire(
-    pool: asyncpg.Pool, rules: RuleSet, timer: Timer, owner: str, now: datetime
-) -> Decision:
+async def _fire(pool: Pool, rules: RuleSet, timer: Timer, owner: str, now: datetime) -> Decision:
     async with pool.acquire() as connection, connection.transaction():
         if timer.incident_id is None:
             decision = await _check_condition(connection, rules, timer, now)

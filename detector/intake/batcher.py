@@ -12,12 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
 from detector.intake.alertmanager import log_record
 from detector.store import intake_log
+from detector.store.connection import UNAVAILABLE, Pool
 
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+DB_ERRORS: tuple[type[Exception], ...] = (*UNAVAILABLE, TimeoutError)
 ANSWER_WITHIN_S = 10.0
 """How long a request waits for its commit before it is answered 503. A database that stops
 answering without closing the connection (a partition, a frozen VM) would otherwise hold every
@@ -46,7 +45,7 @@ class IntakeBatcher:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         now: Callable[[], datetime],
         writers: int = 1,
         max_alerts: int = 5000,

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import asyncpg
 import structlog
 
 from detector.domain.model import AlertStatus, Signal, Source
@@ -34,6 +33,7 @@ from detector.service.clock import Clock
 from detector.service.metrics import Metrics
 from detector.store import incidents, locks
 from detector.store import signals as inbox
+from detector.store.connection import UNAVAILABLE, Pool
 from detector.store.incidents import HeldAlert
 from detector.store.timeline import add_timeline
 
@@ -181,7 +181,7 @@ class Reconciler:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         source: AlertSource,
         clock: Clock,
         metrics: Metrics,
@@ -238,7 +238,7 @@ class Reconciler:
             return self._finish(ReconcileReport(Outcome.ALERTMANAGER_RESTARTED))
         try:
             report = await self._apply(snapshot, now)
-        except (asyncpg.PostgresError, OSError):
+        except UNAVAILABLE:
             log.exception("reconcile.store_failed")
             return self._finish(ReconcileReport(Outcome.STORE_FAILED))
         if (report.gone or report.adopted) and self._wake is not None:

@@ -101,6 +101,8 @@ def _lifecycle(
             if reconciler is not None:
                 app[RECONCILER] = reconciler
             engine_here = settings.run_engine and not engine_process
+            if child is not None or engine_here:
+                app[ops.ENGINE] = child or services.engine
             loops = _start_loops(services, url, reconciler, engine_here=engine_here)
             sighup = _reload_on_sighup(services.reloader)
             log.info(

@@ -104,6 +104,12 @@ class EngineProcess:
                 await process.wait()
         self._exited(process)
 
+    @property
+    def running(self) -> bool:
+        """Whether a child runs the engine now: it has reported, and has not exited since."""
+        process = self._process
+        return self._ready and process is not None and process.returncode is None
+
     def reload(self) -> None:
         """Have the child reload its rules (SIGHUP) once it has reported that it runs: until it
         has its handler, SIGHUP would kill it."""

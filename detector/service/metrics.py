@@ -29,6 +29,7 @@ class Metrics:
         self._incidents(self.registry)
         self._engine(self.registry)
         self._rules(self.registry)
+        self._health(self.registry)
 
     def _intake(self, r: CollectorRegistry) -> None:
         """Webhooks and the alerts they carry."""
@@ -161,6 +162,37 @@ class Metrics:
         self.rules_loaded = Gauge(
             "stormwatch_rules_loaded",
             "Rules in the running rule set.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+
+    def _health(self, r: CollectorRegistry) -> None:
+        """Whether the service itself is keeping up: what its own alerts watch."""
+        self.oldest_unprocessed_age = Gauge(
+            "stormwatch_oldest_unprocessed_signal_age_seconds",
+            "How long the oldest alert still waiting for the engine (in the intake log, or "
+            "stored and queued) has waited since it was received; 0 when none waits.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.signals_waiting = Gauge(
+            "stormwatch_signals_waiting",
+            "Alerts waiting for the engine: in the intake log, or stored and queued.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.oldest_unsent_page_age = Gauge(
+            "stormwatch_oldest_unsent_page_age_seconds",
+            "How long the longest-waiting outbox message that is due (its first attempt or a "
+            "retry) has waited since it fell due; 0 when none is due.",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.readiness_check = Gauge(
+            "stormwatch_readiness_check",
+            "1 if the readiness check passed when /readyz or /metrics last ran it, else 0"
+            " (database, engine, rules; a check that does not apply here is left out).",
+            ["check"],
             registry=r,
             multiprocess_mode="mostrecent",
         )

@@ -14,8 +14,21 @@ Connection: TypeAlias = (
 )
 Pool: TypeAlias = asyncpg.Pool
 """The pool callers outside the store hold, to hand connections from it to store functions."""
-DatabaseError = asyncpg.PostgresError
-"""What the database raises when a statement fails (a connection that drops raises OSError)."""
+StatementError = asyncpg.PostgresError
+"""What the database raises when it refuses a statement (its ``sqlstate`` says why)."""
+CONNECTION_LOST: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+"""What a statement raises when its connection failed or closed under it."""
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+"""What a statement raises when the database refuses it or cannot be reached (a connection that
+dropped or closed under it); catch these where the caller can wait for the next try."""
 
 
 async def init_connection(connection: asyncpg.Connection) -> None:

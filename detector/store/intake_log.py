@@ -218,3 +218,12 @@ class _Expander:
 
 _UNREADABLE = (ValidationError, ValueError, OverflowError, KeyError, TypeError)
 """What a record that no longer reads as it did when accepted can raise while expanded."""
+
+
+async def backlog(connection: Connection) -> inbox.Backlog:
+    """The alerts in records not yet expanded (replays of stored ones included)."""
+    row = await connection.fetchrow(
+        "SELECT coalesce(sum(alerts), 0) AS waiting, min(received_at) AS oldest FROM intake_log"
+    )
+    assert row is not None  # an aggregate: always one row
+    return inbox.Backlog(row["waiting"], row["oldest"])

@@ -10,12 +10,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from detector.domain.model import Incident, PageEvent, PageOrder
+from detector.domain.model import Incident, PageOrder
 from detector.ruleset.schema import RetrySpec
 from detector.store.connection import Connection, rows_affected
 from detector.store.timeline import add_timeline
-from responders.messages import MessageKind, Page
-from responders.messages import PageEvent as MessageEvent
+from responders.messages import MessageKind, Page, PageEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +80,7 @@ def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[
     """What the page says, frozen at the moment it was decided (delivery rebuilds the
     Page from it, so the two can never disagree on fields)."""
     content = Page(
-        event=MessageEvent(page.event),
+        event=page.event,
         incident_id=incident_id,
         title=incident.title,
         severity=incident.severity.value,
@@ -213,3 +212,13 @@ async def prune_finished(connection: Connection, cutoff: datetime, limit: int) -
         limit,
     )
     return rows_affected(result)
+
+
+async def oldest_due(connection: Connection, now: datetime) -> datetime | None:
+    """When the longest-waiting message that is due by ``now`` fell due (leased ones included:
+    a send that hangs keeps it waiting), or None when none is."""
+    due: datetime | None = await connection.fetchval(
+        "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1",
+        now,
+    )
+    return due

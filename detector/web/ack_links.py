@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from detector.domain.model import PageEvent
 from detector.service.clock import Clock
 from responders.messages import Page, PageLinks
 
@@ -99,7 +98,7 @@ class LinkBuilder:
     def __call__(self, page: Page) -> PageLinks:
         """Links for one page."""
         acknowledge = None
-        if PageEvent(page.event).needs_ack:
+        if page.event.needs_ack:
             expires_at = self._clock.now() + self._ttl
             token = make_token(self._key, page.incident_id, expires_at, page.epoch)
             acknowledge = f"{self._base}/ack/{token}"

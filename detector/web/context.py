@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 
 from detector.engine.cycle import Engine
@@ -16,6 +15,7 @@ from detector.ruleset.reload import RulesReloader
 from detector.service.clock import Clock
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
+from detector.store.connection import Pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class Services:
     """Everything built at start-up that requests need."""
 
     settings: Settings
-    pool: asyncpg.Pool
+    pool: Pool
     session: aiohttp.ClientSession
     rules: LiveRules
     reloader: RulesReloader

@@ -9,13 +9,13 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
 from detector.service.logs import REQUEST
+from detector.store.connection import CONNECTION_LOST, StatementError
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,7 +90,7 @@ _UNAVAILABLE_CLASSES = ("08", "57")  # connection exceptions; operator intervent
 _READ_ONLY = "25006"  # a failover left us on a standby
 
 
-def _unavailable(err: asyncpg.PostgresError) -> bool:
+def _unavailable(err: StatementError) -> bool:
     state = str(getattr(err, "sqlstate", "") or "")
     return state.startswith(_UNAVAILABLE_CLASSES) or state == _READ_ONLY
 
@@ -112,10 +112,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
 
 def _error_for(err: Exception) -> web.Response:
     """The answer to an exception a handler let through (called while it is handled)."""
-    connection_lost = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)
-    if isinstance(err, connection_lost) or (
-        isinstance(err, asyncpg.PostgresError) and _unavailable(err)
-    ):
+    if isinstance(err, CONNECTION_LOST) or (isinstance(err, StatementError) and _unavailable(err)):
         log.warning("database.unavailable", error=type(err).__name__)
         return error(503, "database unavailable, try again")
     if isinstance(err, RequestPayloadError):

@@ -227,3 +227,70 @@ class TestMigrate:
         code, out = await run(capsys, "migrate")
         assert code == 0
         assert '"event": "migration.applied"' in out
+
+
+def with_reader_gone(tmp_path: Path, *argv: str) -> tuple[int, str]:
+    """Run the command with stdout a pipe whose reader has gone before the command writes, as
+    ``stormwatch ... | head -1`` leaves it once head has its line: exit code and stderr."""
+    clean = {
+        name: value for name, value in os.environ.items() if not name.startswith("STORMWATCH_")
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "detector", *argv],
+        env=clean,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+READER_GONE = 141
+"""128 + SIGPIPE: what a shell reports for a command a closed pipe ended (``yes | head -1``),
+so a ``set -o pipefail`` script can tell the output was cut short."""
+
+
+@pytest.fixture
+async def other_service() -> AsyncIterator[str]:
+    """A service that answers every request with JSON of another shape: ``{}``."""
+
+    async def anything(_request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", anything)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("")).rstrip("/")
+
+
+class TestInAPipeline:
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ("rules", "schema"),
+            ("rules", "schema", "--tests"),
+            ("rules", "check", str(REPO / "rules")),
+            ("rules", "test", str(REPO / "rules/tests/database.test.yml")),
+        ],
+        ids=["schema", "test schema", "check", "test"],
+    )
+    def test_a_reader_that_goes_away_ends_the_command_quietly(
+        self, tmp_path: Path, argv: tuple[str, ...]
+    ) -> None:
+        assert with_reader_gone(tmp_path, *argv) == (READER_GONE, "")
+
+    async def test_an_api_command_too(self, tmp_path: Path, proxy: tuple[str, list[str]]) -> None:
+        url, _states = proxy
+        argv = ("incidents", "list", "--json", "--url", url)
+        assert await asyncio.to_thread(with_reader_gone, tmp_path, *argv) == (READER_GONE, "")
+
+    async def test_an_unexpected_failure_is_one_line_without_a_traceback(
+        self, tmp_path: Path, other_service: str
+    ) -> None:
+        argv = ("incidents", "show", "7", "--url", other_service)
+        code, out = await asyncio.to_thread(stormwatch, tmp_path, *argv)
+        assert (code, out) == (1, "stormwatch: unexpected error: KeyError: 'id'\n")

@@ -11,7 +11,6 @@ from detector.domain.model import (
     Decision,
     Incident,
     IncidentState,
-    PageEvent,
     PageOrder,
     Severity,
     TimelineEntry,
@@ -19,7 +18,7 @@ from detector.domain.model import (
     TimerSpec,
 )
 from detector.store import incidents
-from responders.messages import MessageKind
+from responders.messages import MessageKind, PageEvent
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 TABLES = ("incidents", "timeline", "timers", "outbox")

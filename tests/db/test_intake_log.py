@@ -7,11 +7,14 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from detector.intake.alertmanager import log_entry, log_record
 from detector.store import intake_log
+from detector.store.signals import Backlog, queued_backlog
 from tests.conftest import Shop, alert, payload
+from tests.fakes import T0
 
 POISON = [
     pytest.param(alert("Pool\u0000Saturated"), id="PostgreSQL will not store it"),
@@ -198,3 +201,31 @@ class TestIntakeLog:
             response = await asyncio.wait_for(shop.post_alerts(alert(cluster=f"eu-{n}")), 5)
             assert response.status == 200
         assert await shop.services.pool.fetchval("SELECT sum(requests) FROM intake_log") == 40
+
+
+class TestBacklog:
+    async def test_alerts_of_unexpanded_records_wait_since_the_first_arrived(
+        self, pool: asyncpg.Pool
+    ) -> None:
+        async with pool.acquire() as connection:
+            assert await intake_log.backlog(connection) == Backlog()
+            await intake_log.append(connection, T0, 1, 3, b"{}")
+            await intake_log.append(connection, T0 + timedelta(seconds=5), 2, 2, b"{}")
+            assert await intake_log.backlog(connection) == Backlog(5, T0)
+            assert await queued_backlog(connection) == Backlog()
+
+    @pytest.mark.parametrize(
+        ("first", "second", "total"),
+        [
+            pytest.param(Backlog(), Backlog(), Backlog(), id="nothing waits"),
+            pytest.param(Backlog(3, T0), Backlog(), Backlog(3, T0), id="one side waits"),
+            pytest.param(
+                Backlog(3, T0 + timedelta(seconds=1)),
+                Backlog(2, T0),
+                Backlog(5, T0),
+                id="the earlier arrival is the oldest",
+            ),
+        ],
+    )
+    def test_backlogs_add_up(self, first: Backlog, second: Backlog, total: Backlog) -> None:
+        assert first + second == total

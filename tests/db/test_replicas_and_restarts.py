@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -18,10 +20,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from detector.engine import delivery as delivery_stage
 from detector.engine.cycle import Engine
 from detector.engine.delivery import Deliverer
+from detector.intake.alertmanager import parse_payload, to_signals
 from detector.ruleset.live import LiveRules
 from detector.service.app import build_channels, channel_registry, create_app
 from detector.service.metrics import Metrics
 from detector.store import migrate as migrations
+from detector.store import signals as inbox
 from detector.store.connection import init_connection
 from detector.web.ack_links import LinkBuilder
 from detector.web.context import SERVICES
@@ -37,7 +41,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-Replica = Callable[[FakeClock], Awaitable[Engine]]
+Replica = Callable[..., Awaitable[Engine]]
+"""Builds an engine on ``clock`` (and ``metrics``, when given)."""
 
 
 @pytest.fixture
@@ -47,14 +52,18 @@ async def replica(
     """Builds engines with their own connection pools, as separate processes would have."""
     pools: list[asyncpg.Pool] = []
 
-    async def build(clock: FakeClock) -> Engine:
+    async def build(clock: FakeClock, metrics: Metrics | None = None) -> Engine:
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=init_connection)
         pools.append(pool)
         registry = channel_registry(session)
         rules = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
         links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
         return Engine(
-            pool, lambda: rules.routes, Deliverer(links, random.Random(7)), clock, Metrics()
+            pool,
+            lambda: rules.routes,
+            Deliverer(links, random.Random(7)),
+            clock,
+            metrics or Metrics(),
         )
 
     yield build
@@ -169,6 +178,54 @@ class TestDeliveryLease:
         assert len(answered) == 2
         kinds = await pool.fetch("SELECT kind FROM timeline WHERE kind LIKE 'page.%'")
         assert [row["kind"] for row in kinds] == ["page.delivered"]
+
+
+class TestBacklogGauges:
+    async def test_every_replica_shows_what_waits_and_since_when(
+        self, pool: asyncpg.Pool, replica: Replica, rules_dir: Path, backup: PageReceiver
+    ) -> None:
+        """One replica hangs sending a page, holding it leased; an alert whose rule group keeps
+        failing waits for its next try. Another replica's gauges show both waiting."""
+        arrived, release = asyncio.Event(), asyncio.Event()
+
+        async def hanging(_request: web.Request) -> web.Response:
+            arrived.set()
+            await release.wait()
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_post("/page", hanging)
+        async with TestServer(app, host="127.0.0.1") as server:
+            url = str(server.make_url("/page"))
+            (rules_dir / "shop.yml").write_text(RULES.format(pager_url=url, backup_url=backup.url))
+            clock, metrics = FakeClock(), Metrics()
+            hung, watching = await replica(clock), await replica(clock, metrics)
+            await _failing_for_now(pool, clock, alert("CheckoutErrorSpike"))
+            clock.advance(timedelta(seconds=30))
+            await store_alerts(pool, clock, alert(cluster="eu-1"))
+            stuck = asyncio.create_task(hung.run_once())
+            await asyncio.wait_for(arrived.wait(), 10)
+            clock.advance(timedelta(seconds=45))  # within the hung replica's lease
+            await watching.run_once()
+            release.set()
+            await stuck
+
+        def gauge(name: str) -> float | None:
+            return metrics.registry.get_sample_value(f"stormwatch_{name}")
+
+        assert gauge("signals_waiting") == 1
+        assert gauge("oldest_unprocessed_signal_age_seconds") == 75
+        assert gauge("oldest_unsent_page_age_seconds") == 45
+
+
+async def _failing_for_now(pool: asyncpg.Pool, clock: FakeClock, *alerts: dict[str, Any]) -> None:
+    """Store alerts as the engine leaves those whose rule group failed: queued for a later try."""
+    signals = to_signals(parse_payload(json.dumps(payload(*alerts)).encode()), clock.now())
+    async with pool.acquire() as connection:
+        _, stored = await inbox.insert_signals(connection, signals, queue=False)
+        later = clock.now() + timedelta(minutes=5)
+        retries = [inbox.Retry(s.id, 4, frozenset({"checkout-errors"}), later) for s in stored]
+        await inbox.mark_processed(connection, {}, [], retries)
 
 
 class TestConditionRemovedWhileDown:

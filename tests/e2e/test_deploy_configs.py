@@ -24,6 +24,7 @@ import yaml
 
 from detector.domain.durations import parse_duration
 from detector.service.engine_process import STOP_TIMEOUT_S
+from detector.service.metrics import Metrics
 from detector.service.serve import SHUTDOWN_TIMEOUT_S
 from detector.service.settings import load_settings
 from tests.e2e.tools import tool
@@ -36,6 +37,9 @@ PROMETHEUS_DIR = DEPLOY / "prometheus"
 MAIN_ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 COMPOSE_ALERTMANAGER = DEPLOY / "compose" / "alertmanager.yml"
 ALERT_FILES = sorted((PROMETHEUS_DIR / "alerts").glob("*.yml"))
+SELF_ALERTS = PROMETHEUS_DIR / "alerts" / "stormwatch.yml"
+"""Alerts about Stormwatch itself: routed to people by a path without Stormwatch in it."""
+SELF_RECEIVER = "sre-email"
 RULE_TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
 
@@ -99,6 +103,29 @@ def alert_rules() -> list[dict[str, Any]]:
     ]
 
 
+def self_alerts() -> list[dict[str, Any]]:
+    """The alerting rules about Stormwatch itself."""
+    return [
+        rule for group in load(SELF_ALERTS)["groups"] for rule in group["rules"] if "alert" in rule
+    ]
+
+
+def exported_metrics() -> set[str]:
+    """Every sample name Stormwatch's /metrics can show."""
+    suffixes = {"counter": ["_total"], "histogram": ["_count", "_sum", "_bucket"]}
+    return {
+        family.name + suffix
+        for family in Metrics().registry.collect()
+        for suffix in suffixes.get(family.type, [""])
+    }
+
+
+def receiver_named(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The receiver ``name`` of an Alertmanager config."""
+    (receiver,) = [r for r in config["receivers"] if r["name"] == name]
+    return receiver
+
+
 def strip_receiver_endpoint(config: dict[str, Any]) -> dict[str, Any]:
     """The config without what may differ between the two Alertmanager files."""
     for receiver in config["receivers"]:
@@ -142,6 +169,28 @@ class TestAlertmanagerConfig:
             )
         )
 
+    @ALERTMANAGER_CONFIGS
+    @pytest.mark.parametrize("rule", self_alerts(), ids=lambda rule: rule["alert"])
+    def test_alerts_about_stormwatch_go_to_people_not_to_stormwatch(
+        self, path: Path, rule: dict[str, Any]
+    ) -> None:
+        labels = [f"{name}={value}" for name, value in rule["labels"].items()]
+        assert_ok(
+            run(
+                [
+                    tool("amtool"),
+                    "config",
+                    "routes",
+                    "test",
+                    f"--config.file={path}",
+                    f"--verify.receivers={SELF_RECEIVER}",
+                    f"alertname={rule['alert']}",
+                    "instance=stormwatch:9095",
+                    *labels,
+                ]
+            )
+        )
+
     def test_compose_variant_routes_like_the_main_file(self) -> None:
         main = strip_receiver_endpoint(load(MAIN_ALERTMANAGER))
         compose = strip_receiver_endpoint(load(COMPOSE_ALERTMANAGER))
@@ -166,7 +215,7 @@ class TestAlertmanagerConfig:
     def test_webhook_sends_everything_with_the_token(
         self, path: Path, url: str, credentials_file: str
     ) -> None:
-        (receiver,) = load(path)["receivers"]
+        receiver = receiver_named(load(path), "stormwatch")
         (webhook,) = receiver["webhook_configs"]
         assert webhook["url"] == url
         assert webhook["send_resolved"] is True
@@ -206,6 +255,13 @@ class TestPrometheusRules:
         assert "cluster" not in labels, "cluster comes from Prometheus external_labels"
         assert annotations.get("summary")
         assert annotations.get("runbook_url", "").startswith("https://")
+
+    def test_stormwatch_alerts_watch_metrics_stormwatch_exports(self) -> None:
+        used = {
+            name for rule in self_alerts() for name in re.findall(r"\bstormwatch_\w+", rule["expr"])
+        }
+        assert used
+        assert used - exported_metrics() == set()
 
     def test_every_page_alert_is_tested_firing_and_quiet(self) -> None:
         fires: set[str] = set()
@@ -288,7 +344,7 @@ class TestComposeFile:
         compose = load(DEPLOY / "compose.yml")
         (secret,) = compose["services"]["alertmanager"]["secrets"]
         assert compose["secrets"][secret["source"]] == {"environment": "STORMWATCH_WEBHOOK_TOKEN"}
-        (receiver,) = load(COMPOSE_ALERTMANAGER)["receivers"]
+        receiver = receiver_named(load(COMPOSE_ALERTMANAGER), "stormwatch")
         (webhook,) = receiver["webhook_configs"]
         assert secret["target"] == webhook["http_config"]["authorization"]["credentials_file"]
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -23,6 +24,7 @@ import pytest
 
 from tests.conftest import alert, payload
 from tests.fakes import T0, PageReceiver
+from tests.pg_proxy import PostgresProxy
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -61,9 +63,9 @@ class Service:
             stdout=subprocess.DEVNULL,
             stderr=log.open("w"),
         )
-        self._wait_ready()
+        self.wait_ready()
 
-    def _wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60) -> None:
         """Poll /readyz (bounded): starting includes initialising the embedded database."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -389,3 +391,66 @@ async def _webhook(service: Service, *alerts: dict[str, Any]) -> None:
     token = SECRETS["STORMWATCH_WEBHOOK_TOKEN"]
     answer = await asyncio.to_thread(service.call, "/api/v1/alertmanager", payload(*alerts), token)
     assert answer == {"status": "accepted", "alerts": len(alerts)}
+
+
+def _json_lines(log: Path) -> list[dict[str, Any]]:
+    """Every line of a log, each parsed as the one JSON object it must be."""
+    parsed = []
+    for line in log.read_text().splitlines():
+        try:
+            parsed.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"not a JSON line in {log.name}: {line}")
+    return parsed
+
+
+def _readiness(service: Service) -> tuple[int, dict[str, Any]]:
+    """The status and body /readyz answers."""
+    try:
+        with urllib.request.urlopen(service.url("/readyz"), timeout=10) as answer:  # noqa: S310
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+class TestDatabaseOutage:
+    async def test_logs_stay_json_and_readiness_names_the_database(
+        self, tmp_path: Path, database_url: str
+    ) -> None:
+        """Both processes lose their connections and cannot reconnect for a while: asyncpg
+        logs its failed reconnections with tracebacks, and every line is still one JSON
+        object; meanwhile /readyz says which part is failing."""
+        proxy = await PostgresProxy(database_url).start()
+        env = {"STORMWATCH_DATABASE_URL": proxy.url, "STORMWATCH_LOG_FORMAT": "json"}
+        log = tmp_path / "serve.log"
+        try:
+            service = await asyncio.to_thread(Service, tmp_path / "data", log, REPO / "rules", env)
+            try:
+                status, body = await asyncio.to_thread(_readiness, service)
+                assert body["checks"] == {
+                    "database": {"state": "ok"},
+                    "engine": {"state": "ok"},
+                    "rules": {"state": "ok"},
+                }
+                await proxy.cut()
+                await asyncio.to_thread(
+                    _wait_for,
+                    "asyncpg's failed reconnection",
+                    lambda: "asyncpg.pool" in log.read_text(),
+                )
+                status, body = await asyncio.to_thread(_readiness, service)
+                assert (status, body["status"]) == (503, "database unreachable")
+                assert body["checks"]["database"]["state"] == "failing"
+                await proxy.restore()
+                await asyncio.to_thread(service.wait_ready)
+                await _webhook(service, alert(severity="page", cluster="eu-1", database="shop"))
+            finally:
+                assert await asyncio.to_thread(service.stop) == 0
+        finally:
+            await proxy.stop()
+        lines = _json_lines(log)
+        assert any(
+            line.get("logger") == "asyncpg.pool" and "Traceback" in line["exception"]
+            for line in lines
+        )
+        assert lines[-1]["event"] == "service.stopped"

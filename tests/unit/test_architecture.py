@@ -29,8 +29,6 @@ PACKAGES = ("detector", "responders")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
-UNTIL_STORE = "until the store owns all SQL"
-
 
 @dataclass(frozen=True)
 class ImportRule:
@@ -65,20 +63,9 @@ IMPORT_RULES = [
 
 RULE = {rule.name: rule for rule in IMPORT_RULES}
 
-# (rule, module) -> why it is allowed for now. The engine, intake, reconcile and web modules below
-# name `asyncpg.Pool` or asyncpg's error classes; the store's connection module is to provide both.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("asyncpg-in-store-and-service-only", "detector.engine.actions"): UNTIL_STORE,
-    ("asyncpg-in-store-and-service-only", "detector.engine.cycle"): UNTIL_STORE,
-    ("asyncpg-in-store-and-service-only", "detector.engine.delivery"): UNTIL_STORE,
-    ("asyncpg-in-store-and-service-only", "detector.engine.signals"): UNTIL_STORE,
-    ("asyncpg-in-store-and-service-only", "detector.engine.timers"): UNTIL_STORE,
-    ("asyncpg-in-store-and-service-only", "detector.intake.batcher"): UNTIL_STORE,
-    ("asyncpg-in-store-and-service-only", "detector.reconcile.reconciler"): UNTIL_STORE,
-    ("asyncpg-in-store-and-service-only", "detector.web.context"): UNTIL_STORE,
-    ("asyncpg-in-store-and-service-only", "detector.web.ops"): UNTIL_STORE,
-    ("asyncpg-in-store-and-service-only", "detector.web.responses"): UNTIL_STORE,
-}
+# (rule, module) -> why it is allowed; empty: code outside the store names the pool and the
+# database's errors through `detector.store.connection`.
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

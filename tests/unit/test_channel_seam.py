@@ -9,10 +9,8 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from detector.domain import model
 from detector.ruleset.schema import ChannelSpec
 from detector.service.app import channel_registry
-from responders import messages
 from responders.channels.protocol import DeliveryError, FailureReason, deliver
 from responders.channels.registry import ChannelRegistry
 from responders.messages import MessageKind, Page, PageEvent, PageLinks, PageMessage
@@ -90,8 +88,3 @@ class TestRegistry:
 
         assert members
         assert [member for member in members if member not in registry] == []
-
-
-def test_page_events_are_the_domain_page_events() -> None:
-    """Responders never import the detector, so they keep their own copy of the event names."""
-    assert [e.value for e in messages.PageEvent] == [e.value for e in model.PageEvent]

@@ -15,7 +15,6 @@ from detector.domain.model import (
     Decision,
     Incident,
     IncidentState,
-    PageEvent,
     PageOrder,
     Signal,
     Source,
@@ -26,6 +25,7 @@ from detector.domain.model import (
 from detector.ruleset.rules import RuleMatch
 from detector.ruleset.schema import RuleSpec
 from responders.escalation import EscalationPolicy, EscalationStep
+from responders.messages import PageEvent
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

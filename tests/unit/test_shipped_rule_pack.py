@@ -24,7 +24,11 @@ from detector.ruletest.schema import RuleTestCase, RuleTestFile
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "rules"
 TEST_FILES = sorted((RULES_DIR / "tests").glob("*.yml"))
-ALERT_FILES = sorted((ROOT / "deploy" / "prometheus" / "alerts").glob("*.yml"))
+ALERT_FILES = sorted(
+    path
+    for path in (ROOT / "deploy" / "prometheus" / "alerts").glob("*.yml")
+    if path.name != "stormwatch.yml"  # about Stormwatch itself: routed to people, never to it
+)
 CLUSTER = "shop-prod"  # Prometheus adds it to every alert from external_labels
 RECEIVED = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
