@@ -15,6 +15,7 @@ import structlog
 
 from detector.domain.grouping import decide_group
 from detector.domain.model import Decision, Incident, Signal
+from detector.probes.alert import with_evidence
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import conditions as condition_store
 from detector.store import incidents as store
@@ -65,6 +66,8 @@ async def correlate_locked(
             now,
         )
         log.debug("condition.evaluated", rule=rule.name, note=result.condition.note)
-    if result.decision is not None:
-        await store.apply(connection, result.decision, now)
-    return result.decision
+    decision = result.decision
+    if decision is not None:
+        decision = with_evidence(decision, signals, now)
+        await store.apply(connection, decision, now)
+    return decision

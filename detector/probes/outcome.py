@@ -87,7 +87,7 @@ class StepResult:
             "detail": self.detail,
             "http_status": self.http_status,
             "latency_s": round(self.latency_s, 6),
-            "phases": {name: round(value, 6) for name, value in self.phases.items()},
+            "phases": {str(name): round(value, 6) for name, value in self.phases.items()},
             "attempts": self.attempts,
             "body": self.body,
         }
