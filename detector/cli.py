@@ -247,8 +247,11 @@ def _incident_detail(data: dict[str, Any]) -> str:
         f"summary: {data['summary']}",
         f"alerts: {sum(1 for a in data['alerts'] if a['status'] == 'firing')} firing, "
         f"{len(data['alerts'])} in all",
-        "timeline:",
     ]
+    if data.get("related"):
+        others = (f"#{o['id']} {o['title']} ({o['state']})" for o in data["related"])
+        lines.append(f"related: {', '.join(others)}")
+    lines.append("timeline:")
     lines += [
         f"  {event['at'][:19]}  {event['kind']:<22} {json.dumps(event['detail'])}"
         for event in data["timeline"]
