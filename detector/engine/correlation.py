@@ -17,6 +17,7 @@ from detector.domain.grouping import decide_group
 from detector.domain.model import Decision, Incident, Signal
 from detector.domain.related import DEFAULT_WINDOW
 from detector.engine.related import link_opened
+from detector.probes.alert import with_evidence
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import conditions as condition_store
 from detector.store import incidents as store
@@ -72,6 +73,7 @@ async def correlate_locked(
         log.debug("condition.evaluated", rule=rule.name, note=result.condition.note)
     decision = result.decision
     if decision is not None:
+        decision = with_evidence(decision, signals, now)
         incident_id = await store.apply(connection, decision, now)
         if decision.opened and incident_id is not None and decision.incident is not None:
             await link_opened(connection, incident_id, decision.incident, related_window, now)

@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from detector.domain.fieldpath import field_path
+from detector.probes.journey import journey_problems
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec, never_active
 from detector.ruleset.matchers import Matcher, MatchOp
 from detector.ruleset.positions import PositionedDocument, RuleError, parse
@@ -157,6 +158,9 @@ def _reference_errors(
                     yield _error(
                         item, (section, index, "rules", rule_index), f"unknown rule {rule_name!r}"
                     )
+    for index, journey in enumerate(item.content.journeys):
+        for path, problem in journey_problems(journey):
+            yield _error(item, ("journeys", index, *path), problem)
 
 
 def _rule_errors(item: LoadedFile, defined: dict[str, dict[str, str]]) -> Iterator[RuleError]:
@@ -238,6 +242,7 @@ def build(files: Iterable[LoadedFile]) -> RuleSet:
             for p in content.escalation_policies
         },
         windows=tuple(window for content in contents for window in _windows(content)),
+        journeys={j.name: j for content in contents for j in content.journeys},
         files=tuple(item.name for item in files),
     )
 

@@ -106,6 +106,24 @@ class Settings(BaseSettings):
         description="only alerts last heard of longer ago than this (and an Alertmanager "
         "running longer than this) are reconciled, so a just-fired alert is never resolved",
     )
+    probe_location: str = Field(
+        default="local",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=60,
+        description="where this replica runs journeys from (the `location` label); replicas "
+        "with the same location share each run, other locations run it too",
+    )
+    run_probes: bool = Field(
+        default=True, description="run the rules' journeys where the engine runs"
+    )
+    probe_concurrency: int = Field(
+        default=50, ge=1, le=1000, description="journey runs in flight at once, at most"
+    )
+    probe_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities journeys trust (default: the "
+        "system's)",
+    )
 
     @field_validator("log_level")
     @classmethod
