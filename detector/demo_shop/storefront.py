@@ -1,12 +1,12 @@
 """The demo shop's HTTP side: a JSON storefront, its metrics and the fault switches.
 
-A customer (or a journey) browses ``/api/products``, fills a cart (``POST /api/cart/items``;
-the cart lives in the ``shop_session`` cookie's session), checks out (``POST /api/checkout``),
-pays (``POST /api/orders/{id}/payment``) and reads the confirmation (``GET /api/orders/{id}``);
-``POST /api/orders/{id}/cancel`` cancels. Checkout and payment honour ``Idempotency-Key``: the
-same key in the same session gets the first answer again, not a second order or charge.
-Requests carrying ``X-Stormwatch-Synthetic`` are served like any other but kept out of the
-sales counters.
+A customer (or a journey) browses ``/api/products`` (one: ``/api/products/{sku}``), fills a
+cart (``POST /api/cart/items``; the cart lives in the ``shop_session`` cookie's session), checks
+out (``POST /api/checkout``), pays (``POST /api/orders/{id}/payment``) and reads the confirmation
+(``GET /api/orders/{id}``); ``POST /api/orders/{id}/cancel`` cancels. Checkout and payment
+honour ``Idempotency-Key``: the same key in the same session gets the first answer again, not a
+second order or charge. Requests carrying ``X-Stormwatch-Synthetic`` are served like any other
+but kept out of the sales counters.
 """
 
 from __future__ import annotations
@@ -149,6 +149,14 @@ async def products(_request: web.Request) -> web.Response:
     return web.json_response({"products": [p.to_json() for p in CATALOGUE.values()]})
 
 
+async def product(request: web.Request) -> web.Response:
+    """``GET /api/products/{sku}``: one product, and whether it can be ordered."""
+    found = CATALOGUE.get(request.match_info["sku"])
+    if found is None:
+        return error(404, "no such product", field="sku")
+    return web.json_response({**found.to_json(), "available": True})
+
+
 async def show_cart(request: web.Request) -> web.Response:
     """``GET /api/cart``."""
     return web.json_response(cart_json(request.app[SHOP].book.cart(request[_SESSION])))
@@ -243,6 +251,7 @@ def create_storefront(shop: Shop) -> web.Application:
     app.add_routes(
         [
             web.get("/api/products", products),
+            web.get("/api/products/{sku}", product),
             web.get("/api/cart", show_cart),
             web.post("/api/cart/items", add_to_cart),
             web.post("/api/checkout", checkout),
