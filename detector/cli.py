@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from detector.api_client import ApiClient, ApiError
+from detector.demo_shop import command as demo_shop
 from detector.ruleset.loader import RulesInvalid, load_ruleset
 from detector.ruleset.rules_file import RulesFile
 from detector.ruletest.runner import run_file
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply database migrations and exit")
     _add_rules_commands(commands)
     _add_client_commands(commands)
+    demo_shop.add_to(commands)
     return parser
 
 
@@ -160,6 +162,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(migrate_only(load_settings()))
     if args.command == "rules":
         return _rules_command(args)
+    if args.command == "demo-shop":
+        return demo_shop.run(args)
     return _client_command(args, ApiClient(args.url, args.token))
 
 
@@ -248,8 +252,11 @@ def _incident_detail(data: dict[str, Any]) -> str:
         f"summary: {data['summary']}",
         f"alerts: {sum(1 for a in data['alerts'] if a['status'] == 'firing')} firing, "
         f"{len(data['alerts'])} in all",
-        "timeline:",
     ]
+    if data.get("related"):
+        others = (f"#{o['id']} {o['title']} ({o['state']})" for o in data["related"])
+        lines.append(f"related: {', '.join(others)}")
+    lines.append("timeline:")
     lines += [
         f"  {event['at'][:19]}  {event['kind']:<22} {json.dumps(event['detail'])}"
         for event in data["timeline"]

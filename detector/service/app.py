@@ -197,6 +197,7 @@ async def _start_services(
             settings.engine_interval,
             retention=settings.retention,
             batch_window=settings.engine_batch_window,
+            related_window=settings.related_window,
         ),
         signing_key=key,
     )

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.domain.durations import Duration, PositiveDuration
+from detector.domain.related import DEFAULT_WINDOW
 
 
 class LogFormat(StrEnum):
@@ -71,6 +72,11 @@ class Settings(BaseSettings):
     retention: Duration = Field(
         default=timedelta(days=30),
         description="keep fired timers, finished deliveries and old signals this long",
+    )
+    related_window: Duration = Field(
+        default=DEFAULT_WINDOW,
+        description="incidents of one component opened within this of each other list each "
+        "other as related (API and timeline); 0 off",
     )
     run_engine: bool = Field(
         default=True, description="run engine cycles here; off for API-only replicas"

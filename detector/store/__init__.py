@@ -9,6 +9,7 @@
 - ``signals``: signals and pending_signals (store, queue, adopt, prune).
 - ``intake_log``: intake_log and rejected_webhooks.
 - ``conditions``: conditions.
+- ``related``: related_incidents (links between incidents of one component opened close together).
 - ``secrets``: service_secrets.
 - ``migrate``: schema_migrations, and the migrations/*.sql files it applies.
 - ``queries``: no table; read-only views for the API, the CLI and the open-incidents gauge.
