@@ -87,24 +87,47 @@ def log_entry(
 ) -> bytes:
     """The intake log entry for a transition: the firing alert (starting when the journey began
     failing), or its resolution (same start, ending now)."""
-    labels = probe_labels(journey, result.location)
     annotations: Mapping[str, str] = {"summary": summary(result), **evidence(result)}
     if journey.description:
         annotations = {**annotations, "description": journey.description}
-    firing = transition is Transition.FIRING
+    labels = probe_labels(journey, result.location)
+    ends_at = None if transition is Transition.FIRING else now
+    return _entry(labels, annotations, since, ends_at, now)
+
+
+def retired_entry(labels: Mapping[str, str], since: datetime, now: datetime) -> bytes:
+    """The resolution of a firing journey that is no longer run (removed or switched off): its
+    incident would otherwise wait for a run that never comes."""
+    summary = f"Journey {labels.get('journey', '')} is no longer run: its signal is resolved."
+    annotations = {
+        "summary": summary,
+        "journey": labels.get("journey", ""),
+        "location": labels.get("location", ""),
+    }
+    return _entry(labels, annotations, since, now, now)
+
+
+def _entry(
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    since: datetime,
+    ends_at: datetime | None,
+    now: datetime,
+) -> bytes:
+    status = AlertStatus.FIRING if ends_at is None else AlertStatus.RESOLVED
     alert = {
-        "status": AlertStatus.FIRING if firing else AlertStatus.RESOLVED,
-        "labels": labels,
-        "annotations": annotations,
+        "status": status,
+        "labels": dict(labels),
+        "annotations": dict(annotations),
         "startsAt": since.isoformat(),
-        "endsAt": None if firing else now.isoformat(),
-        "fingerprint": fingerprint_of(labels),
+        "endsAt": None if ends_at is None else ends_at.isoformat(),
+        "fingerprint": fingerprint_of(dict(labels)),
     }
     payload = {
         "version": "4",
-        "status": alert["status"],
+        "status": status,
         "receiver": "stormwatch-probes",
-        "groupKey": f"probe:{journey.name}:{result.location}",
+        "groupKey": f"probe:{labels.get('journey', '')}:{labels.get('location', '')}",
         "alerts": [alert],
     }
     entry = {"received_at": now.isoformat(), "source": Source.PROBE, "payload": payload}

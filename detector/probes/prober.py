@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from detector.intake.alertmanager import log_record
-from detector.probes.alert import log_entry
+from detector.probes.alert import log_entry, probe_labels, retired_entry
 from detector.probes.journey import JourneySpec
 from detector.probes.outcome import RunResult
 from detector.probes.report import record_metrics
@@ -56,6 +56,7 @@ class Prober:
         self._owner = owner
         self._slots = asyncio.Semaphore(concurrency)
         self._added: set[str] = set()
+        self._known: set[str] | None = None
         self._running: set[asyncio.Task[RunResult | None]] = set()
         self._stopping = asyncio.Event()
 
@@ -85,9 +86,12 @@ class Prober:
     async def start_due(self) -> list[asyncio.Task[RunResult | None]]:
         """Claim this location's due runs and start them."""
         journeys = {name: j for name, j in self._journeys().items() if j.enabled}
+        now = self._clock.now()
+        if set(journeys) != self._known:  # at start, and when the rules changed
+            await self._retire(sorted(journeys), now)
+            self._known = set(journeys)
         if not journeys:
             return []
-        now = self._clock.now()
         slots = [self._slot(journey, now) for journey in journeys.values()]
         async with self._pool.acquire() as connection:
             new = [slot for slot in slots if slot.journey not in self._added]
@@ -102,6 +106,17 @@ class Prober:
             task.add_done_callback(self._running.discard)
             tasks.append(task)
         return tasks
+
+    async def _retire(self, running: list[str], now: datetime) -> None:
+        """Forget the journeys no longer run here, resolving the signals of firing ones."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            retired = await store.retire(connection, self.location, running)
+            for gone in retired:
+                entry = retired_entry(gone.labels, gone.firing_since, now)
+                await intake_log.append(connection, now, 1, 1, log_record([entry]))
+        self._added &= set(running)
+        for gone in retired:
+            log.info("probe.retired", journey=gone.labels.get("journey"), location=self.location)
 
     def _slot(self, journey: JourneySpec, now: datetime) -> store.Slot:
         offset = start_offset(journey.name, self.location, journey.interval)
@@ -145,8 +160,9 @@ class Prober:
                 journey.failure_threshold,
                 journey.success_threshold,
             )
+            labels = probe_labels(journey, self.location)
             await store.save_run(
-                connection, journey.name, self.location, new, result.as_json(), now
+                connection, journey.name, self.location, new, result.as_json(), now, labels
             )
             if transition is not Transition.NONE:
                 since = new.firing_since or health.firing_since or now

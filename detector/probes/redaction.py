@@ -20,6 +20,12 @@ _SECRET_PAIR = re.compile(
     r"""|csrf\w*|card\w*|cvc|cvv|iban|signature)[\w.-]*)(?P<sep>"?\s*[:=]\s*"?)(?P<value>[^"&\s,;<>]+)""",
     re.IGNORECASE,
 )
+_SECRET_INPUT = re.compile(
+    r"""(?P<head>name=["']?[\w.-]*(?:token|secret|csrf|session|passw)[\w.-]*["']?[^>]*?"""
+    r"""\bvalue=["']?)(?P<value>[^"'\s>]+)""",
+    re.IGNORECASE,
+)
+"""A hidden form field with a secret name (a CSRF token in an HTML storefront)."""
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
@@ -40,6 +46,7 @@ def redact_body(body: bytes, secrets: Iterable[str] = ()) -> str:
         text = json.dumps(_redact_json(json.loads(text)), ensure_ascii=False)
     except ValueError:
         text = _BEARER.sub(lambda m: f"{m[1]} {REDACTED}", text)
+        text = _SECRET_INPUT.sub(lambda m: m["head"] + REDACTED, text)
         text = _SECRET_PAIR.sub(lambda m: m["name"] + m["sep"] + REDACTED, text)
     text = _BEARER.sub(lambda m: f"{m[1]} {REDACTED}", text)
     text = _JWT.sub(REDACTED, text)

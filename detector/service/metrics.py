@@ -18,6 +18,7 @@ _SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
+_DRIFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
 class Metrics:
@@ -253,7 +254,7 @@ class Metrics:
         self.probe_start_delay = Histogram(
             "stormwatch_probe_start_delay_seconds",
             "How late a journey run started after its slot (schedule drift).",
-            buckets=_LAG_BUCKETS,
+            buckets=_DRIFT_BUCKETS,
             registry=r,
         )
 

@@ -9,6 +9,7 @@
 - ``signals``: signals and pending_signals (store, queue, adopt, prune).
 - ``intake_log``: intake_log and rejected_webhooks.
 - ``conditions``: conditions.
+- ``probes``: probes (journey schedule, streaks and last results per location).
 - ``related``: related_incidents (links between incidents of one component opened close together).
 - ``secrets``: service_secrets.
 - ``migrate``: schema_migrations, and the migrations/*.sql files it applies.

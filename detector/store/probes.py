@@ -90,12 +90,15 @@ async def save_run(
     health: Health,
     result: dict[str, Any],
     at: datetime,
+    labels: dict[str, str],
 ) -> None:
-    """Keep the new streaks and the run's result (and, for a failed run, as the last failure)."""
+    """Keep the new streaks and the run's result (and, for a failed run, as the last failure);
+    while firing, the labels of the standing signal."""
     await connection.execute(
         """UPDATE probes SET failures = $3, successes = $4, failing_since = $5,
              firing_since = $6, last_run_at = $7, last_success = $8, last_result = $9,
-             last_failure = CASE WHEN $8 THEN last_failure ELSE $9 END
+             last_failure = CASE WHEN $8 THEN last_failure ELSE $9 END,
+             firing_labels = CASE WHEN $6::timestamptz IS NULL THEN NULL ELSE $10::jsonb END
            WHERE journey = $1 AND location = $2""",
         journey,
         location,
@@ -106,7 +109,32 @@ async def save_run(
         at,
         bool(result["success"]),
         result,
+        labels,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Retired:
+    """A journey no longer run here whose signal was firing: what resolves it."""
+
+    labels: dict[str, str]
+    firing_since: datetime
+
+
+async def retire(connection: Connection, location: str, running: Sequence[str]) -> list[Retired]:
+    """Drop the rows of journeys no longer run at ``location``; the firing ones are returned
+    so the caller resolves their signals in the same transaction."""
+    rows = await connection.fetch(
+        """DELETE FROM probes WHERE location = $1 AND NOT journey = ANY($2::text[])
+           RETURNING firing_labels, firing_since""",
+        location,
+        list(running),
+    )
+    return [
+        Retired(row["firing_labels"], row["firing_since"])
+        for row in rows
+        if row["firing_since"] is not None and row["firing_labels"] is not None
+    ]
 
 
 async def latest(connection: Connection) -> list[dict[str, Any]]:

@@ -24,12 +24,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _entry(row: dict[str, Any], configured: dict[str, bool]) -> dict[str, Any]:
+def _entry(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "journey": row["journey"],
         "location": row["location"],
         "state": _standing(row),
-        "enabled": configured.get(row["journey"], False),
         "consecutive_failures": row["failures"],
         "consecutive_successes": row["successes"],
         "failing_since": _iso(row["failing_since"]),
@@ -42,16 +41,14 @@ def _entry(row: dict[str, Any], configured: dict[str, bool]) -> dict[str, Any]:
 
 
 async def list_probes(request: web.Request) -> web.Response:
-    """The journeys' last results; ``enabled`` is false for one no longer run (removed from the
-    rules or switched off), kept until its row is pruned."""
+    """The journeys' last results, per location that runs them."""
     services = request.app[SERVICES]
-    configured = {name: j.enabled for name, j in services.rules.current.journeys.items()}
     async with services.pool.acquire() as connection:
         rows = await store.latest(connection)
     return web.json_response(
         {
             "location": services.settings.probe_location,
-            "journeys": [_entry(row, configured) for row in rows],
+            "journeys": [_entry(row) for row in rows],
         }
     )
 

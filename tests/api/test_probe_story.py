@@ -113,3 +113,29 @@ async def test_a_broken_checkout_fires_after_its_threshold_and_recovers(
     assert 'phase="processing",step="pay"' in exposition
     assert "order-" not in exposition
     assert "cart-" not in exposition
+
+
+async def test_switching_a_firing_journey_off_resolves_its_signal(
+    shop: Shop, probe_shop: ProbeShop, rules_dir: Path
+) -> None:
+    prober = build_prober(shop.services)
+    await prober.run_due()
+    probe_shop.faults["pay"] = 503
+    assert not await run_next(prober, shop)
+    assert not await run_next(prober, shop)
+    [incident] = await shop.incidents()
+    assert incident["state"] == "triggered"
+
+    journeys = rules_dir / "journeys.yml"
+    journeys.write_text(
+        journeys.read_text().replace("- name: checkout", "- name: checkout\n  enabled: false")
+    )
+    assert (await shop.client.post("/api/v1/rules/reload")).status == 200
+    shop.clock.advance(INTERVAL)
+    assert await prober.run_due() == []
+    await shop.cycle()
+    resolved = await shop.incident(incident["id"])
+    assert resolved["state"] == "resolved"
+    assert "probe.recovered" in [e["kind"] for e in resolved["timeline"]]
+    listing = await (await shop.client.get("/api/v1/probes")).json()
+    assert listing["journeys"] == []

@@ -17,6 +17,7 @@ from detector.probes.runner import JourneyRunner
 from detector.probes.timings import timed_ssl_context
 from detector.service.metrics import Metrics
 from detector.store import probes as store
+from detector.store.connection import init_connection
 from tests.fakes import FakeClock
 from tests.probe_shop import JOURNEY, ProbeShop
 
@@ -46,13 +47,16 @@ def prober(
 
 
 async def test_one_run_per_interval_per_location_across_replicas(
-    pool: asyncpg.Pool, probe_shop: ProbeShop
+    pool: asyncpg.Pool, database_url: str, probe_shop: ProbeShop
 ) -> None:
     clock = FakeClock()
     journey = JourneySpec.model_validate(yaml.safe_load(JOURNEY.format(base=probe_shop.url)))
+    other_pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=4, init=init_connection
+    )
     first = prober(pool, clock, journey, "eu-west", "replica-a")
-    second = prober(pool, clock, journey, "eu-west", "replica-b")
-    elsewhere = prober(pool, clock, journey, "us-east", "replica-c")
+    second = prober(other_pool, clock, journey, "eu-west", "replica-b")  # its own connections
+    elsewhere = prober(other_pool, clock, journey, "us-east", "replica-c")
     runs: dict[str, list[str]] = {"eu-west": [], "us-east": []}
     for _ in range(6):
         clock.advance(INTERVAL)
@@ -62,6 +66,7 @@ async def test_one_run_per_interval_per_location_across_replicas(
                 runs[result.location].append(result.run_id)
     assert len(runs["eu-west"]) == 5  # the first slot only adds the row
     assert len(runs["us-east"]) == 5
+    await other_pool.close()
     async with pool.acquire() as connection:
         rows = await store.latest(connection)
     assert [(row["journey"], row["location"]) for row in rows] == [
