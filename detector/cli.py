@@ -173,7 +173,7 @@ def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
     if args.command == "incidents":
         return _print(args, api.get(f"/api/v1/incidents/{args.id}"), _incident_detail)
     if args.command == "probes":
-        return _print(args, api.get("/api/v1/probes"), probe_table)
+        return _print(args, api.get("/api/v1/probes"), _probe_table)
     if args.command == "ack":
         return _print(args, api.post(f"/api/v1/incidents/{args.id}/ack", {"by": args.by}), _result)
     body = {"by": args.by, "reason": args.reason}
@@ -264,7 +264,7 @@ def _incident_detail(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def probe_table(data: dict[str, Any]) -> str:
+def _probe_table(data: dict[str, Any]) -> str:
     """One line per journey and location: standing, last run and, when failing, the evidence."""
     rows = data["journeys"]
     if not rows:

@@ -5,6 +5,7 @@ fake clock."""
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
-from detector.cli import probe_table
+from detector.cli import main
 from detector.probes.prober import Prober
 from detector.service.app import build_prober
 from tests.conftest import RULES, Shop
@@ -67,7 +68,7 @@ async def run_next(prober: Prober, shop: Shop) -> bool:
 
 
 async def test_a_broken_checkout_fires_after_its_threshold_and_recovers(
-    shop: Shop, probe_shop: ProbeShop
+    shop: Shop, probe_shop: ProbeShop, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prober = build_prober(shop.services)
     assert await prober.run_due() == []  # the first run waits for its slot
@@ -94,8 +95,12 @@ async def test_a_broken_checkout_fires_after_its_threshold_and_recovers(
     assert (row["journey"], row["location"], row["state"]) == ("checkout", "local", "firing")
     assert row["consecutive_failures"] == 2
     assert row["last_failure"]["steps"][2]["reason"] == "http_status"
-    assert "checkout" in probe_table(listing)
-    assert "pay: http_status HTTP 503" in probe_table(listing)
+    url = str(shop.client.make_url("")).rstrip("/")
+    assert await asyncio.to_thread(main, ["probes", "--url", url]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["JOURNEY", "LOCATION", "STATE", "LAST", "RUN", "LAST", "FAILURE"]
+    assert printed[1].split()[:3] == ["checkout", "local", "firing"]
+    assert printed[1].endswith("pay: http_status HTTP 503")
 
     probe_shop.faults.clear()
     assert await run_next(prober, shop)
