@@ -97,7 +97,8 @@ async def test_a_broken_checkout_fires_after_its_threshold_and_recovers(
     assert row["last_failure"]["steps"][2]["reason"] == "http_status"
     url = str(shop.client.make_url("")).rstrip("/")
     assert await asyncio.to_thread(main, ["probes", "--url", url]) == 0
-    printed = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    printed = out[out.index("JOURNEY") :].splitlines()  # after the service's own log lines
     assert printed[0].split() == ["JOURNEY", "LOCATION", "STATE", "LAST", "RUN", "LAST", "FAILURE"]
     assert printed[1].split()[:3] == ["checkout", "local", "firing"]
     assert printed[1].endswith("pay: http_status HTTP 503")
