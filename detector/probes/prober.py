@@ -120,8 +120,7 @@ class Prober:
 
     def _slot(self, journey: JourneySpec, now: datetime) -> store.Slot:
         offset = start_offset(journey.name, self.location, journey.interval)
-        upcoming = next_run(journey.interval, offset, now)
-        return store.Slot(journey.name, upcoming, upcoming)
+        return store.Slot(journey.name, next_run(journey.interval, offset, now))
 
     def _pause(self) -> float:
         """Until the next slot of any journey, within SHORTEST_WAIT and LONGEST_WAIT."""

@@ -14,10 +14,10 @@ from detector.store.connection import Connection
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """A journey's schedule as the caller computed it: its first run, and the run after now."""
+    """A journey's next run after now, as the caller's schedule says: a new row's first run,
+    and where a claimed row moves to."""
 
     journey: str
-    first_due: datetime
     next_due: datetime
 
 
@@ -38,7 +38,7 @@ async def add(connection: Connection, location: str, slots: Sequence[Slot]) -> N
            ON CONFLICT DO NOTHING""",
         location,
         [slot.journey for slot in slots],
-        [slot.first_due for slot in slots],
+        [slot.next_due for slot in slots],
     )
 
 
