@@ -71,6 +71,9 @@ class ProbeShop:
         self._ssl = ssl_context
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._browsing = 0
+        self.most_browsing = 0
+        """The most product requests in flight at once."""
         self.url = ""
 
     async def start(self) -> ProbeShop:
@@ -104,7 +107,12 @@ class ProbeShop:
         return await handler(request)  # type: ignore[no-any-return]
 
     async def _product(self, request: web.Request) -> web.Response:
-        await asyncio.sleep(self.faults.get("product_delay", 0))
+        self._browsing += 1
+        self.most_browsing = max(self.most_browsing, self._browsing)
+        try:
+            await asyncio.sleep(self.faults.get("product_delay", 0))
+        finally:
+            self._browsing -= 1
         return web.json_response(
             {"sku": request.match_info["sku"], "price": 12.5, "available": True}
         )

@@ -87,3 +87,30 @@ async def test_a_disabled_journey_is_not_run(pool: asyncpg.Pool, probe_shop: Pro
         clock.advance(INTERVAL)
         assert await replica.run_due() == []
     assert probe_shop.requests == []
+
+
+@pytest.mark.parametrize(("concurrency", "overlap"), [(1, False), (2, True)])
+async def test_runs_in_flight_are_bounded(
+    pool: asyncpg.Pool, probe_shop: ProbeShop, concurrency: int, overlap: bool
+) -> None:
+    clock = FakeClock()
+    base = yaml.safe_load(JOURNEY.format(base=probe_shop.url))
+    journeys = {
+        name: JourneySpec.model_validate(base | {"name": name}) for name in ("first", "second")
+    }
+    replica = Prober(
+        pool,
+        lambda: journeys,
+        JourneyRunner("eu-west", timed_ssl_context()),
+        clock,
+        Metrics(),
+        location="eu-west",
+        owner="replica-a",
+        concurrency=concurrency,
+    )
+    await replica.run_due()
+    clock.advance(timedelta(hours=1))  # past both journeys' slots
+    probe_shop.faults["product_delay"] = 0.3
+    results = await replica.run_due()
+    assert [result.success for result in results] == [True, True]
+    assert probe_shop.most_browsing == (2 if overlap else 1)
