@@ -29,6 +29,9 @@ from detector.probes.redaction import is_secret_name, redact_body
 from detector.probes.templating import render, render_value
 from detector.probes.timings import PhaseRecorder, TimedSSLContext, trace_config
 
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Of a larger answer only this much is read and checked: a probe must not hold a download."""
+
 
 @dataclass(slots=True)
 class _Run:
@@ -152,12 +155,16 @@ class JourneyRunner:
     ) -> Response:
         began = time.perf_counter()
         async with session.request(**request, trace_request_ctx=recorder) as answer:
-            body = await answer.read()
+            body = bytearray()
+            async for chunk in answer.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) >= MAX_BODY_BYTES:  # enough to check; the rest is not read
+                    break
             recorder.mark("end")
             return Response(
                 status=answer.status,
                 headers=CIMultiDict(answer.headers),
-                body=body,
+                body=bytes(body),
                 cookies={cookie.key: cookie.value for cookie in session.cookie_jar},
                 latency_s=time.perf_counter() - began,
             )
