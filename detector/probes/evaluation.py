@@ -16,6 +16,7 @@ from typing import Any
 from detector.probes.journey import AssertSpec, ExtractSpec, ProbeStepSpec
 from detector.probes.jsonpath import MISSING, lookup
 from detector.probes.outcome import FailureReason, Response
+from detector.probes.redaction import is_secret_name
 
 _NOT_JSON = object()
 
@@ -85,13 +86,19 @@ def _compare(check: AssertSpec, subject: str, value: Any) -> str | None:
     if value is MISSING:
         return f"{subject}: not found"
     if "equals" in fields:
-        if value == check.equals or _same_number(value, check.equals):
-            return None
-        return f"{subject}: {_short(value)}, want {_short(check.equals)}"
+        return _unequal(check, subject, value)
     text = value if isinstance(value, str) else json.dumps(value)
     if check.contains is not None and check.contains not in text:
         return f"{subject}: does not contain {check.contains!r}"
     return None
+
+
+def _unequal(check: AssertSpec, subject: str, value: Any) -> str | None:
+    if value == check.equals or _same_number(value, check.equals):
+        return None
+    if is_secret_name(subject):  # the value of a token is no evidence to show people
+        return f"{subject}: not the expected value"
+    return f"{subject}: {_short(value)}, want {_short(check.equals)}"
 
 
 def _same_number(value: Any, expected: Any) -> bool:

@@ -54,6 +54,12 @@ R = FailureReason
             "$.total: 42, want 41",
         ),
         ({"assert": [{"json": "$.items[0].sku", "contains": "umb"}]}, answer(), None, ""),
+        (
+            {"assert": [{"json": "$.client_secret", "equals": "pi_expected"}]},
+            answer(body=b'{"client_secret": "pi_live_secret_123"}'),
+            R.ASSERTION,
+            "$.client_secret: not the expected value",
+        ),
         ({"assert": [{"json": "$.coupon", "exists": False}]}, answer(), None, ""),
         (
             {"assert": [{"json": "$.id", "exists": False}]},
