@@ -105,9 +105,12 @@ def rules_dir() -> Path:
     return Path(os.environ.get("STORMWATCH_RULES_DIR") or REPO / "rules").resolve()
 
 
-def start_service(stack: ExitStack, scratch: Path, engine: bool = True) -> Target:
-    """The real service on an embedded PostgreSQL in ``scratch``, configured only by us;
-    without ``engine`` it runs as an intake replica (``STORMWATCH_RUN_ENGINE=false``)."""
+def start_service(
+    stack: ExitStack, scratch: Path, engine: bool = True, extra: dict[str, str] | None = None
+) -> Target:
+    """The real service on an embedded PostgreSQL in ``scratch``, configured only by us (and
+    ``extra`` settings); without ``engine`` it runs as an intake replica
+    (``STORMWATCH_RUN_ENGINE=false``)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STORMWATCH_")}
     env |= {
@@ -118,6 +121,7 @@ def start_service(stack: ExitStack, scratch: Path, engine: bool = True) -> Targe
         "STORMWATCH_LOG_LEVEL": "warning",
         "STORMWATCH_WEBHOOK_TOKEN": secrets.token_urlsafe(24),
         "STORMWATCH_RUN_ENGINE": "true" if engine else "false",
+        **(extra or {}),
     }
     argv = [sys.executable, "-m", "detector", "serve"]
     return stack.enter_context(started("service", argv, env, port, scratch / "service.log"))

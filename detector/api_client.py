@@ -37,7 +37,7 @@ class ApiClient:
         return self._call("PUT", path, body)
 
     def delete(self, path: str) -> Any:
-        """DELETE and return the JSON answer."""
+        """DELETE a resource and return the JSON answer."""
         return self._call("DELETE", path, None)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:

@@ -16,6 +16,7 @@ import structlog
 
 from detector import component_commands
 from detector.api_client import ApiClient, ApiError
+from detector.demo_shop import command as demo_shop
 from detector.ruleset.loader import RulesInvalid, load_ruleset
 from detector.ruleset.rules_file import RulesFile
 from detector.ruletest.runner import run_file
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply database migrations and exit")
     _add_rules_commands(commands)
     _add_client_commands(commands)
+    demo_shop.add_to(commands)
     return parser
 
 
@@ -100,6 +102,9 @@ def _add_client_commands(commands: Any) -> None:
     ack.add_argument("id", type=int)
     ack.add_argument(
         "--by", default=os.environ.get("USER", "cli"), help="who acknowledges (default: $USER)"
+    )
+    commands.add_parser(
+        "probes", parents=[client], help="list journeys with their last results per location"
     )
     resolve = commands.add_parser("resolve", parents=[client], help="resolve an incident")
     resolve.add_argument("id", type=int)
@@ -159,6 +164,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(migrate_only(load_settings()))
     if args.command == "rules":
         return _rules_command(args)
+    if args.command == "demo-shop":
+        return demo_shop.run(args)
     return _client_command(args, ApiClient(args.url, args.token))
 
 
@@ -169,6 +176,8 @@ def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
         return _print(args, api.get("/api/v1/incidents", {"state": args.state}), _incident_table)
     if args.command == "incidents":
         return _print(args, api.get(f"/api/v1/incidents/{args.id}"), _incident_detail)
+    if args.command == "probes":
+        return _print(args, api.get("/api/v1/probes"), _probe_table)
     if args.command == "ack":
         return _print(args, api.post(f"/api/v1/incidents/{args.id}/ack", {"by": args.by}), _result)
     body = {"by": args.by, "reason": args.reason}
@@ -247,12 +256,35 @@ def _incident_detail(data: dict[str, Any]) -> str:
         f"summary: {data['summary']}",
         f"alerts: {sum(1 for a in data['alerts'] if a['status'] == 'firing')} firing, "
         f"{len(data['alerts'])} in all",
-        "timeline:",
     ]
+    if data.get("related"):
+        others = (f"#{o['id']} {o['title']} ({o['state']})" for o in data["related"])
+        lines.append(f"related: {', '.join(others)}")
+    lines.append("timeline:")
     lines += [
         f"  {event['at'][:19]}  {event['kind']:<22} {json.dumps(event['detail'])}"
         for event in data["timeline"]
     ]
+    return "\n".join(lines)
+
+
+def _probe_table(data: dict[str, Any]) -> str:
+    """One line per journey and location: standing, last run and, when failing, the evidence."""
+    rows = data["journeys"]
+    if not rows:
+        return "no journeys have run"
+    lines = [f"{'JOURNEY':<24}  {'LOCATION':<12}  {'STATE':<8}  {'LAST RUN':<20}  LAST FAILURE"]
+    for row in rows:
+        failure = row["last_failure"] or {}
+        step = next((s for s in failure.get("steps", []) if s["status"] == "failed"), None)
+        evidence = "-"
+        if step is not None:
+            status = f" HTTP {step['http_status']}" if step["http_status"] else ""
+            evidence = f"{failure['started_at'][:19]} {step['name']}: {step['reason']}{status}"
+        lines.append(
+            f"{row['journey']:<24}  {row['location']:<12}  {row['state']:<8}  "
+            f"{(row['last_run_at'] or '-')[:19]:<20}  {evidence}"
+        )
     return "\n".join(lines)
 
 

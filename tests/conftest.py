@@ -221,6 +221,7 @@ def with_signal_stage(shop: Shop, process_signals: SignalProcessor) -> Shop:
         retention=settings.retention,
         batch_window=settings.engine_batch_window,
         process_signals=process_signals,
+        related_window=settings.related_window,
     )
     services.reloader.on_swap(engine.rules_changed)
     return replace(shop, engine=engine)

@@ -9,12 +9,15 @@ a condition check falls due with no new signals).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
 from detector.domain.grouping import decide_group
 from detector.domain.model import Decision, Incident, Signal
+from detector.domain.related import DEFAULT_WINDOW
+from detector.engine.related import link_opened
+from detector.probes.alert import with_evidence
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import conditions as condition_store
 from detector.store import incidents as store
@@ -29,10 +32,12 @@ async def correlate(
     match: RuleMatch,
     signals: Sequence[Signal],
     now: datetime,
+    related_window: timedelta = DEFAULT_WINDOW,
 ) -> Decision | None:
-    """Lock and load the group, decide, save the condition state and apply the decision."""
+    """Lock and load the group, decide, save the condition state and apply the decision; a new
+    incident is linked to those of its component opened within ``related_window``."""
     current = await store.lock_group(connection, match.rule.name, match.group_key)
-    return await correlate_locked(connection, rules, match, current, signals, now)
+    return await correlate_locked(connection, rules, match, current, signals, now, related_window)
 
 
 async def correlate_locked(
@@ -42,6 +47,7 @@ async def correlate_locked(
     current: Incident | None,
     signals: Sequence[Signal],
     now: datetime,
+    related_window: timedelta = DEFAULT_WINDOW,
 ) -> Decision | None:
     """``correlate`` for a caller that holds the group's lock already (``current`` is what
     ``store.lock_group`` gave it)."""
@@ -65,6 +71,10 @@ async def correlate_locked(
             now,
         )
         log.debug("condition.evaluated", rule=rule.name, note=result.condition.note)
-    if result.decision is not None:
-        await store.apply(connection, result.decision, now)
-    return result.decision
+    decision = result.decision
+    if decision is not None:
+        decision = with_evidence(decision, signals, now)
+        incident_id = await store.apply(connection, decision, now)
+        if decision.opened and incident_id is not None and decision.incident is not None:
+            await link_opened(connection, incident_id, decision.incident, related_window, now)
+    return decision

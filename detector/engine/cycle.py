@@ -14,9 +14,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from functools import partial
 
 import structlog
 
+from detector.domain.related import DEFAULT_WINDOW
 from detector.engine.delivery import Deliverer, DeliveryBatch, DeliveryOutcome, DeliveryStage
 from detector.engine.gauges import GaugeStage
 from detector.engine.pruning import PruneStage
@@ -39,13 +41,17 @@ STALLED_AFTER_SECONDS = 60.0
 
 
 def standard_stages(
-    deliverer: Deliverer, retention: timedelta, process_signals: SignalProcessor = process_pending
+    deliverer: Deliverer,
+    retention: timedelta,
+    related_window: timedelta = DEFAULT_WINDOW,
+    process_signals: SignalProcessor | None = None,
 ) -> list[Stage]:
-    """The stages of every cycle, in the order they run."""
+    """The stages of every cycle, in the order they run; incidents that open in them are linked
+    to those of their component opened within ``related_window``."""
     return [
         RulesChangeStage(),
-        SignalStage(process_signals),
-        TimerStage(),
+        SignalStage(process_signals or partial(process_pending, related_window=related_window)),
+        TimerStage(related_window),
         DeliveryStage(deliverer),
         PruneStage(retention),
         GaugeStage(),
@@ -101,7 +107,8 @@ class Engine:
 
     ``extra_stages`` run after the standard ones, each cycle, under the same isolation, timing
     and metrics; ``process_signals`` replaces what the signal stage runs (a replica under test
-    whose rule group fails, say).
+    whose rule group fails, say); ``related_window`` is how close together incidents of one
+    component must open to be linked as related.
     """
 
     def __init__(
@@ -117,13 +124,15 @@ class Engine:
         batch_window: timedelta = timedelta(0),
         extra_stages: Sequence[Stage] = (),
         *,
-        process_signals: SignalProcessor = process_pending,
+        process_signals: SignalProcessor | None = None,
+        related_window: timedelta = DEFAULT_WINDOW,
     ) -> None:
         self._pool = pool
         self._routes = routes
         self._clock = clock
         self._metrics = metrics
-        self._stages = [*standard_stages(deliverer, retention, process_signals), *extra_stages]
+        standard = standard_stages(deliverer, retention, related_window, process_signals)
+        self._stages = [*standard, *extra_stages]
         names = [stage.name for stage in self._stages]
         if len(set(names)) < len(names):
             raise ValueError(f"every stage needs a name of its own: {names}")

@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 
 import structlog
 
 from detector.domain.grouping import to_attached_incidents
 from detector.domain.model import Decision, Signal, Source
+from detector.domain.related import DEFAULT_WINDOW
 from detector.engine import correlation
 from detector.engine.stage import CycleContext, record_decisions
 from detector.ruleset.rules import RuleMatch, RuleSet
@@ -137,7 +139,8 @@ async def process_pending(
     now: datetime,
     limit: int = 500,
     *,
-    correlate: Correlate = correlation.correlate,
+    correlate: Correlate | None = None,
+    related_window: timedelta = DEFAULT_WINDOW,
 ) -> SignalBatchResult:
     """Process queued signals and the new ones from expanding intake log records (up to
     ``limit`` of each), oldest first, in one transaction.
@@ -145,9 +148,12 @@ async def process_pending(
     Nothing happens while another replica holds the lock. A group whose update fails is rolled
     back alone (a savepoint), and its signals are queued again for that group's rule
     (``retry_after``), so a failure never drops an alert: Alertmanager's resends of it are
-    duplicates and would not bring it back. ``correlate`` applies each group.
+    duplicates and would not bring it back. ``correlate`` applies each group; by default
+    ``correlation.correlate``, linking the incidents it opens to those of their component
+    opened within ``related_window``.
     """
     result = SignalBatchResult()
+    apply_group = correlate or partial(correlation.correlate, related_window=related_window)
     async with pool.acquire() as connection, connection.transaction():
         if not await locks.try_hold(connection, locks.AdvisoryLock.SIGNAL_PROCESSING):
             return result
@@ -169,7 +175,7 @@ async def process_pending(
         for (rule_name, group_key), (match, signals) in groups.items():
             try:
                 async with connection.transaction():
-                    decision = await correlate(connection, rules, match, signals, now)
+                    decision = await apply_group(connection, rules, match, signals, now)
             except (StatementError, store.IncidentConflict, ValueError, KeyError):
                 log.exception("signals.group_failed", rule=rule_name, group_key=group_key)
                 in_group = {id(signal) for signal in signals}

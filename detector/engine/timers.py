@@ -11,6 +11,7 @@ from detector.domain.incidents import decide_timer
 from detector.domain.model import Decision, Timer
 from detector.domain.muting import mute
 from detector.domain.reasons import DecisionReason
+from detector.domain.related import DEFAULT_WINDOW
 from detector.engine.correlation import correlate_locked
 from detector.engine.stage import CycleContext, record_decisions
 from detector.ruleset.conditions import kept_waiting
@@ -58,7 +59,12 @@ class TimerBatch:
 
 
 async def fire_due(
-    pool: Pool, rules: RuleSet, owner: str, now: datetime, limit: int = 100
+    pool: Pool,
+    rules: RuleSet,
+    owner: str,
+    now: datetime,
+    limit: int = 100,
+    related_window: timedelta = DEFAULT_WINDOW,
 ) -> TimerBatch:
     """Claim due timers and apply each one's decision in its own transaction.
 
@@ -71,7 +77,7 @@ async def fire_due(
     failed = 0
     for timer in claimed:
         try:
-            decision = await _fire(pool, rules, timer, owner, now)
+            decision = await _fire(pool, rules, timer, owner, now, related_window)
         except _LeaseLost:
             continue
         except Exception:
@@ -86,10 +92,12 @@ class _LeaseLost(Exception):
     """Another replica took the timer over; this transaction must not commit."""
 
 
-async def _fire(pool: Pool, rules: RuleSet, timer: Timer, owner: str, now: datetime) -> Decision:
+async def _fire(
+    pool: Pool, rules: RuleSet, timer: Timer, owner: str, now: datetime, related_window: timedelta
+) -> Decision:
     async with pool.acquire() as connection, connection.transaction():
         if timer.incident_id is None:
-            decision = await _check_condition(connection, rules, timer, now)
+            decision = await _check_condition(connection, rules, timer, now, related_window)
         else:
             decision = await _incident_timer(connection, rules, timer, timer.incident_id, now)
         if not await timers.mark_fired(connection, timer.id, owner, decision.reason, now):
@@ -111,7 +119,7 @@ async def _incident_timer(
 
 
 async def _check_condition(
-    connection: Connection, rules: RuleSet, timer: Timer, now: datetime
+    connection: Connection, rules: RuleSet, timer: Timer, now: datetime, related_window: timedelta
 ) -> Decision:
     if timer.rule is None or timer.group_key is None:
         return Decision(DecisionReason.RULE_REMOVED)
@@ -131,9 +139,11 @@ async def _check_condition(
         # since) joins the incident now, instead of waiting for good.
         await condition_store.forget(connection, rule.name, timer.group_key)
         waiting = await condition_store.unresolved(connection, kept_waiting(stored.state))
-        decision = await correlate_locked(connection, rules, match, current, waiting, now)
+        decision = await correlate_locked(
+            connection, rules, match, current, waiting, now, related_window
+        )
         return decision or Decision(DecisionReason.CONDITION_REMOVED)
-    decision = await correlate_locked(connection, rules, match, current, (), now)
+    decision = await correlate_locked(connection, rules, match, current, (), now, related_window)
     return decision or Decision(DecisionReason.CONDITION_PENDING)
 
 
@@ -142,6 +152,15 @@ class TimerStage:
 
     name = "timers"
 
+    def __init__(self, related_window: timedelta = DEFAULT_WINDOW) -> None:
+        self._related_window = related_window
+
     async def run(self, context: CycleContext) -> TimerBatch:
         """Fire what is due now."""
-        return await fire_due(context.pool, context.routes.rules, context.owner, context.now)
+        return await fire_due(
+            context.pool,
+            context.routes.rules,
+            context.owner,
+            context.now,
+            related_window=self._related_window,
+        )

@@ -57,10 +57,12 @@ class WebhookPayload(TypedDict):
 
 
 class LoggedRequest(TypedDict):
-    """One accepted request as the intake log keeps it: the body and when it arrived."""
+    """One accepted request as the intake log keeps it: the body and when it arrived, and where
+    it came from when not from Alertmanager (journeys log their signals the same way)."""
 
     received_at: AwareDatetime
     payload: WebhookPayload
+    source: NotRequired[Source]
 
 
 _PAYLOAD = TypeAdapter(WebhookPayload)
@@ -130,7 +132,9 @@ def ends_at_of(alert: WebhookAlert) -> datetime | None:
     return None if ends_at is None or ends_at.year <= _ZERO_YEAR else ends_at
 
 
-def to_signals(payload: WebhookPayload, received_at: datetime) -> list[Signal]:
+def to_signals(
+    payload: WebhookPayload, received_at: datetime, source: Source = Source.ALERTMANAGER
+) -> list[Signal]:
     """One signal per alert; an alert whose endsAt has passed counts as resolved."""
     signals = []
     group_key = payload.get("groupKey", "")
@@ -143,7 +147,7 @@ def to_signals(payload: WebhookPayload, received_at: datetime) -> list[Signal]:
             status = AlertStatus.RESOLVED
         signals.append(
             Signal(
-                source=Source.ALERTMANAGER,
+                source=source,
                 name=labels.get("alertname", ""),
                 fingerprint=alert.get("fingerprint", "").lower() or fingerprint_of(labels),
                 status=status,
@@ -183,12 +187,15 @@ def record_entries(record: bytes) -> list[Any]:
 def signals_from_entry(entry: Any) -> list[Signal]:
     """The signals of one entry of a record, as ``record_entries`` gives it."""
     logged = _LOG_ENTRY.validate_python(entry)
-    return to_signals(logged["payload"], logged["received_at"])
+    return to_signals(
+        logged["payload"], logged["received_at"], logged.get("source", Source.ALERTMANAGER)
+    )
 
 
 def signals_from_record(record: bytes) -> list[Signal]:
     """Every signal of an intake log record, in arrival order."""
     signals: list[Signal] = []
     for entry in _LOG_ENTRIES.validate_json(record):
-        signals.extend(to_signals(entry["payload"], entry["received_at"]))
+        source = entry.get("source", Source.ALERTMANAGER)
+        signals.extend(to_signals(entry["payload"], entry["received_at"], source))
     return signals

@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from detector.domain.fieldpath import field_path
+from detector.probes.journey import journey_problems
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec, never_active
 from detector.ruleset.matchers import Matcher, MatchOp
 from detector.ruleset.positions import PositionedDocument, RuleError, parse
@@ -165,6 +166,9 @@ def _reference_errors(
                         (section, index, "public", "components", component_index),
                         f"unknown component {component!r}",
                     )
+    for index, journey in enumerate(item.content.journeys):
+        for path, problem in journey_problems(journey):
+            yield _error(item, ("journeys", index, *path), problem)
 
 
 def _rule_errors(item: LoadedFile, defined: dict[str, dict[str, str]]) -> Iterator[RuleError]:
@@ -246,6 +250,7 @@ def build(files: Iterable[LoadedFile]) -> RuleSet:
             for p in content.escalation_policies
         },
         windows=tuple(window for content in contents for window in _windows(content)),
+        journeys={j.name: j for content in contents for j in content.journeys},
         files=tuple(item.name for item in files),
     )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from detector.domain.model import Signal
+from detector.probes.journey import JourneySpec
 from detector.ruleset.maintenance import (
     ActiveWindow,
     MaintenanceWindowSpec,
@@ -44,6 +45,7 @@ class RuleSet:
     policies: Mapping[str, EscalationPolicy]
     windows: tuple[SilenceSpec | MaintenanceWindowSpec, ...] = ()
     files: tuple[str, ...] = ()
+    journeys: Mapping[str, JourneySpec] = field(default_factory=dict)
     _candidates: dict[str, tuple[RuleSpec, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

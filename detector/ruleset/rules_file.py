@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from detector.probes.journey import JourneySpec
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec
 from detector.ruleset.schema import (
     ChannelSpec,
@@ -18,6 +19,7 @@ SECTIONS = (
     "escalation_policies",
     "silences",
     "maintenance_windows",
+    "journeys",
 )
 """Sections whose entries have a ``name`` that must be unique across the directory."""
 
@@ -31,3 +33,4 @@ class RulesFile(Strict):
     escalation_policies: tuple[EscalationPolicySpec, ...] = ()
     silences: tuple[SilenceSpec, ...] = ()
     maintenance_windows: tuple[MaintenanceWindowSpec, ...] = ()
+    journeys: tuple[JourneySpec, ...] = ()

@@ -12,6 +12,7 @@ import asyncio
 import os
 import random
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -27,6 +28,9 @@ from detector.engine.cycle import Engine
 from detector.engine.delivery import Deliverer
 from detector.intake.batcher import IntakeBatcher
 from detector.intake.replay_memo import ReplayMemo
+from detector.probes.prober import Prober
+from detector.probes.runner import JourneyRunner
+from detector.probes.timings import timed_ssl_context
 from detector.reconcile.alertmanager_api import AlertmanagerClient, AlertmanagerPeers
 from detector.reconcile.reconciler import Reconciler
 from detector.ruleset.live import ChannelConfigError, LiveRules
@@ -43,7 +47,16 @@ from detector.store.connection import UNAVAILABLE, init_connection
 from detector.store.embedded import EmbeddedPostgres
 from detector.store.secrets import signing_key
 from detector.store.wakeup import STATUSPAGE_CHANNEL, wake_on, wake_on_intake
-from detector.web import ack_page, components_api, incidents_api, ops, rules_api, status, webhook
+from detector.web import (
+    ack_page,
+    components_api,
+    incidents_api,
+    ops,
+    probes_api,
+    rules_api,
+    status,
+    webhook,
+)
 from detector.web.ack_links import LinkBuilder
 from detector.web.context import METRICS, SERVICES, Services
 from detector.web.responses import WEBHOOK_PATH, edge
@@ -79,6 +92,7 @@ def create_app(
     app.add_routes([web.post(WEBHOOK_PATH, webhook.receive_alertmanager)])
     app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
     app.add_routes(status.routes() + components_api.routes())
+    app.add_routes(probes_api.routes())
     app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock(), engine_process))
     return app
 
@@ -196,6 +210,7 @@ async def _start_services(
             settings.engine_interval,
             retention=settings.retention,
             batch_window=settings.engine_batch_window,
+            related_window=settings.related_window,
         ),
         signing_key=key,
         status_page=StatusSnapshot(
@@ -229,6 +244,9 @@ def _start_loops(
         loops.start(services.engine.run(), services.engine.stop)
         if reconciler is not None:
             loops.start(reconciler.run(), reconciler.stop)
+        if settings.run_probes:
+            prober = build_prober(services)
+            loops.start(prober.run(), prober.stop)
     return loops
 
 
@@ -243,6 +261,21 @@ async def _serve_status_page(loops: BackgroundLoops, services: Services, url: st
     services.reloader.on_swap(snapshot.wake)
     loops.start(wake_on(url, STATUSPAGE_CHANNEL, snapshot.wake))
     loops.start(snapshot.run(), snapshot.stop)
+def build_prober(services: Services) -> Prober:
+    """The journey loop for this replica's location, over the live rules' journeys."""
+    settings = services.settings
+    cafile = str(settings.probe_ca_file) if settings.probe_ca_file else None
+    runner = JourneyRunner(settings.probe_location, timed_ssl_context(cafile))
+    return Prober(
+        services.pool,
+        lambda: services.rules.current.journeys,
+        runner,
+        services.clock,
+        services.metrics,
+        location=settings.probe_location,
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+        concurrency=settings.probe_concurrency,
+    )
 
 
 def _reload_on_sighup(reloader: RulesReloader) -> bool:

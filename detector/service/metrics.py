@@ -18,6 +18,7 @@ _SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
+_DRIFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
 class Metrics:
@@ -30,6 +31,7 @@ class Metrics:
         self._engine(self.registry)
         self._rules(self.registry)
         self._health(self.registry)
+        self._probes(self.registry)
 
     def _intake(self, r: CollectorRegistry) -> None:
         """Webhooks and the alerts they carry."""
@@ -195,6 +197,65 @@ class Metrics:
             ["check"],
             registry=r,
             multiprocess_mode="mostrecent",
+        )
+
+    def _probes(self, r: CollectorRegistry) -> None:
+        """Synthetic journeys, under blackbox_exporter's names so its dashboards and alerts
+        apply; labels from configuration only (journey, step, location), never run values."""
+        journey = ["journey", "location"]
+        step = ["journey", "step", "location"]
+        self.probe_success = Gauge(
+            "probe_success",
+            "1 if the journey's last run passed.",
+            journey,
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.probe_duration = Gauge(
+            "probe_duration_seconds",
+            "How long the journey's last run took.",
+            journey,
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.probe_status = Gauge(
+            "probe_http_status_code",
+            "The status of the step's last answer (0: none).",
+            step,
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.probe_phase = Gauge(
+            "probe_http_duration_seconds",
+            "The step's last request by phase (resolve, connect, tls, processing, transfer).",
+            [*step, "phase"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.probe_step_success = Gauge(
+            "probe_step_success",
+            "1 if the step passed in the last run (skipped: 0).",
+            step,
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.probe_failures = Counter(
+            "probe_failures_total",
+            "Failed steps by reason.",
+            [*step, "reason"],
+            registry=r,
+        )
+        self.probe_runs = Counter(
+            "stormwatch_probe_runs_total",
+            "Journey runs by outcome (success, failure).",
+            [*journey, "outcome"],
+            registry=r,
+        )
+        self.probe_start_delay = Histogram(
+            "stormwatch_probe_start_delay_seconds",
+            "How late a journey run started after its slot (schedule drift).",
+            buckets=_DRIFT_BUCKETS,
+            registry=r,
         )
 
     def exposition(self) -> bytes:

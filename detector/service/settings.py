@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.domain.durations import Duration, PositiveDuration
+from detector.domain.related import DEFAULT_WINDOW
 
 
 class LogFormat(StrEnum):
@@ -73,6 +74,11 @@ class Settings(BaseSettings):
         default=timedelta(days=30),
         description="keep fired timers, finished deliveries and old signals this long",
     )
+    related_window: Duration = Field(
+        default=DEFAULT_WINDOW,
+        description="incidents of one component opened within this of each other list each "
+        "other as related (API and timeline); 0 off",
+    )
     run_engine: bool = Field(
         default=True, description="run engine cycles here; off for API-only replicas"
     )
@@ -114,6 +120,24 @@ class Settings(BaseSettings):
         default=timedelta(seconds=30),
         description="rebuild the public status documents at least this often (changes rebuild "
         "them at once; this catches maintenance starting and ending)",
+    )
+    probe_location: str = Field(
+        default="local",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=60,
+        description="where this replica runs journeys from (the `location` label); replicas "
+        "with the same location share each run, other locations run it too",
+    )
+    run_probes: bool = Field(
+        default=True, description="run the rules' journeys where the engine runs"
+    )
+    probe_concurrency: int = Field(
+        default=50, ge=1, le=1000, description="journey runs in flight at once, at most"
+    )
+    probe_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities journeys trust (default: the "
+        "system's)",
     )
 
     @field_validator("log_level")

@@ -12,6 +12,8 @@
 - ``public_incidents``: public_incidents, public_incident_updates and public_incident_links
   (open or join, leave, publish updates and postmortems).
 - ``component_status``: component_statuses (statuses a person set).
+- ``probes``: probes (journey schedule, streaks and last results per location).
+- ``related``: related_incidents (links between incidents of one component opened close together).
 - ``secrets``: service_secrets.
 - ``migrate``: schema_migrations, and the migrations/*.sql files it applies.
 - ``queries``: no table; read-only views for the API, the CLI and the open-incidents gauge.

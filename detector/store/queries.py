@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from detector.store.connection import Connection
+from detector.store.related import related_to
 
 _SUMMARY_COLUMNS = """
     id, rule, group_key, group_labels, state, severity, title, summary, component,
@@ -56,6 +57,7 @@ async def incident_detail(connection: Connection, incident_id: int) -> dict[str,
     detail = _json_ready(row)
     detail["alerts"] = [_json_ready(alert) for alert in alerts]
     detail["timeline"] = [_json_ready(event) for event in timeline]
+    detail["related"] = [_json_ready(other) for other in await related_to(connection, incident_id)]
     return detail
 
 
