@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec
+from detector.ruleset.notice_rules import NoticePolicySpec
 from detector.ruleset.schema import (
     ChannelSpec,
     ComponentSpec,
@@ -31,3 +32,4 @@ class RulesFile(Strict):
     escalation_policies: tuple[EscalationPolicySpec, ...] = ()
     silences: tuple[SilenceSpec, ...] = ()
     maintenance_windows: tuple[MaintenanceWindowSpec, ...] = ()
+    notices: NoticePolicySpec | None = None
