@@ -22,11 +22,14 @@ from detector.domain.model import Severity
 from detector.ruleset.matchers import Matcher, parse_matcher
 from detector.ruleset.notice_rules import RuleNoticeSpec
 from detector.ruleset.templates import check_template
+from responders.statuspage.model import ComponentLevel
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$|^\.\.\.$")]
 Template = Annotated[str, AfterValidator(check_template)]
+OutageLevel = Literal["degraded_performance", "partial_outage", "major_outage"]
+"""The component statuses an incident can mean (maintenance and operational are not outages)."""
 
 
 def _matcher(value: object) -> object:
@@ -92,6 +95,7 @@ class RuleSpec(Strict):
     title: Template
     summary: Template = ""
     component: Name | None = None
+    component_status: OutageLevel | None = None
     escalation_policy: Name | None = None
     auto_resolve: bool = True
     resolve_after: PositiveDuration | None = None
@@ -106,11 +110,18 @@ class RuleSpec(Strict):
                 "use only one of for, threshold, absent, heartbeat, all_of"
                 f" (got {', '.join(chosen)})"
             )
+        if self.component_status is not None and self.component is None:
+            raise ValueError("component_status: needs a component to apply to")
         if not self.match and self.all_of is None:
             raise ValueError(
                 "match: at least one matcher is required (only all_of rules may omit it)"
             )
         return self
+
+    @property
+    def outage_level(self) -> ComponentLevel:
+        """What this rule's incidents mean for its component (partial outage unless said)."""
+        return ComponentLevel(self.component_status or ComponentLevel.PARTIAL_OUTAGE)
 
     @property
     def has_condition(self) -> bool:

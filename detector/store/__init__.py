@@ -9,10 +9,13 @@
 - ``signals``: signals and pending_signals (store, queue, adopt, prune).
 - ``intake_log``: intake_log and rejected_webhooks.
 - ``conditions``: conditions.
+- ``public_incidents``: public_incidents, public_incident_updates and public_incident_links
+  (open or join, leave, publish updates and postmortems).
+- ``component_status``: component_statuses (statuses a person set).
 - ``secrets``: service_secrets.
 - ``migrate``: schema_migrations, and the migrations/*.sql files it applies.
 - ``queries``: no table; read-only views for the API, the CLI and the open-incidents gauge.
 - ``retention``: no table; paces the owners' prune functions.
-- ``wakeup``: no table; LISTEN/NOTIFY on intake commits.
+- ``wakeup``: no table; LISTEN/NOTIFY on intake commits and public changes.
 - ``embedded``: no table; the embedded PostgreSQL server.
 """
