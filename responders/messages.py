@@ -17,6 +17,7 @@ class MessageKind(StrEnum):
     """What an outbox row carries; a channel declares which kinds it can deliver."""
 
     PAGE = "page"
+    NOTICE_REMINDER = "notice_reminder"
 
 
 class PageEvent(StrEnum):
@@ -70,5 +71,28 @@ class PageMessage:
     links: PageLinks
 
 
-Message = PageMessage
+@dataclass(frozen=True, slots=True)
+class NoticeReminder:
+    """A public update is due soon: the commander (or, with nobody named, whoever was paged)
+    should write it before a holding update goes out in its place."""
+
+    incident_id: int
+    title: str
+    commander: str | None
+    public_incident: str
+    """The public incident's public id."""
+    due_at: str
+    """ISO-8601 time the update is promised for."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeReminderMessage:
+    """A reminder as a channel receives it, with the incident's link built at send time."""
+
+    kind: ClassVar[MessageKind] = MessageKind.NOTICE_REMINDER
+    reminder: NoticeReminder
+    incident_link: str
+
+
+Message = PageMessage | NoticeReminderMessage
 """Every message a channel can be handed (a union as kinds join)."""

@@ -125,6 +125,15 @@ class TimerKind(StrEnum):
     ESCALATE = "escalate"
     SILENCE_CHECK = "silence_check"
     CONDITION_CHECK = "condition_check"
+    NOTICE_PUBLISH = "notice_publish"
+    NOTICE_REMINDER = "notice_reminder"
+    NOTICE_HOLDING = "notice_holding"
+    NOTICE_QUIET = "notice_quiet"
+
+    @property
+    def is_notice(self) -> bool:
+        """Fired by the notices stage, not the timer stage."""
+        return self.value.startswith("notice_")
 
 
 @dataclass(frozen=True, slots=True)

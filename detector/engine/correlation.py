@@ -15,6 +15,7 @@ import structlog
 
 from detector.domain.grouping import decide_group
 from detector.domain.model import Decision, Incident, Signal
+from detector.engine.notices import with_notices
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store import conditions as condition_store
 from detector.store import incidents as store
@@ -66,5 +67,5 @@ async def correlate_locked(
         )
         log.debug("condition.evaluated", rule=rule.name, note=result.condition.note)
     if result.decision is not None:
-        await store.apply(connection, result.decision, now)
+        await store.apply(connection, with_notices(result.decision, rules, now), now)
     return result.decision

@@ -19,6 +19,7 @@ import structlog
 
 from detector.engine.delivery import Deliverer, DeliveryBatch, DeliveryOutcome, DeliveryStage
 from detector.engine.gauges import GaugeStage
+from detector.engine.notice_stage import NoticeStage
 from detector.engine.pruning import PruneStage
 from detector.engine.rules_change import RulesChangeStage
 from detector.engine.signals import (
@@ -46,6 +47,7 @@ def standard_stages(
         RulesChangeStage(),
         SignalStage(process_signals),
         TimerStage(),
+        NoticeStage(),
         DeliveryStage(deliverer),
         PruneStage(retention),
         GaugeStage(),

@@ -43,7 +43,7 @@ from detector.store.connection import init_connection
 from detector.store.embedded import EmbeddedPostgres
 from detector.store.secrets import signing_key
 from detector.store.wakeup import wake_on_intake
-from detector.web import ack_page, incidents_api, ops, rules_api, webhook
+from detector.web import ack_page, incidents_api, notices_api, ops, rules_api, webhook
 from detector.web.ack_links import LinkBuilder
 from detector.web.context import METRICS, SERVICES, Services
 from detector.web.responses import WEBHOOK_PATH, edge
@@ -76,6 +76,7 @@ def create_app(
     app[METRICS] = metrics or Metrics()
     app.add_routes([web.post(WEBHOOK_PATH, webhook.receive_alertmanager)])
     app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
+    app.add_routes(notices_api.routes())
     app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock(), engine_process))
     return app
 

@@ -7,7 +7,7 @@ one. An update published after its promised time is late: the broken-promise cou
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -53,3 +53,24 @@ def shop_time(moment: datetime, zone: ZoneInfo, reference: datetime | None = Non
     if reference is not None and reference.astimezone(zone).date() != local.date():
         return local.strftime("%a %d %b %H:%M %Z")
     return local.strftime("%H:%M %Z")
+
+
+def parse_eta(text: str, zone: ZoneInfo, now: datetime) -> datetime:
+    """``14:30`` (the next such time in the shop's zone) or an ISO-8601 time; ValueError
+    otherwise, or when the time has passed."""
+    try:
+        clock = time.fromisoformat(text.strip()) if len(text.strip()) == 5 else None
+    except ValueError:
+        clock = None
+    if clock is None:
+        moment = datetime.fromisoformat(text.strip())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone)
+    else:
+        local = now.astimezone(zone)
+        moment = datetime.combine(local.date(), clock, tzinfo=zone)
+        if moment < local:
+            moment += timedelta(days=1)
+    if moment <= now:
+        raise ValueError(f"{text!r} has passed")
+    return moment

@@ -13,8 +13,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from responders.notices.model import NoticeKind, NoticeValues, PublicStatus
+from responders.notices.model import NoticeKind, NoticeValues
 from responders.notices.templates import NoticeTemplate, NoticeTemplates, TemplateProblem
+from responders.statuspage.model import IncidentStatus
 
 _HOSTNAME = re.compile(
     r"(?<![@/\w.])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+"
@@ -29,8 +30,9 @@ _STACK = re.compile(
     r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+"
     r"|\bat [\w$.]+\([\w.]*:\d+\)|\b[A-Z]\w*(?:Error|Exception)\b"
 )
-PROMETHEUS_LABELS = frozenset({"alertname", "instance", "job", "namespace", "pod", "le"})
-"""Label names every Prometheus setup has; customers never need them."""
+PROMETHEUS_LABELS = frozenset({"alertname", "namespace", "pod"})
+"""Label names every Prometheus setup has that are no everyday words (``job`` and ``instance``
+are, so they are left to the shop's jargon list)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +78,10 @@ SAMPLE_NEXT_UPDATE = "14:30 CET"
 def sample_values(kind: NoticeKind) -> NoticeValues:
     """Plausible values for ``kind``, so ``rules check`` reads what a customer would."""
     status = {
-        NoticeKind.RESOLUTION: PublicStatus.RESOLVED,
-        NoticeKind.POSTMORTEM: PublicStatus.POSTMORTEM,
-        NoticeKind.UPDATE: PublicStatus.IDENTIFIED,
-    }.get(kind, PublicStatus.INVESTIGATING)
+        NoticeKind.RESOLUTION: IncidentStatus.RESOLVED,
+        NoticeKind.POSTMORTEM: IncidentStatus.POSTMORTEM,
+        NoticeKind.UPDATE: IncidentStatus.IDENTIFIED,
+    }.get(kind, IncidentStatus.INVESTIGATING)
     final = status.is_final
     return NoticeValues(
         components=SAMPLE_COMPONENTS,

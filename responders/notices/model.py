@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from responders.statuspage.model import IncidentStatus
+
 
 class NoticeKind(StrEnum):
     """Which notice is written; each has its own template file (``<kind>.j2``)."""
@@ -21,21 +23,6 @@ class NoticeKind(StrEnum):
     def template_file(self) -> str:
         """The template's file name in the rules directory's ``notices/`` folder."""
         return f"{self.value}.j2"
-
-
-class PublicStatus(StrEnum):
-    """The Statuspage lifecycle of a public incident, in order."""
-
-    INVESTIGATING = "investigating"
-    IDENTIFIED = "identified"
-    MONITORING = "monitoring"
-    RESOLVED = "resolved"
-    POSTMORTEM = "postmortem"
-
-    @property
-    def is_final(self) -> bool:
-        """A final update promises no further one (no ``next_update_at``)."""
-        return self in (PublicStatus.RESOLVED, PublicStatus.POSTMORTEM)
 
 
 class PublishMode(StrEnum):
@@ -53,7 +40,7 @@ class NoticeValues:
 
     components: tuple[str, ...]
     """Display names of the affected components, as customers know them."""
-    status: PublicStatus
+    status: IncidentStatus
     started_at: str
     impact: str = ""
     """What customers see (from the rule)."""
