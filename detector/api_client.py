@@ -32,6 +32,14 @@ class ApiClient:
         """POST a JSON body and return the JSON answer."""
         return self._call("POST", path, body or {})
 
+    def put(self, path: str, body: dict[str, Any]) -> Any:
+        """PUT a JSON body and return the JSON answer."""
+        return self._call("PUT", path, body)
+
+    def delete(self, path: str) -> Any:
+        """DELETE and return the JSON answer."""
+        return self._call("DELETE", path, None)
+
     def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         if not self._base.startswith(("http://", "https://")):
             raise ApiError(f"service URL must start with http:// or https:// (got {self._base!r})")

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from detector import notices_cli
+from detector import component_commands, notices_cli
 from detector.api_client import ApiClient, ApiError
 from detector.ruleset.loader import RulesInvalid, load_ruleset
 from detector.ruleset.rules_file import RulesFile
@@ -106,6 +106,7 @@ def _add_client_commands(commands: Any) -> None:
     resolve.add_argument("--by", default=os.environ.get("USER", "cli"))
     resolve.add_argument("--reason", default="resolved by hand")
     notices_cli.add_commands(commands, client)
+    component_commands.add_commands(commands, client)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +166,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
     if args.command in notices_cli.COMMANDS:
         return _print(args, notices_cli.request(args, api), notices_cli.render)
+    if args.command == "components":
+        return component_commands.run(args, api)
     if args.command == "incidents" and args.incidents_command == "list":
         return _print(args, api.get("/api/v1/incidents", {"state": args.state}), _incident_table)
     if args.command == "incidents":

@@ -160,6 +160,14 @@ def _reference_errors(
                     yield _error(
                         item, (section, index, "rules", rule_index), f"unknown rule {rule_name!r}"
                     )
+            public = window.public.components if window.public else ()
+            for component_index, component in enumerate(public):
+                if component not in defined["components"]:
+                    yield _error(
+                        item,
+                        (section, index, "public", "components", component_index),
+                        f"unknown component {component!r}",
+                    )
 
 
 def _rule_errors(item: LoadedFile, defined: dict[str, dict[str, str]]) -> Iterator[RuleError]:

@@ -167,6 +167,15 @@ def _clock_problem(start: int, end: int) -> str | None:
     return None
 
 
+class PublicMaintenanceSpec(Strict):
+    """How the status page announces a silence or window as scheduled maintenance: in the
+    customers' words, naming the components they will see under maintenance while it runs."""
+
+    title: Annotated[str, AfterValidator(_non_blank)]
+    message: str = ""
+    components: Annotated[tuple[Name, ...], AfterValidator(_not_empty)]
+
+
 class _Scope(Strict):
     """What a silence or window covers: listed rules, matching labels, or both at once."""
 
@@ -174,6 +183,7 @@ class _Scope(Strict):
     match: Annotated[tuple[MatcherField, ...], AfterValidator(_not_empty)] = ()
     rules: Annotated[tuple[Name, ...], AfterValidator(_not_empty)] = ()
     comment: Comment
+    public: PublicMaintenanceSpec | None = None
 
     @model_validator(mode="after")
     def _scoped(self) -> Self:

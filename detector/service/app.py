@@ -39,14 +39,25 @@ from detector.service.engine_process import EngineProcess
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
 from detector.store import migrate as migrations
-from detector.store.connection import init_connection
+from detector.store.connection import UNAVAILABLE, init_connection
 from detector.store.embedded import EmbeddedPostgres
 from detector.store.secrets import signing_key
-from detector.store.wakeup import wake_on_intake
-from detector.web import ack_page, incidents_api, notices_api, ops, rules_api, webhook
+from detector.store.wakeup import STATUSPAGE_CHANNEL, wake_on, wake_on_intake
+from detector.web import (
+    ack_page,
+    components_api,
+    incidents_api,
+    notices_api,
+    ops,
+    rules_api,
+    status,
+    webhook,
+)
 from detector.web.ack_links import LinkBuilder
 from detector.web.context import METRICS, SERVICES, Services
 from detector.web.responses import WEBHOOK_PATH, edge
+from detector.web.status_snapshot import StatusSnapshot
+from detector.web.status_state import page_info
 from responders.channels.protocol import Channel
 from responders.channels.registry import ChannelRegistry
 from responders.channels.webhook import WebhookChannel
@@ -76,6 +87,7 @@ def create_app(
     app[METRICS] = metrics or Metrics()
     app.add_routes([web.post(WEBHOOK_PATH, webhook.receive_alertmanager)])
     app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
+    app.add_routes(status.routes() + components_api.routes())
     app.add_routes(notices_api.routes())
     app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock(), engine_process))
     return app
@@ -105,6 +117,7 @@ def _lifecycle(
             if child is not None or engine_here:
                 app[ops.ENGINE] = child or services.engine
             loops = _start_loops(services, url, reconciler, engine_here=engine_here)
+            await _serve_status_page(loops, services, url)
             sighup = _reload_on_sighup(services.reloader)
             log.info(
                 "service.started", url=settings.base_url, rules=len(services.rules.current.rules)
@@ -195,6 +208,17 @@ async def _start_services(
             batch_window=settings.engine_batch_window,
         ),
         signing_key=key,
+        status_page=StatusSnapshot(
+            pool,
+            lambda: rules.current,
+            page_info(
+                settings.status_page_name,
+                settings.status_page_base,
+                settings.status_page_time_zone,
+            ),
+            clock,
+            settings.status_page_refresh,
+        ),
     )
     services.reloader.on_swap(services.replays.forget_all)
     services.reloader.on_swap(services.engine.rules_changed)
@@ -216,6 +240,19 @@ def _start_loops(
         if reconciler is not None:
             loops.start(reconciler.run(), reconciler.stop)
     return loops
+
+
+async def _serve_status_page(loops: BackgroundLoops, services: Services, url: str) -> None:
+    """Build the public documents before the first request, then keep them current: on every
+    public change any replica commits, on every rules swap, and on the refresh timer."""
+    snapshot = services.status_page
+    try:
+        await snapshot.rebuild()
+    except UNAVAILABLE as err:  # the loop retries; until then the page answers 503
+        log.warning("statuspage.rebuild_failed", error=type(err).__name__)
+    services.reloader.on_swap(snapshot.wake)
+    loops.start(wake_on(url, STATUSPAGE_CHANNEL, snapshot.wake))
+    loops.start(snapshot.run(), snapshot.stop)
 
 
 def _reload_on_sighup(reloader: RulesReloader) -> bool:

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -100,6 +101,20 @@ class Settings(BaseSettings):
         description="only alerts last heard of longer ago than this (and an Alertmanager "
         "running longer than this) are reconciled, so a just-fired alert is never resolved",
     )
+    status_page_name: str = Field(
+        default="Our shop", min_length=1, description="the shop's name on the public status page"
+    )
+    status_page_url: str = Field(
+        default="", description="where customers reach the status page (default: PUBLIC_URL)"
+    )
+    status_page_time_zone: str = Field(
+        default="Etc/UTC", description="IANA time zone the status page shows its times in"
+    )
+    status_page_refresh: PositiveDuration = Field(
+        default=timedelta(seconds=30),
+        description="rebuild the public status documents at least this often (changes rebuild "
+        "them at once; this catches maintenance starting and ending)",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -134,6 +149,20 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str | None) -> str | None:
         return value and _http(value)  # empty or unset stays as it is
 
+    @field_validator("status_page_url")
+    @classmethod
+    def _page_url(cls, value: str) -> str:
+        return value and _http(value)
+
+    @field_validator("status_page_time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone: use an IANA name like Europe/Berlin") from None
+        return value
+
     @field_validator("alertmanager_url")
     @classmethod
     def _http_urls(cls, value: str | None) -> str | None:
@@ -150,6 +179,11 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """The URL to put in links: PUBLIC_URL, or the listen address."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def status_page_base(self) -> str:
+        """The status page's public URL: STATUS_PAGE_URL, else the base URL."""
+        return self.status_page_url or self.base_url
 
 
 class SettingsError(Exception):

@@ -16,6 +16,7 @@ from detector.service.clock import Clock
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
 from detector.store.connection import Pool
+from detector.web.status_snapshot import StatusSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class Services:
     replays: ReplayMemo
     engine: Engine
     signing_key: bytes
+    status_page: StatusSnapshot
 
 
 SERVICES = web.AppKey("services", Services)

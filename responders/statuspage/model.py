@@ -7,7 +7,7 @@ known by its own random ``public_id`` and speaks of components by name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 
@@ -142,3 +142,82 @@ class ComponentOverride:
     set_by: str
     set_at: datetime
     reason: str = ""
+
+
+class MaintenanceStatus(StrEnum):
+    """A scheduled maintenance's stage, as Statuspage spells it."""
+
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class PageInfo:
+    """The page itself: the id and name customers see, where it lives, and its time zone."""
+
+    id: str
+    name: str
+    url: str
+    time_zone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """A component as the page shows it: its public id, customer wording and current status
+    (``since`` is when that status began, None when it has been operational all along)."""
+
+    id: str
+    name: str
+    display_name: str
+    description: str
+    position: int
+    status: ComponentLevel
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """One occurrence of a public maintenance window."""
+
+    public_id: str
+    name: str
+    body: str
+    components: tuple[str, ...]
+    scheduled_for: datetime
+    scheduled_until: datetime
+
+    def status(self, now: datetime) -> MaintenanceStatus:
+        """Where the occurrence stands at ``now``."""
+        if now < self.scheduled_for:
+            return MaintenanceStatus.SCHEDULED
+        if now < self.scheduled_until:
+            return MaintenanceStatus.IN_PROGRESS
+        return MaintenanceStatus.COMPLETED
+
+
+@dataclass(frozen=True, slots=True)
+class PageState:
+    """Everything a public document is rendered from, as of ``now``. ``incidents`` are the
+    open ones and those of the history window, newest first."""
+
+    page: PageInfo
+    components: tuple[Component, ...]
+    incidents: tuple[PublicIncident, ...]
+    maintenances: tuple[Maintenance, ...]
+    now: datetime
+
+    @property
+    def updated_at(self) -> datetime:
+        """The latest change the page shows; with none, the start of today (UTC), so a quiet
+        page keeps the same bytes, and the same ETag, on every replica all day."""
+        changes = [i.updated_at for i in self.incidents]
+        changes += [c.since for c in self.components if c.since is not None]
+        changes += [
+            edge
+            for m in self.maintenances
+            for edge in (m.scheduled_for, m.scheduled_until)
+            if edge <= self.now
+        ]
+        today = self.now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return max(changes, default=today)
