@@ -41,6 +41,32 @@ def rules_dir(tmp_path: Path, pager: PageReceiver, backup: PageReceiver) -> Path
     return directory
 
 
+async def statuspage(shop: Shop) -> dict[str, Any]:
+    """``summary.json`` as customers fetch it, after the snapshot caught up."""
+    await shop.services.status_page.rebuild()
+    response = await shop.client.get("/api/v2/summary.json")
+    assert response.status == 200
+    summary: dict[str, Any] = await response.json()
+    return summary
+
+
+async def customers_see(shop: Shop, status: str | None, component: str) -> dict[str, Any]:
+    """Check the public summary: the incident's status and the newest update's text matching
+    the store's, the component's status; returns the incident (None when none is open)."""
+    summary = await statuspage(shop)
+    (checkout,) = [c for c in summary["components"] if c["name"] == "Checkout"]
+    assert checkout["status"] == component
+    if status is None:
+        assert summary["incidents"] == []
+        return {}
+    (incident,) = summary["incidents"]
+    assert incident["status"] == status
+    newest = (await public(shop)).updates[0]
+    assert incident["incident_updates"][0]["body"] == newest.body
+    assert incident["incident_updates"][0]["status"] == newest.status
+    return dict(incident)
+
+
 async def public(shop: Shop, incident_id: int = 1) -> PublicIncident:
     async with shop.services.pool.acquire() as connection:
         found = await public_incidents.of_incident(connection, incident_id)
@@ -85,6 +111,9 @@ async def opening(shop: Shop) -> None:
     )
     assert first.updates[0].created_at == T0
     assert first.updates[0].next_update_at == T0 + timedelta(minutes=30)
+    seen = await customers_see(shop, "investigating", "partial_outage")
+    assert seen["name"] == "Problems with Checkout"
+    assert seen["impact"] == "major"
 
 
 async def reminder_and_holding(shop: Shop) -> None:
@@ -102,6 +131,7 @@ async def reminder_and_holding(shop: Shop) -> None:
     )
     assert holding.status is IncidentStatus.INVESTIGATING
     assert holding.next_update_at == T0 + timedelta(hours=1)
+    await customers_see(shop, "investigating", "partial_outage")
 
 
 async def human_update_to_postmortem(shop: Shop) -> None:
@@ -120,6 +150,7 @@ async def human_update_to_postmortem(shop: Shop) -> None:
         "Your cart is kept and no card is charged for a failed order.\n"
         "We expect it to be fixed by 11:30 CET. Our next update will follow by 11:10 CET."
     )
+    await customers_see(shop, "identified", "partial_outage")
     refused = await post(shop, "updates", {"status": "identified", "message": "PgBouncer"}, 422)
     assert refused["field"] == "message"
     await at(shop, "10:00")  # the holding update promised for 10:00 was superseded at 09:40
@@ -135,6 +166,7 @@ async def human_update_to_postmortem(shop: Shop) -> None:
         "Your cart is kept and no card is charged for a failed order.\n"
         "Our next update will follow by 11:35 CET."
     )
+    await customers_see(shop, "monitoring", "operational")
     await at(shop, "10:20")
     resolved = await public(shop)
     assert resolved.status is IncidentStatus.RESOLVED
@@ -142,6 +174,7 @@ async def human_update_to_postmortem(shop: Shop) -> None:
     assert resolved.updates[0].body.startswith(
         "The problem with Checkout is fixed and everything works normally again since 11:20 CET."
     )
+    await customers_see(shop, None, "operational")
     await at(shop, "10:50")
     answer = await post(
         shop,
@@ -157,6 +190,9 @@ async def human_update_to_postmortem(shop: Shop) -> None:
     assert answer["body"].startswith(
         "What happened: between 10:00 CET and 11:20 CET, Checkout did not work as it should."
     )
+    await shop.services.status_page.rebuild()
+    (history,) = (await (await shop.client.get("/api/v2/incidents.json")).json())["incidents"]
+    assert history["status"] == "postmortem"
 
 
 class TestNoticeStory:
