@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -37,17 +38,21 @@ from detector.store.connection import Pool
 
 log = structlog.get_logger(__name__)
 STALLED_AFTER_SECONDS = 60.0
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def standard_stages(
-    deliverer: Deliverer, retention: timedelta, process_signals: SignalProcessor = process_pending
+    deliverer: Deliverer,
+    retention: timedelta,
+    process_signals: SignalProcessor = process_pending,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> list[Stage]:
     """The stages of every cycle, in the order they run."""
     return [
         RulesChangeStage(),
         SignalStage(process_signals),
         TimerStage(),
-        NoticeStage(),
+        NoticeStage(zone),
         DeliveryStage(deliverer),
         PruneStage(retention),
         GaugeStage(),
@@ -103,7 +108,7 @@ class Engine:
 
     ``extra_stages`` run after the standard ones, each cycle, under the same isolation, timing
     and metrics; ``process_signals`` replaces what the signal stage runs (a replica under test
-    whose rule group fails, say).
+    whose rule group fails, say); ``time_zone`` is the shop's, for the times customers read.
     """
 
     def __init__(
@@ -120,12 +125,16 @@ class Engine:
         extra_stages: Sequence[Stage] = (),
         *,
         process_signals: SignalProcessor = process_pending,
+        time_zone: ZoneInfo = UTC_ZONE,
     ) -> None:
         self._pool = pool
         self._routes = routes
         self._clock = clock
         self._metrics = metrics
-        self._stages = [*standard_stages(deliverer, retention, process_signals), *extra_stages]
+        self._stages = [
+            *standard_stages(deliverer, retention, process_signals, time_zone),
+            *extra_stages,
+        ]
         names = [stage.name for stage in self._stages]
         if len(set(names)) < len(names):
             raise ValueError(f"every stage needs a name of its own: {names}")

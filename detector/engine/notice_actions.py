@@ -5,6 +5,7 @@ is checked for jargon before anything is written."""
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from detector.domain.model import Incident
 from detector.engine.notice_stage import FiredNotice, publish_draft
@@ -78,17 +79,20 @@ async def edit(
         await notice_drafts.edit(connection, incident_id, name or draft.name, body, by, now)
 
 
-async def publish(pool: Pool, rules: RuleSet, incident_id: int, now: datetime) -> FiredNotice:
+async def publish(
+    pool: Pool, rules: RuleSet, zone: ZoneInfo, incident_id: int, now: datetime
+) -> FiredNotice:
     """Publish the waiting first notice now."""
     async with pool.acquire() as connection, connection.transaction():
         incident = await _locked(connection, incident_id)
         await _pending_draft(connection, incident_id)
-        return await publish_draft(connection, rules, incident, incident_id, None, now)
+        return await publish_draft(connection, rules, zone, incident, incident_id, None, now)
 
 
 async def post_update(
     pool: Pool,
     rules: RuleSet,
+    zone: ZoneInfo,
     incident_id: int,
     status: IncidentStatus,
     message: str,
@@ -106,6 +110,7 @@ async def post_update(
         return await publish_update(
             connection,
             rules,
+            zone,
             incident,
             incident_id,
             public,
@@ -125,7 +130,12 @@ async def _open_public(connection: Connection, incident_id: int) -> PublicIncide
 
 
 async def post_postmortem(
-    pool: Pool, rules: RuleSet, incident_id: int, fields: dict[str, str], now: datetime
+    pool: Pool,
+    rules: RuleSet,
+    zone: ZoneInfo,
+    incident_id: int,
+    fields: dict[str, str],
+    now: datetime,
 ) -> PublicIncident:
     """Publish the post-incident notice on the incident's resolved public incident."""
     for name, text in fields.items():
@@ -136,7 +146,7 @@ async def post_postmortem(
         if public is None or public.is_open:
             raise NoticeRefused(409, "id", "the post-incident notice follows the resolution")
         values = notice_values(
-            rules, incident, IncidentStatus.POSTMORTEM, now, public=public, postmortem=fields
+            rules, zone, incident, IncidentStatus.POSTMORTEM, now, public=public, postmortem=fields
         )
         body = render(rules, NoticeKind.POSTMORTEM, values)
         return await public_incidents.publish_postmortem(connection, public.id, body, now)

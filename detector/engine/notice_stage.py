@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -98,7 +99,7 @@ class _LeaseLost(Exception):
 
 
 async def fire_notices(
-    pool: Pool, rules: RuleSet, owner: str, now: datetime, limit: int = 100
+    pool: Pool, rules: RuleSet, zone: ZoneInfo, owner: str, now: datetime, limit: int = 100
 ) -> NoticeBatch:
     """Claim due notice timers and fire each in its own transaction."""
     async with pool.acquire() as connection:
@@ -107,7 +108,7 @@ async def fire_notices(
     failed = 0
     for timer in claimed:
         try:
-            result = await _fire_one(pool, rules, timer, owner, now)
+            result = await _fire_one(pool, rules, zone, timer, owner, now)
         except _LeaseLost:
             continue
         except Exception:
@@ -122,32 +123,35 @@ async def fire_notices(
 
 
 async def _fire_one(
-    pool: Pool, rules: RuleSet, timer: Timer, owner: str, now: datetime
+    pool: Pool, rules: RuleSet, zone: ZoneInfo, timer: Timer, owner: str, now: datetime
 ) -> FiredNotice:
     async with pool.acquire() as connection, connection.transaction():
-        result = await _fire(connection, rules, timer, now)
+        result = await _fire(connection, rules, zone, timer, now)
         if not await timers.mark_fired(connection, timer.id, owner, result.outcome, now):
             raise _LeaseLost
     return result
 
 
-async def _fire(connection: Connection, rules: RuleSet, timer: Timer, now: datetime) -> FiredNotice:
+async def _fire(
+    connection: Connection, rules: RuleSet, zone: ZoneInfo, timer: Timer, now: datetime
+) -> FiredNotice:
     incident_id = timer.incident_id
     incident = None if incident_id is None else await store.lock_incident(connection, incident_id)
     if incident is None or incident_id is None:
         return FiredNotice(timer, NoticeOutcome.NOTHING)
     match timer.kind:
         case TimerKind.NOTICE_PUBLISH:
-            return await _publish(connection, rules, incident, incident_id, timer, now)
+            return await _publish(connection, rules, zone, incident, incident_id, timer, now)
         case TimerKind.NOTICE_REMINDER | TimerKind.NOTICE_HOLDING:
-            return await _promise_due(connection, rules, incident, incident_id, timer, now)
+            return await _promise_due(connection, rules, zone, incident, incident_id, timer, now)
         case _:
-            return await _quiet(connection, rules, incident, incident_id, timer, now)
+            return await _quiet(connection, rules, zone, incident, incident_id, timer, now)
 
 
 async def _publish(
     connection: Connection,
     rules: RuleSet,
+    zone: ZoneInfo,
     incident: Incident,
     incident_id: int,
     timer: Timer,
@@ -157,18 +161,18 @@ async def _publish(
     if rule is None or rule.notice is None or incident.component is None or not incident.is_open:
         return FiredNotice(timer, NoticeOutcome.NOTHING)
     if timer.payload.get(PUBLISH_AT_ONCE):
-        return await publish_draft(connection, rules, incident, incident_id, timer, now)
+        return await publish_draft(connection, rules, zone, incident, incident_id, timer, now)
     if await public_incidents.open_for(connection, incident.component) is not None:
         await publish_first(
-            connection, rules, incident, incident_id, first_notice(rules, incident, now), now
+            connection, rules, incident, incident_id, first_notice(rules, zone, incident, now), now
         )
         return FiredNotice(timer, NoticeOutcome.JOINED)
     publish = rule.notice.publish
     if publish.mode is PublishMode.IMMEDIATELY:
-        first = first_notice(rules, incident, now)
+        first = first_notice(rules, zone, incident, now)
         await publish_first(connection, rules, incident, incident_id, first, now)
         return FiredNotice(timer, NoticeOutcome.PUBLISHED, first_after=now - incident.opened_at)
-    first = first_notice(rules, incident, now + publish.delay)
+    first = first_notice(rules, zone, incident, now + publish.delay)
     publish_at = now + publish.delay if publish.mode is PublishMode.AFTER_VETO_WINDOW else None
     draft = notice_drafts.Draft(
         incident_id,
@@ -191,6 +195,7 @@ async def _publish(
 async def publish_draft(
     connection: Connection,
     rules: RuleSet,
+    zone: ZoneInfo,
     incident: Incident,
     incident_id: int,
     timer: Timer | None,
@@ -202,7 +207,7 @@ async def publish_draft(
     fired = timer
     if draft is None or not draft.pending:
         return FiredNotice(fired, NoticeOutcome.VETOED)
-    first = first_notice(rules, incident, now)
+    first = first_notice(rules, zone, incident, now)
     if draft.edited_by is not None:
         due = draft.next_update_at if draft.next_update_at > now else first.next_update_at
         first = public_incidents.FirstNotice(draft.name, draft.body, due)
@@ -216,6 +221,7 @@ async def publish_draft(
 async def _promise_due(
     connection: Connection,
     rules: RuleSet,
+    zone: ZoneInfo,
     incident: Incident,
     incident_id: int,
     timer: Timer,
@@ -240,6 +246,7 @@ async def _promise_due(
     published = await publish_update(
         connection,
         rules,
+        zone,
         incident,
         incident_id,
         public,
@@ -253,6 +260,7 @@ async def _promise_due(
 async def _quiet(
     connection: Connection,
     rules: RuleSet,
+    zone: ZoneInfo,
     incident: Incident,
     incident_id: int,
     timer: Timer,
@@ -277,6 +285,7 @@ async def _quiet(
         published = await publish_update(
             connection,
             rules,
+            zone,
             incident,
             incident_id,
             public,
@@ -286,7 +295,7 @@ async def _quiet(
         )
         return FiredNotice(timer, NoticeOutcome.RESOLVED, punctuality=published.punctuality)
     published = await publish_update(
-        connection, rules, incident, incident_id, public, IncidentStatus.MONITORING, now
+        connection, rules, zone, incident, incident_id, public, IncidentStatus.MONITORING, now
     )
     quiet = TimerSpec(
         TimerKind.NOTICE_QUIET, now + rules.notice_policy.quiet_period, {"final": True}
@@ -296,10 +305,16 @@ async def _quiet(
 
 
 class NoticeStage:
-    """The cycle's stage that fires notice timers (:func:`fire_notices`)."""
+    """The cycle's stage that fires notice timers (:func:`fire_notices`), writing times in the
+    shop's time zone."""
 
     name = "notices"
 
+    def __init__(self, zone: ZoneInfo) -> None:
+        self._zone = zone
+
     async def run(self, context: CycleContext) -> NoticeBatch:
         """Fire the notice timers due now."""
-        return await fire_notices(context.pool, context.routes.rules, context.owner, context.now)
+        return await fire_notices(
+            context.pool, context.routes.rules, self._zone, context.owner, context.now
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from detector.domain.incidents import SYSTEM_ACTOR
 from detector.domain.model import Decision, Incident, TimerKind, TimerSpec
@@ -47,6 +48,7 @@ def with_notices(decision: Decision, rules: RuleSet, now: datetime) -> Decision:
 
 def notice_values(
     rules: RuleSet,
+    zone: ZoneInfo,
     incident: Incident,
     status: IncidentStatus,
     now: datetime,
@@ -58,7 +60,6 @@ def notice_values(
     postmortem: dict[str, str] | None = None,
 ) -> NoticeValues:
     """What a template reads for ``incident``'s notice, times written in the shop's zone."""
-    zone = rules.notice_policy.zone
     rule = rules.rules.get(incident.rule)
     names = public.components if public is not None else (incident.component or "",)
     components = tuple(

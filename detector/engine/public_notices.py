@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from detector.domain.model import Incident, TimerKind, TimerSpec
 from detector.engine.notices import notice_name, notice_values, render
@@ -59,6 +60,7 @@ async def keep_promise(
 async def publish_update(
     connection: Connection,
     rules: RuleSet,
+    zone: ZoneInfo,
     incident: Incident,
     incident_id: int,
     public: PublicIncident,
@@ -74,7 +76,15 @@ async def publish_update(
     if not status.is_final:
         due = next_update_at(now, rules.notice_policy.every(incident.severity), eta)
     values = notice_values(
-        rules, incident, status, now, public=public, next_update_at=due, eta=eta, message=message
+        rules,
+        zone,
+        incident,
+        status,
+        now,
+        public=public,
+        next_update_at=due,
+        eta=eta,
+        message=message,
     )
     body = render(rules, kind, values)
     kept = punctuality(promised(public), now)
@@ -106,10 +116,14 @@ async def publish_first(
     return joined
 
 
-def first_notice(rules: RuleSet, incident: Incident, now: datetime) -> public_incidents.FirstNotice:
+def first_notice(
+    rules: RuleSet, zone: ZoneInfo, incident: Incident, now: datetime
+) -> public_incidents.FirstNotice:
     """The first notice as the templates write it now, promising the next update one cadence
     from now."""
     due = next_update_at(now, rules.notice_policy.every(incident.severity))
-    values = notice_values(rules, incident, IncidentStatus.INVESTIGATING, now, next_update_at=due)
+    values = notice_values(
+        rules, zone, incident, IncidentStatus.INVESTIGATING, now, next_update_at=due
+    )
     body = render(rules, NoticeKind.FIRST_NOTICE, values)
     return public_incidents.FirstNotice(notice_name(rules, incident), body, due)

@@ -7,10 +7,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -83,16 +81,6 @@ class RuleNoticeSpec(Strict):
     """What still works ("Your cart is kept; no card is charged twice")."""
 
 
-def _zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {name!r}: use an IANA name like Europe/Berlin"
-        ) from None
-    return name
-
-
 DEFAULT_CADENCE = {
     Severity.CRITICAL: timedelta(minutes=30),
     Severity.MAJOR: timedelta(minutes=30),
@@ -111,13 +99,6 @@ class NoticePolicySpec(Strict):
     """How long before an update is due the commander is reminded to write it."""
     quiet_period: PositiveDuration = timedelta(minutes=15)
     """After alerts clear by themselves, how long the notice stays in monitoring."""
-    time_zone: Annotated[str, AfterValidator(_zone)] = "UTC"
-    """The shop's IANA time zone: times in notices are written in it."""
-
-    @property
-    def zone(self) -> ZoneInfo:
-        """The shop's time zone."""
-        return ZoneInfo(self.time_zone)
 
     def every(self, severity: Severity) -> timedelta:
         """The cadence for ``severity`` (the default where the file names none)."""

@@ -15,6 +15,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -206,6 +207,7 @@ async def _start_services(
             settings.engine_interval,
             retention=settings.retention,
             batch_window=settings.engine_batch_window,
+            time_zone=ZoneInfo(settings.status_page_time_zone),
         ),
         signing_key=key,
         status_page=StatusSnapshot(

@@ -4,6 +4,7 @@ edit, publish) and the post-incident notice. Bad input is a 4xx JSON naming the 
 from __future__ import annotations
 
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -64,13 +65,14 @@ async def post_update(request: web.Request) -> web.Response:
     incident_id = int_param(request.match_info["id"], "id")
     body = await _body(request, UpdateBody)
     rules, now = services.rules.current, services.clock.now()
+    zone = ZoneInfo(services.settings.status_page_time_zone)
     try:
-        eta = None if body.eta is None else parse_eta(body.eta, rules.notice_policy.zone, now)
+        eta = None if body.eta is None else parse_eta(body.eta, zone, now)
     except ValueError as err:
         return error(400, f"use HH:MM or an ISO-8601 time in the future ({err})", field="eta")
     try:
         published = await notice_actions.post_update(
-            services.pool, rules, incident_id, body.status, body.message, eta, now
+            services.pool, rules, zone, incident_id, body.status, body.message, eta, now
         )
     except NoticeRefused as refused:
         return error(refused.status, refused.reason, field=refused.field)
@@ -95,6 +97,7 @@ async def draft_action(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     body = await _body(request, DraftBody)
     rules, now, pool = services.rules.current, services.clock.now(), services.pool
+    zone = ZoneInfo(services.settings.status_page_time_zone)
     try:
         if action == "veto":
             await notice_actions.veto(pool, incident_id, body.by, now)
@@ -103,7 +106,7 @@ async def draft_action(request: web.Request) -> web.Response:
                 return error(400, "the notice's new words are required", field="body")
             await notice_actions.edit(pool, rules, incident_id, body.name, body.body, body.by, now)
         else:
-            fired = await notice_actions.publish(pool, rules, incident_id, now)
+            fired = await notice_actions.publish(pool, rules, zone, incident_id, now)
             if fired.first_after is not None:
                 services.metrics.notice_first_seconds.observe(fired.first_after.total_seconds())
     except NoticeRefused as refused:
@@ -120,6 +123,7 @@ async def post_postmortem(request: web.Request) -> web.Response:
         public = await notice_actions.post_postmortem(
             services.pool,
             services.rules.current,
+            ZoneInfo(services.settings.status_page_time_zone),
             incident_id,
             body.model_dump(),
             services.clock.now(),

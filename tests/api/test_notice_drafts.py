@@ -35,6 +35,11 @@ SILENCE = """silences:
 
 
 @pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"status_page_time_zone": "Europe/Berlin"}
+
+
+@pytest.fixture
 def rules_dir(tmp_path: Path, pager: PageReceiver, backup: PageReceiver) -> Path:
     directory = tmp_path / "rules"
     directory.mkdir()

@@ -27,8 +27,12 @@ POLICY = """notices:
   cadence: {critical: 30m}
   remind_before: 5m
   quiet_period: 15m
-  time_zone: Europe/Berlin
 """
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"status_page_time_zone": "Europe/Berlin"}
 
 
 @pytest.fixture
