@@ -18,6 +18,8 @@ class MessageKind(StrEnum):
 
     PAGE = "page"
     NOTICE_REMINDER = "notice_reminder"
+    SUBSCRIBER_NOTICE = "subscriber_notice"
+    SUBSCRIPTION_CONFIRM = "subscription_confirm"
 
 
 class PageEvent(StrEnum):
@@ -94,5 +96,39 @@ class NoticeReminderMessage:
     incident_link: str
 
 
-Message = PageMessage | NoticeReminderMessage
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A subscriber as a channel reaches it, with the links built for it at send time."""
+
+    address: str
+    """An email address, or a webhook URL."""
+    unsubscribe_link: str
+    confirm_link: str
+    secret: str | None = None
+    """A webhook's HMAC key."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberNoticeMessage:
+    """A public update for one subscriber: the mail's subject and text, and the Statuspage-style
+    ``incident`` and ``page`` objects a webhook carries."""
+
+    kind: ClassVar[MessageKind] = MessageKind.SUBSCRIBER_NOTICE
+    recipient: Recipient
+    subject: str
+    text: str
+    incident: Mapping[str, object]
+    page: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionConfirmMessage:
+    """The double opt-in mail: nothing is sent to an address until it follows the link."""
+
+    kind: ClassVar[MessageKind] = MessageKind.SUBSCRIPTION_CONFIRM
+    recipient: Recipient
+    page_name: str
+
+
+Message = PageMessage | NoticeReminderMessage | SubscriberNoticeMessage | SubscriptionConfirmMessage
 """Every message a channel can be handed (a union as kinds join)."""

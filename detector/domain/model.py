@@ -129,6 +129,7 @@ class TimerKind(StrEnum):
     NOTICE_REMINDER = "notice_reminder"
     NOTICE_HOLDING = "notice_holding"
     NOTICE_QUIET = "notice_quiet"
+    NOTICE_FANOUT = "notice_fanout"
 
     @property
     def is_notice(self) -> bool:

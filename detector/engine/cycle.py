@@ -14,13 +14,12 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import structlog
 
 from detector.engine.delivery import Deliverer, DeliveryBatch, DeliveryOutcome, DeliveryStage
 from detector.engine.gauges import GaugeStage
-from detector.engine.notice_stage import NoticeStage
+from detector.engine.notice_stage import DEFAULT_PAGE, NoticeStage
 from detector.engine.pruning import PruneStage
 from detector.engine.rules_change import RulesChangeStage
 from detector.engine.signals import (
@@ -35,24 +34,24 @@ from detector.ruleset.live import Routes
 from detector.service.clock import Clock
 from detector.service.metrics import Metrics
 from detector.store.connection import Pool
+from responders.statuspage.model import PageInfo
 
 log = structlog.get_logger(__name__)
 STALLED_AFTER_SECONDS = 60.0
-UTC_ZONE = ZoneInfo("UTC")
 
 
 def standard_stages(
     deliverer: Deliverer,
     retention: timedelta,
     process_signals: SignalProcessor = process_pending,
-    zone: ZoneInfo = UTC_ZONE,
+    page: PageInfo = DEFAULT_PAGE,
 ) -> list[Stage]:
     """The stages of every cycle, in the order they run."""
     return [
         RulesChangeStage(),
         SignalStage(process_signals),
         TimerStage(),
-        NoticeStage(zone),
+        NoticeStage(page),
         DeliveryStage(deliverer),
         PruneStage(retention),
         GaugeStage(),
@@ -108,7 +107,8 @@ class Engine:
 
     ``extra_stages`` run after the standard ones, each cycle, under the same isolation, timing
     and metrics; ``process_signals`` replaces what the signal stage runs (a replica under test
-    whose rule group fails, say); ``time_zone`` is the shop's, for the times customers read.
+    whose rule group fails, say); ``page`` is the public status page notices speak for (its
+    name, address and time zone).
     """
 
     def __init__(
@@ -125,14 +125,14 @@ class Engine:
         extra_stages: Sequence[Stage] = (),
         *,
         process_signals: SignalProcessor = process_pending,
-        time_zone: ZoneInfo = UTC_ZONE,
+        page: PageInfo = DEFAULT_PAGE,
     ) -> None:
         self._pool = pool
         self._routes = routes
         self._clock = clock
         self._metrics = metrics
         self._stages = [
-            *standard_stages(deliverer, retention, process_signals, time_zone),
+            *standard_stages(deliverer, retention, process_signals, page),
             *extra_stages,
         ]
         names = [stage.name for stage in self._stages]

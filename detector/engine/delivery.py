@@ -136,6 +136,8 @@ def _typed(message: OutboxMessage, links: LinkMaker) -> Message:
             reminder = NoticeReminder(**message.payload)
             page_links = links(_reminded_page(reminder))
             return NoticeReminderMessage(reminder, page_links.incident)
+        case _:  # subscriber messages have their own queue (``subscriber_delivery``)
+            raise DeliveryError(FailureReason.UNSUPPORTED_KIND, retryable=False, detail=kind)
 
 
 def _reminded_page(reminder: NoticeReminder) -> Page:

@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from detector.domain.model import Incident
+from detector.engine import notice_fanout
 from detector.engine.notice_stage import FiredNotice, publish_draft
 from detector.engine.notices import notice_values, render
 from detector.engine.public_notices import Published, publish_update
@@ -149,4 +150,8 @@ async def post_postmortem(
             rules, zone, incident, IncidentStatus.POSTMORTEM, now, public=public, postmortem=fields
         )
         body = render(rules, NoticeKind.POSTMORTEM, values)
-        return await public_incidents.publish_postmortem(connection, public.id, body, now)
+        published = await public_incidents.publish_postmortem(connection, public.id, body, now)
+        await notice_fanout.schedule(
+            connection, incident, incident_id, public.id, notice_fanout.POSTMORTEM, now
+        )
+        return published

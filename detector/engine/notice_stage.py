@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from detector.domain.model import Incident, Timer, TimerKind, TimerSpec
+from detector.engine import notice_fanout
 from detector.engine.notices import PUBLISH_AT_ONCE
 from detector.engine.public_notices import (
     first_notice,
@@ -32,7 +33,7 @@ from detector.store.connection import Connection, Pool
 from responders.messages import NoticeReminder
 from responders.notices.cadence import Punctuality, commander
 from responders.notices.model import NoticeKind, PublishMode
-from responders.statuspage.model import IncidentStatus
+from responders.statuspage.model import IncidentStatus, PageInfo
 
 log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=60)
@@ -52,6 +53,7 @@ class NoticeOutcome(StrEnum):
     MONITORING = "monitoring"
     RESOLVED = "resolved"
     KEPT_OPEN = "kept_open"
+    FANNED_OUT = "fanned_out"
     NOTHING = "nothing"
 
 
@@ -65,6 +67,8 @@ class FiredNotice:
     outcome: NoticeOutcome
     first_after: timedelta | None = None
     punctuality: Punctuality | None = None
+    queued: int = 0
+    """Subscriber messages a fan-out queued."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,7 @@ class _LeaseLost(Exception):
 
 
 async def fire_notices(
-    pool: Pool, rules: RuleSet, zone: ZoneInfo, owner: str, now: datetime, limit: int = 100
+    pool: Pool, rules: RuleSet, page: PageInfo, owner: str, now: datetime, limit: int = 100
 ) -> NoticeBatch:
     """Claim due notice timers and fire each in its own transaction."""
     async with pool.acquire() as connection:
@@ -108,7 +112,7 @@ async def fire_notices(
     failed = 0
     for timer in claimed:
         try:
-            result = await _fire_one(pool, rules, zone, timer, owner, now)
+            result = await _fire_one(pool, rules, page, timer, owner, now)
         except _LeaseLost:
             continue
         except Exception:
@@ -123,25 +127,29 @@ async def fire_notices(
 
 
 async def _fire_one(
-    pool: Pool, rules: RuleSet, zone: ZoneInfo, timer: Timer, owner: str, now: datetime
+    pool: Pool, rules: RuleSet, page: PageInfo, timer: Timer, owner: str, now: datetime
 ) -> FiredNotice:
     async with pool.acquire() as connection, connection.transaction():
-        result = await _fire(connection, rules, zone, timer, now)
+        result = await _fire(connection, rules, page, timer, now)
         if not await timers.mark_fired(connection, timer.id, owner, result.outcome, now):
             raise _LeaseLost
     return result
 
 
 async def _fire(
-    connection: Connection, rules: RuleSet, zone: ZoneInfo, timer: Timer, now: datetime
+    connection: Connection, rules: RuleSet, page: PageInfo, timer: Timer, now: datetime
 ) -> FiredNotice:
     incident_id = timer.incident_id
     incident = None if incident_id is None else await store.lock_incident(connection, incident_id)
     if incident is None or incident_id is None:
         return FiredNotice(timer, NoticeOutcome.NOTHING)
+    zone = ZoneInfo(page.time_zone)
     match timer.kind:
         case TimerKind.NOTICE_PUBLISH:
             return await _publish(connection, rules, zone, incident, incident_id, timer, now)
+        case TimerKind.NOTICE_FANOUT:
+            queued = await notice_fanout.fan_out(connection, rules, page, incident, timer, now)
+            return FiredNotice(timer, NoticeOutcome.FANNED_OUT, queued=queued)
         case TimerKind.NOTICE_REMINDER | TimerKind.NOTICE_HOLDING:
             return await _promise_due(connection, rules, zone, incident, incident_id, timer, now)
         case _:
@@ -304,17 +312,20 @@ async def _quiet(
     return FiredNotice(timer, NoticeOutcome.MONITORING, punctuality=published.punctuality)
 
 
+DEFAULT_PAGE = PageInfo("000000000000", "Our shop", "http://127.0.0.1:9095", "Etc/UTC")
+
+
 class NoticeStage:
-    """The cycle's stage that fires notice timers (:func:`fire_notices`), writing times in the
-    shop's time zone."""
+    """The cycle's stage that fires notice timers (:func:`fire_notices`) for ``page``: its
+    time zone for the times customers read, its name and address for subscribers."""
 
     name = "notices"
 
-    def __init__(self, zone: ZoneInfo) -> None:
-        self._zone = zone
+    def __init__(self, page: PageInfo) -> None:
+        self._page = page
 
     async def run(self, context: CycleContext) -> NoticeBatch:
         """Fire the notice timers due now."""
         return await fire_notices(
-            context.pool, context.routes.rules, self._zone, context.owner, context.now
+            context.pool, context.routes.rules, self._page, context.owner, context.now
         )

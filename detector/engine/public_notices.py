@@ -14,6 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from detector.domain.model import Incident, TimerKind, TimerSpec
+from detector.engine import notice_fanout
 from detector.engine.notices import notice_name, notice_values, render
 from detector.ruleset.rules import RuleSet
 from detector.store import public_incidents, timers
@@ -89,6 +90,9 @@ async def publish_update(
     body = render(rules, kind, values)
     kept = punctuality(promised(public), now)
     update = await public_incidents.add_update(connection, public.id, status, body, due, now)
+    await notice_fanout.schedule(
+        connection, incident, incident_id, public.id, update.public_id, now
+    )
     if due is not None:
         await keep_promise(connection, rules, incident, incident_id, public.id, due, now)
     return Published(update, kept)
@@ -109,6 +113,11 @@ async def publish_first(
     joined = await public_incidents.open_or_join(
         connection, incident_id, component, rule.outage_level, first, now
     )
+    if joined.opened:
+        first_update = joined.incident.updates[-1].public_id
+        await notice_fanout.schedule(
+            connection, incident, incident_id, joined.incident.id, first_update, now
+        )
     if joined.opened and first.next_update_at is not None:
         await keep_promise(
             connection, rules, incident, incident_id, joined.incident.id, first.next_update_at, now

@@ -15,7 +15,6 @@ import signal
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
@@ -39,6 +38,7 @@ from detector.service.clock import Clock, SystemClock
 from detector.service.engine_process import EngineProcess
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
+from detector.service.subscriber_channels import subscriber_stage
 from detector.store import migrate as migrations
 from detector.store.connection import UNAVAILABLE, init_connection
 from detector.store.embedded import EmbeddedPostgres
@@ -52,10 +52,12 @@ from detector.web import (
     ops,
     rules_api,
     status,
+    subscribers_api,
     webhook,
 )
 from detector.web.ack_links import LinkBuilder
 from detector.web.context import METRICS, SERVICES, Services
+from detector.web.rate_limit import RateLimiter
 from detector.web.responses import WEBHOOK_PATH, edge
 from detector.web.status_snapshot import StatusSnapshot
 from detector.web.status_state import page_info
@@ -67,6 +69,9 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 32 * 1024 * 1024
 RECONCILER = web.AppKey("reconciler", Reconciler)
 """The app's reconciler, present only when ``alertmanager_url`` is set (tests call it directly)."""
+
+
+SUBSCRIBE_WINDOW = timedelta(minutes=10)
 
 
 def create_app(
@@ -89,8 +94,11 @@ def create_app(
     app.add_routes([web.post(WEBHOOK_PATH, webhook.receive_alertmanager)])
     app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
     app.add_routes(status.routes() + components_api.routes())
-    app.add_routes(notices_api.routes())
-    app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock(), engine_process))
+    app.add_routes(notices_api.routes() + subscribers_api.routes())
+    clock = clock or SystemClock()
+    limit = RateLimiter(settings.subscribe_rate_limit, SUBSCRIBE_WINDOW, clock.now)
+    app[subscribers_api.LIMITER] = limit
+    app.cleanup_ctx.append(_lifecycle(settings, clock, engine_process))
     return app
 
 
@@ -188,6 +196,9 @@ async def _start_services(
         links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
         rng=random.Random(),  # noqa: S311 - jitter, not security
     )
+    page = page_info(
+        settings.status_page_name, settings.status_page_base, settings.status_page_time_zone
+    )
     services = Services(
         settings=settings,
         pool=pool,
@@ -207,17 +218,14 @@ async def _start_services(
             settings.engine_interval,
             retention=settings.retention,
             batch_window=settings.engine_batch_window,
-            time_zone=ZoneInfo(settings.status_page_time_zone),
+            page=page,
+            extra_stages=[subscriber_stage(settings, session)],
         ),
         signing_key=key,
         status_page=StatusSnapshot(
             pool,
             lambda: rules.current,
-            page_info(
-                settings.status_page_name,
-                settings.status_page_base,
-                settings.status_page_time_zone,
-            ),
+            page,
             clock,
             settings.status_page_refresh,
         ),

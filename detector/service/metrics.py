@@ -51,6 +51,12 @@ class Metrics:
             "Holding updates published because nobody wrote one by the promised time.",
             registry=r,
         )
+        self.subscriber_deliveries = Counter(
+            "stormwatch_subscriber_deliveries_total",
+            "Attempts to deliver to subscribers, by channel (email, webhook) and outcome.",
+            ["channel", "outcome"],
+            registry=r,
+        )
         self.notice_reminders = Counter(
             "stormwatch_notice_reminders_total",
             "Reminders to the incident commander that a public update is due soon.",

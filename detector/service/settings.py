@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.domain.durations import Duration, PositiveDuration
+from responders.channels.email import SmtpSecurity
 
 
 class LogFormat(StrEnum):
@@ -115,6 +116,23 @@ class Settings(BaseSettings):
         description="rebuild the public status documents at least this often (changes rebuild "
         "them at once; this catches maintenance starting and ending)",
     )
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server for subscriber mail")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port")
+    smtp_security: SmtpSecurity = Field(
+        default=SmtpSecurity.STARTTLS,
+        description="none, starttls (upgrade a plain connection) or tls (implicit, port 465)",
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login, if required")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    smtp_from: str = Field(
+        default="status@localhost",
+        description="sender of subscriber mail, e.g. 'Shop Status <status@shop.example>'",
+    )
+    subscribe_rate_limit: int = Field(
+        default=5,
+        ge=1,
+        description="subscribe and unsubscribe requests allowed per client address per 10 minutes",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -124,7 +142,9 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
-    @field_validator("api_token", "webhook_token", "alertmanager_token", "signing_key")
+    @field_validator(
+        "api_token", "webhook_token", "alertmanager_token", "signing_key", "smtp_password"
+    )
     @classmethod
     def _trimmed_secret(cls, value: SecretStr | None) -> SecretStr | None:
         """Secrets are trimmed, as Alertmanager trims its credentials_file and as secret files

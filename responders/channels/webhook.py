@@ -106,4 +106,6 @@ def message_body(message: Message) -> str:
     """The JSON text for any message kind the channel delivers."""
     if isinstance(message, NoticeReminderMessage):
         return reminder_body(message)
-    return page_body(message)
+    if isinstance(message, PageMessage):
+        return page_body(message)
+    raise DeliveryError(FailureReason.UNSUPPORTED_KIND, retryable=False, detail=message.kind)
