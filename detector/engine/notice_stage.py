@@ -37,6 +37,7 @@ from responders.statuspage.model import IncidentStatus, PageInfo
 
 log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=60)
+ROUNDS = 4
 
 
 class NoticeOutcome(StrEnum):
@@ -105,7 +106,23 @@ class _LeaseLost(Exception):
 async def fire_notices(
     pool: Pool, rules: RuleSet, page: PageInfo, owner: str, now: datetime, limit: int = 100
 ) -> NoticeBatch:
-    """Claim due notice timers and fire each in its own transaction."""
+    """Claim due notice timers and fire each in its own transaction; timers those fired due
+    at once (a publication's fan-out, its next batch) are claimed again, a few rounds at most,
+    so subscribers hear in the same cycle."""
+    fired: list[FiredNotice] = []
+    failed = 0
+    for _ in range(ROUNDS):
+        batch = await _fire_round(pool, rules, page, owner, now, limit)
+        fired.extend(batch.fired)
+        failed += batch.failed
+        if not batch.fired:
+            break
+    return NoticeBatch(fired, failed)
+
+
+async def _fire_round(
+    pool: Pool, rules: RuleSet, page: PageInfo, owner: str, now: datetime, limit: int
+) -> NoticeBatch:
     async with pool.acquire() as connection:
         claimed = await timers.claim_due(connection, owner, now, LEASE, limit, notices=True)
     fired: list[FiredNotice] = []
