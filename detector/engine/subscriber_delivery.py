@@ -12,7 +12,7 @@ import asyncio
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 import structlog
@@ -123,10 +123,20 @@ class SubscriberDeliveryStage:
                 connection, context.owner, context.now, LEASE, self._limit
             )
         errors = await asyncio.gather(*(self._send(message) for message in messages))
+        sent = [m.id for m, error in zip(messages, errors, strict=True) if error is None]
         outcomes = []
         async with context.pool.acquire() as connection:
+            marked = await subscriber_outbox.record_delivered(
+                connection, sent, context.owner, context.now
+            )
             for message, error in zip(messages, errors, strict=True):
-                outcome = await self._record(connection, message, error, context.owner, context.now)
+                if error is None:
+                    delivered = message.id in marked
+                    outcome = (
+                        SubscriberOutcome.DELIVERED if delivered else SubscriberOutcome.LEASE_LOST
+                    )
+                else:
+                    outcome = await self._record_failure(connection, message, error, context)
                 outcomes.append((message.channel, outcome))
         return SubscriberBatch(outcomes)
 
@@ -141,23 +151,22 @@ class SubscriberDeliveryStage:
             return err
         return None
 
-    async def _record(
+    async def _record_failure(
         self,
         connection: Connection,
         message: SubscriberMessage,
-        error: DeliveryError | None,
-        owner: str,
-        now: datetime,
+        error: DeliveryError,
+        context: CycleContext,
     ) -> SubscriberOutcome:
         retry_at = None
-        if error is not None and error.retryable:
+        if error.retryable:
             delay = backoff(self._retry, message.attempts + 1, self._rng)
-            retry_at = None if delay is None else now + delay
-        reason = None if error is None else str(error.reason)
-        if not await subscriber_outbox.record(connection, message, owner, reason, retry_at, now):
+            retry_at = None if delay is None else context.now + delay
+        reason = str(error.reason)
+        if not await subscriber_outbox.record_failed(
+            connection, message, context.owner, reason, retry_at
+        ):
             return SubscriberOutcome.LEASE_LOST
-        if error is None:
-            return SubscriberOutcome.DELIVERED
         log.warning(
             "subscriber.delivery_failed",
             channel=message.channel,

@@ -12,6 +12,9 @@
 - ``public_incidents``: public_incidents, public_incident_updates and public_incident_links
   (open or join, leave, publish updates and postmortems).
 - ``component_status``: component_statuses (statuses a person set).
+- ``notice_drafts``: notice_drafts (first notices held for a veto window or a person).
+- ``subscribers``: subscribers (email and webhook subscriptions; confirm, erase, batches).
+- ``subscriber_outbox``: subscriber_outbox (queue in batches, lease, record, prune).
 - ``secrets``: service_secrets.
 - ``migrate``: schema_migrations, and the migrations/*.sql files it applies.
 - ``queries``: no table; read-only views for the API, the CLI and the open-incidents gauge.

@@ -80,29 +80,42 @@ async def claim_due(
     ]
 
 
-async def record(
+async def record_delivered(
+    connection: Connection, ids: Sequence[int], owner: str, now: datetime
+) -> set[int]:
+    """Mark delivered the messages of ``ids`` still leased by ``owner`` (one statement for a
+    whole pass); returns those it marked."""
+    rows = await connection.fetch(
+        """UPDATE subscriber_outbox SET attempts = attempts + 1, lease_until = NULL,
+             last_error = NULL, state = 'delivered', delivered_at = $3
+           WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND state = 'pending'
+           RETURNING id""",
+        list(ids),
+        owner,
+        now,
+    )
+    return {row["id"] for row in rows}
+
+
+async def record_failed(
     connection: Connection,
     message: SubscriberMessage,
     owner: str,
-    error: str | None,
+    error: str,
     retry_at: datetime | None,
-    now: datetime,
 ) -> bool:
-    """Record an attempt: delivered when ``error`` is None, else retried at ``retry_at`` or
-    dead-lettered without one. False when another replica took the message over."""
+    """Record a failed attempt: retried at ``retry_at``, or dead-lettered without one. False
+    when another replica took the message over."""
     result: str = await connection.execute(
         """UPDATE subscriber_outbox SET attempts = attempts + 1, lease_until = NULL,
              last_error = $3,
-             state = CASE WHEN $3::text IS NULL THEN 'delivered'
-                          WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'pending' END,
-             delivered_at = CASE WHEN $3::text IS NULL THEN $5::timestamptz END,
+             state = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'pending' END,
              next_attempt_at = coalesce($4, next_attempt_at)
            WHERE id = $1 AND lease_owner = $2 AND state = 'pending'""",
         message.id,
         owner,
         error,
         retry_at,
-        now,
     )
     return rows_affected(result) == 1
 
