@@ -24,16 +24,19 @@ def add_commands(commands: Any, client: argparse.ArgumentParser) -> None:
         choices=["investigating", "identified", "monitoring", "resolved"],
     )
     update.add_argument("--eta", help="when it should be fixed: HH:MM (shop time) or ISO 8601")
-    update.add_argument("message", nargs="?", default="", help="your words for customers")
+    update.add_argument("message", help="your words for customers (may be empty: '')")
 
     notice = commands.add_parser(
-        "notice", parents=[client], help="veto, edit or publish an incident's first notice"
-    )
-    notice.add_argument("action", choices=["veto", "edit", "publish"])
-    notice.add_argument("id", type=int)
-    notice.add_argument("body", nargs="?", default="", help="the new words (edit)")
-    notice.add_argument("--name", help="the public incident's new name (edit)")
-    notice.add_argument("--by", default=os.environ.get("USER", "cli"))
+        "notice", help="veto, edit or publish an incident's first notice"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    by = argparse.ArgumentParser(add_help=False)
+    by.add_argument("--by", default=os.environ.get("USER", "cli"), help="who (default: $USER)")
+    for action, text in (("veto", "stop it"), ("publish", "publish it now")):
+        notice.add_parser(action, parents=[client, by], help=text).add_argument("id", type=int)
+    edit = notice.add_parser("edit", parents=[client, by], help="replace its words")
+    edit.add_argument("id", type=int)
+    edit.add_argument("body", help="the new words")
+    edit.add_argument("--name", help="the public incident's new name")
 
     postmortem = commands.add_parser(
         "postmortem", parents=[client], help="publish the post-incident notice"
@@ -54,9 +57,11 @@ def request(args: argparse.Namespace, api: ApiClient) -> Any:
             body["eta"] = args.eta
         return api.post(f"{base}/updates", body)
     if args.command == "notice":
-        body = {"by": args.by, "body": args.body}
-        if args.name:
-            body["name"] = args.name
+        body = {"by": args.by}
+        if args.action == "edit":
+            body["body"] = args.body
+            if args.name:
+                body["name"] = args.name
         return api.post(f"{base}/notice/{args.action}", body)
     fields = ("impact", "prevention", "customer_action", "compensation")
     return api.post(f"{base}/postmortem", {name: getattr(args, name) for name in fields})
@@ -65,6 +70,5 @@ def request(args: argparse.Namespace, api: ApiClient) -> Any:
 def render(data: dict[str, Any]) -> str:
     """What was published (or done), in a line or a paragraph."""
     if "body" in data:
-        after = f"\nnext update by {data['next_update_at']}" if data.get("next_update_at") else ""
-        return f"incident {data['id']}: {data['status']}\n{data['body']}{after}"
+        return f"incident {data['id']}: {data['status']}\n{data['body']}"
     return f"incident {data['id']}: notice {data['result']}"

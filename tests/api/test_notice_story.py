@@ -4,14 +4,22 @@ and the same story when a replica dies holding the notice timers."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from detector.cli import main
+from detector.engine.cycle import Engine
+from detector.engine.delivery import Deliverer
 from detector.engine.notice_stage import LEASE
 from detector.store import public_incidents, timers
+from detector.web.ack_links import LinkBuilder
+from detector.web.status_state import page_info
 from responders.statuspage.model import IncidentStatus, PublicIncident
 from tests.conftest import RULES, Shop, alert
 from tests.fakes import T0, PageReceiver
@@ -69,6 +77,22 @@ async def customers_see(shop: Shop, status: str | None, component: str) -> dict[
     assert incident["incident_updates"][0]["body"] == newest.body
     assert incident["incident_updates"][0]["status"] == newest.status
     return dict(incident)
+
+
+def second_engine(shop: Shop) -> Shop:
+    """The shop with another engine replica on the same database, rules, clock and page."""
+    services, settings = shop.services, shop.services.settings
+    links = LinkBuilder(settings.base_url, services.signing_key, timedelta(hours=1), shop.clock)
+    page = page_info("Our shop", settings.status_page_base, settings.status_page_time_zone)
+    engine = Engine(
+        services.pool,
+        lambda: services.rules.routes,
+        Deliverer(links, random.Random(7)),
+        shop.clock,
+        services.metrics,
+        page=page,
+    )
+    return replace(shop, engine=engine)
 
 
 async def public(shop: Shop, incident_id: int = 1) -> PublicIncident:
@@ -218,11 +242,14 @@ class TestNoticeStory:
         assert registry.get_sample_value("stormwatch_notice_first_seconds_count") == 1
 
     async def test_a_replica_dies_holding_the_timers(self, shop: Shop) -> None:
-        await opening(shop)
+        replica = second_engine(shop)  # a second engine on the same database
+        assert replica.engine is not None
+        owner = replica.engine.owner
+        await opening(replica)
         shop.clock.advance(timedelta(minutes=25))
         async with shop.services.pool.acquire() as connection:  # claims, then is gone
             held = await timers.claim_due(
-                connection, "dead-replica", shop.clock.now(), LEASE, 100, notices=True
+                connection, owner, shop.clock.now(), LEASE, 100, notices=True
             )
         assert [timer.kind for timer in held] == ["notice_reminder"]
         await shop.cycle()
@@ -238,3 +265,33 @@ class TestNoticeStory:
         await human_update_to_postmortem(shop)
         assert len((await public(shop)).updates) == 5
         assert late(shop) == 0
+
+
+async def test_the_cli_posts_updates_and_the_postmortem(
+    shop: Shop, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await opening(shop)
+    url = str(shop.client.make_url("")).rstrip("/")
+    argv = ["update", "1", "--url", url, "--status", "identified", "--eta", "11:30", "Found it."]
+    assert await asyncio.to_thread(main, argv) == 0
+    out = capsys.readouterr().out
+    assert "incident 1: identified\nWe have found the cause" in out
+    assert "We expect it to be fixed by 11:30 CET." in out
+    body = {"by": "maria", "reason": "fixed"}
+    assert (await shop.client.post("/api/v1/incidents/1/resolve", json=body)).status == 200
+    await shop.cycle()
+    argv = [
+        "postmortem",
+        "1",
+        "--url",
+        url,
+        "--impact",
+        "Some orders failed.",
+        "--prevention",
+        "More connections.",
+    ]
+    assert await asyncio.to_thread(main, argv) == 0
+    assert "Who was affected: Some orders failed." in capsys.readouterr().out
+    argv = ["notice", "publish", "1", "--url", url]
+    assert await asyncio.to_thread(main, argv) == 1
+    assert "no first notice waiting" in capsys.readouterr().err
