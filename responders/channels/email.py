@@ -7,6 +7,7 @@ so a mail client's unsubscribe button works without opening a page.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -49,45 +50,77 @@ class SmtpServer:
 
 
 class EmailChannel:
-    """Sends subscriber mail through one SMTP server."""
+    """Sends subscriber mail through one SMTP server over at most ``connections`` connections,
+    each kept open for the next mail (relays limit and throttle connections, not mails)."""
 
     kinds = frozenset({MessageKind.SUBSCRIBER_NOTICE, MessageKind.SUBSCRIPTION_CONFIRM})
 
-    def __init__(self, name: str, server: SmtpServer) -> None:
+    def __init__(self, name: str, server: SmtpServer, connections: int = 10) -> None:
         self.name = name
         self._server = server
+        self._slots = asyncio.Semaphore(connections)
+        self._idle: list[aiosmtplib.SMTP] = []
 
     async def send(self, message: Message, idempotency_key: str) -> None:
-        """Hand the mail to the SMTP server; 4xx answers are retried, 5xx are not."""
+        """Hand the mail to the SMTP server; 4xx answers are retried, 5xx are not. A kept
+        connection the server has closed meanwhile is replaced once."""
         mail = compose(message, self._server.sender, idempotency_key)
-        server = self._server
+        async with self._slots:
+            reused = self._idle.pop() if self._idle else None
+            try:
+                await self._send_on(reused, mail)
+            except aiosmtplib.SMTPServerDisconnected:
+                if reused is None:
+                    raise DeliveryError(FailureReason.CONNECTION, retryable=True) from None
+                await self._send_on(None, mail)
+
+    async def _send_on(self, client: aiosmtplib.SMTP | None, mail: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(
-                mail,
-                hostname=server.host,
-                port=server.port,
-                username=server.username,
-                password=server.password,
-                use_tls=server.security is SmtpSecurity.TLS,
-                start_tls=server.security is SmtpSecurity.STARTTLS,
-                timeout=server.timeout,
-            )
-        except aiosmtplib.SMTPTimeoutError:
-            raise DeliveryError(FailureReason.TIMEOUT, retryable=True) from None
-        except aiosmtplib.SMTPRecipientsRefused:
-            raise DeliveryError(
-                FailureReason.REJECTED, retryable=False, detail="recipient"
-            ) from None
-        except aiosmtplib.SMTPResponseException as err:
-            permanent = 500 <= err.code < 600
-            reason = FailureReason.REJECTED if permanent else FailureReason.SERVER_ERROR
-            raise DeliveryError(
-                reason, retryable=not permanent, detail=f"SMTP {err.code}"
-            ) from None
-        except (aiosmtplib.SMTPException, OSError) as err:
-            raise DeliveryError(
-                FailureReason.CONNECTION, retryable=True, detail=type(err).__name__
-            ) from None
+            if client is None or not client.is_connected:
+                client = await self._connect()
+            await client.send_message(mail)
+        except Exception as err:
+            if client is not None:
+                client.close()
+            if isinstance(err, aiosmtplib.SMTPServerDisconnected):
+                raise
+            raise _delivery_error(err) from None
+        self._idle.append(client)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        server = self._server
+        client = aiosmtplib.SMTP(
+            hostname=server.host,
+            port=server.port,
+            use_tls=server.security is SmtpSecurity.TLS,
+            start_tls=server.security is SmtpSecurity.STARTTLS,
+            timeout=server.timeout,
+        )
+        await client.connect()
+        if server.username and server.password:
+            try:
+                await client.login(server.username, server.password)
+            except Exception:
+                client.close()
+                raise
+        return client
+
+
+def _delivery_error(err: Exception) -> Exception:
+    """The delivery decision for an SMTP failure (anything else passes through)."""
+    if isinstance(err, aiosmtplib.SMTPTimeoutError):
+        return DeliveryError(FailureReason.TIMEOUT, retryable=True)
+    if isinstance(err, aiosmtplib.SMTPRecipientsRefused):
+        later = any(400 <= refused.code < 500 for refused in err.recipients)
+        reason = FailureReason.SERVER_ERROR if later else FailureReason.REJECTED
+        return DeliveryError(reason, retryable=later, detail="recipient refused")
+    if isinstance(err, aiosmtplib.SMTPResponseException):
+        permanent = 500 <= err.code < 600
+        reason = FailureReason.REJECTED if permanent else FailureReason.SERVER_ERROR
+        return DeliveryError(reason, retryable=not permanent, detail=f"SMTP {err.code}")
+    if isinstance(err, aiosmtplib.SMTPException | OSError):
+        return DeliveryError(FailureReason.CONNECTION, retryable=True, detail=type(err).__name__)
+    return err
 
 
 def compose(message: Message, sender: str, idempotency_key: str) -> EmailMessage:

@@ -20,6 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 from aiosmtpd.controller import Controller
 
+from responders.channels.email import EmailChannel, SmtpSecurity, SmtpServer
+from responders.channels.protocol import DeliveryError, FailureReason
+from responders.messages import Recipient, SubscriptionConfirmMessage
 from tests.conftest import RULES, Shop, alert
 from tests.fakes import PageReceiver
 
@@ -197,3 +200,37 @@ class TestWebhookSubscribers:
         exported = await shop.client.get(f"/api/v1/subscribers?address={hook.url}")
         assert (await exported.json())["subscriptions"] == []
         assert json.loads(hook.bodies[0]) == body
+
+
+class Refusing(Mailbox):
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        return "550 no such mailbox" if address.startswith("gone") else "451 try again later"
+
+
+class TestEmailChannel:
+    def message(self, address: str) -> SubscriptionConfirmMessage:
+        return SubscriptionConfirmMessage(
+            Recipient(address, f"{STATUS}/u?token=t", f"{STATUS}/c?token=t"), "Acme Shop"
+        )
+
+    async def test_smtp_answers_become_delivery_decisions(self) -> None:
+        controller = Controller(Refusing(), hostname="127.0.0.1", port=free_port())
+        controller.start()
+        try:
+            channel = EmailChannel(
+                "email", SmtpServer("127.0.0.1", controller.port, "s@x.example", SmtpSecurity.NONE)
+            )
+            with pytest.raises(DeliveryError) as gone:
+                await channel.send(self.message("gone@x.example"), "k1")
+            assert (gone.value.reason, gone.value.retryable) == (FailureReason.REJECTED, False)
+            with pytest.raises(DeliveryError) as later:
+                await channel.send(self.message("busy@x.example"), "k2")
+            assert later.value.retryable
+        finally:
+            controller.stop()
+        closed = EmailChannel("email", SmtpServer("127.0.0.1", free_port(), "s@x.example"))
+        with pytest.raises(DeliveryError) as down:
+            await closed.send(self.message("a@x.example"), "k3")
+        assert (down.value.reason, down.value.retryable) == (FailureReason.CONNECTION, True)
