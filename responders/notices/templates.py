@@ -39,18 +39,24 @@ class TemplateProblem:
 Problems = list[TemplateProblem]
 
 
+@functools.lru_cache(maxsize=64)
+def compiled(source: str) -> jinja2.Template:
+    """``source`` compiled in the sandbox (once per text; raises TemplateSyntaxError)."""
+    return _ENVIRONMENT.from_string(source)
+
+
 @dataclass(frozen=True, slots=True)
 class NoticeTemplate:
-    """One compiled template and where it came from (for ``file:line`` in problems)."""
+    """One template and where it came from (for ``file:line`` in problems). Only text is kept,
+    so a rule set pickles (the engine process hands its rules to the service)."""
 
     kind: NoticeKind
     file: str
     source: str
-    compiled: jinja2.Template
 
     def render(self, values: NoticeValues) -> str:
         """The notice text: blank lines squeezed, surrounding space removed."""
-        text = self.compiled.render(values.as_template_vars())
+        text = compiled(self.source).render(values.as_template_vars())
         return "\n".join(line.rstrip() for line in text.strip().splitlines() if line.strip())
 
 
@@ -78,9 +84,8 @@ def load_templates(rules_directory: Path | None) -> tuple[NoticeTemplates, Probl
             path = folder / kind.template_file
         try:
             source = path.read_text(encoding="utf-8")
-            templates[kind] = NoticeTemplate(
-                kind, str(path), source, _ENVIRONMENT.from_string(source)
-            )
+            compiled(source)
+            templates[kind] = NoticeTemplate(kind, str(path), source)
         except jinja2.TemplateSyntaxError as err:
             problems.append(
                 TemplateProblem(str(path), err.lineno, f"template syntax: {err.message}")
