@@ -1,1 +1,2 @@
-"""HTTP surface: the Alertmanager webhook, the incident API, ack links and operations endpoints."""
+"""HTTP surface: the Alertmanager webhook, the incident API, ack links and operations endpoints,
+the public status page and the component status API."""

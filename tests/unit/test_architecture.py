@@ -50,6 +50,7 @@ IMPORT_RULES = [
             "responders.escalation",
             "responders.messages",
             "responders.paging",
+            "responders.statuspage",
         ),
         forbidden=("asyncpg", "aiohttp", "detector.store"),
     ),
