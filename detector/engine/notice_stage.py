@@ -297,6 +297,8 @@ async def _quiet(
         public = await public_incidents.of_incident(connection, incident_id)
         if public is None or not public.is_open or public.status is not IncidentStatus.MONITORING:
             return FiredNotice(timer, NoticeOutcome.SUPERSEDED)
+        if incident.is_open:  # it fired again in the quiet period: its next resolution decides
+            return FiredNotice(timer, NoticeOutcome.SUPERSEDED)
         if public.component in await public_incidents.open_levels(connection):
             return FiredNotice(timer, NoticeOutcome.KEPT_OPEN)
     else:

@@ -295,3 +295,24 @@ async def test_the_cli_posts_updates_and_the_postmortem(
     argv = ["notice", "publish", "1", "--url", url]
     assert await asyncio.to_thread(main, argv) == 1
     assert "no first notice waiting" in capsys.readouterr().err
+
+
+async def test_an_alert_back_in_the_quiet_period_keeps_the_notice_open(shop: Shop) -> None:
+    await opening(shop)
+    shop.clock.advance(timedelta(minutes=5))
+    cleared = alert(cluster="eu-1", status="resolved", ends_at=shop.clock.now())
+    await shop.post_alerts(cleared)
+    await shop.cycle()
+    assert (await public(shop)).status is IncidentStatus.MONITORING
+    shop.clock.advance(timedelta(minutes=5))
+    await shop.post_alerts(alert(cluster="eu-1", starts_at=shop.clock.now()))  # reopens
+    await shop.cycle()
+    await shop.advance(timedelta(minutes=15))  # the quiet period ends with the incident open
+    assert (await public(shop)).is_open
+    shop.clock.advance(timedelta(minutes=1))
+    again = alert(cluster="eu-1", status="resolved", starts_at=T0 + timedelta(minutes=10))
+    await shop.post_alerts({**again, "endsAt": shop.clock.now().isoformat()})
+    await shop.cycle()
+    await shop.advance(timedelta(minutes=15))
+    assert (await public(shop)).status is IncidentStatus.RESOLVED
+    assert late(shop) == 0
