@@ -54,6 +54,35 @@ async def _pending_draft(connection: Connection, incident_id: int) -> notice_dra
     return draft
 
 
+async def show(pool: Pool, incident_id: int) -> dict[str, object]:
+    """The incident's first-notice draft (if any) and its public incident (if any)."""
+    async with pool.acquire() as connection:
+        draft = await notice_drafts.get(connection, incident_id)
+        public = await public_incidents.of_incident(connection, incident_id)
+    shown: dict[str, object] = {"id": incident_id, "draft": None, "public_incident": None}
+    if draft is not None:
+        state = "published" if draft.published_at else "vetoed" if draft.vetoed_by else "waiting"
+        shown["draft"] = {
+            "state": state,
+            "component": draft.component,
+            "component_status": draft.component_status,
+            "name": draft.name,
+            "body": draft.body,
+            "publish_at": draft.publish_at.isoformat() if draft.publish_at else None,
+            "edited_by": draft.edited_by,
+            "vetoed_by": draft.vetoed_by,
+        }
+    if public is not None:
+        promise = public.updates[0].next_update_at if public.updates else None
+        shown["public_incident"] = {
+            "id": public.public_id,
+            "name": public.name,
+            "status": public.status.value,
+            "next_update_at": promise.isoformat() if promise else None,
+        }
+    return shown
+
+
 async def veto(pool: Pool, incident_id: int, by: str, now: datetime) -> None:
     """Stop the incident's waiting first notice."""
     async with pool.acquire() as connection, connection.transaction():

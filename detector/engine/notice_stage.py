@@ -33,7 +33,7 @@ from detector.store.connection import Connection, Pool
 from responders.messages import NoticeReminder
 from responders.notices.cadence import Punctuality, commander
 from responders.notices.model import NoticeKind, PublishMode
-from responders.statuspage.model import IncidentStatus, PageInfo
+from responders.statuspage.model import IncidentStatus, PageInfo, PublicIncident
 
 log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=60)
@@ -229,9 +229,8 @@ async def publish_draft(
     """Publish the incident's pending draft (its window ran out, or a person said so); an
     edited draft goes out in its editor's words, an untouched one is written afresh."""
     draft = await notice_drafts.lock(connection, incident_id)
-    fired = timer
     if draft is None or not draft.pending:
-        return FiredNotice(fired, NoticeOutcome.VETOED)
+        return FiredNotice(timer, NoticeOutcome.VETOED)
     first = first_notice(rules, zone, incident, now)
     if draft.edited_by is not None:
         due = draft.next_update_at if draft.next_update_at > now else first.next_update_at
@@ -239,8 +238,8 @@ async def publish_draft(
     joined = await publish_first(connection, rules, incident, incident_id, first, now)
     await notice_drafts.mark_published(connection, incident_id, now)
     if not joined.opened:
-        return FiredNotice(fired, NoticeOutcome.JOINED)
-    return FiredNotice(fired, NoticeOutcome.PUBLISHED, first_after=now - incident.opened_at)
+        return FiredNotice(timer, NoticeOutcome.JOINED)
+    return FiredNotice(timer, NoticeOutcome.PUBLISHED, first_after=now - incident.opened_at)
 
 
 async def _promise_due(
@@ -282,6 +281,26 @@ async def _promise_due(
     return FiredNotice(timer, NoticeOutcome.HOLDING, punctuality=published.punctuality)
 
 
+async def _last_out(
+    connection: Connection, incident: Incident, incident_id: int, final: bool, now: datetime
+) -> PublicIncident | NoticeOutcome:
+    """The public incident this resolution (or the end of its quiet period) may resolve, or why
+    it may not: others still hold it, or the incident fired again in the quiet period."""
+    if final:
+        public = await public_incidents.of_incident(connection, incident_id)
+        if public is None or not public.is_open or public.status is not IncidentStatus.MONITORING:
+            return NoticeOutcome.SUPERSEDED
+        if incident.is_open:  # it fired again in the quiet period: its next resolution decides
+            return NoticeOutcome.SUPERSEDED
+        if public.component in await public_incidents.open_levels(connection):
+            return NoticeOutcome.KEPT_OPEN
+        return public
+    left = await public_incidents.leave(connection, incident_id, now)
+    if left is None or not left.incident.is_open:
+        return NoticeOutcome.NOTHING
+    return NoticeOutcome.KEPT_OPEN if left.remaining else left.incident
+
+
 async def _quiet(
     connection: Connection,
     rules: RuleSet,
@@ -293,21 +312,11 @@ async def _quiet(
 ) -> FiredNotice:
     """An incident resolved: leave its public incident; the last one out resolves it (at once
     when a person resolved, after the quiet period in monitoring when the alerts cleared)."""
-    if timer.payload.get("final"):
-        public = await public_incidents.of_incident(connection, incident_id)
-        if public is None or not public.is_open or public.status is not IncidentStatus.MONITORING:
-            return FiredNotice(timer, NoticeOutcome.SUPERSEDED)
-        if incident.is_open:  # it fired again in the quiet period: its next resolution decides
-            return FiredNotice(timer, NoticeOutcome.SUPERSEDED)
-        if public.component in await public_incidents.open_levels(connection):
-            return FiredNotice(timer, NoticeOutcome.KEPT_OPEN)
-    else:
-        left = await public_incidents.leave(connection, incident_id, now)
-        if left is None or not left.incident.is_open:
-            return FiredNotice(timer, NoticeOutcome.NOTHING)
-        if left.remaining:
-            return FiredNotice(timer, NoticeOutcome.KEPT_OPEN)
-        public = left.incident
+    public = await _last_out(
+        connection, incident, incident_id, bool(timer.payload.get("final")), now
+    )
+    if isinstance(public, NoticeOutcome):
+        return FiredNotice(timer, public)
     if timer.payload.get("by") or timer.payload.get("final"):
         published = await publish_update(
             connection,

@@ -63,6 +63,14 @@ async def lock(connection: Connection, incident_id: int) -> Draft | None:
     return None if row is None else Draft(**dict(row))
 
 
+async def get(connection: Connection, incident_id: int) -> Draft | None:
+    """The incident's draft, to show."""
+    row = await connection.fetchrow(
+        f"SELECT {_COLUMNS} FROM notice_drafts WHERE incident_id = $1", incident_id
+    )
+    return None if row is None else Draft(**dict(row))
+
+
 async def edit(
     connection: Connection, incident_id: int, name: str, body: str, by: str, at: datetime
 ) -> None:

@@ -135,9 +135,16 @@ async def post_postmortem(request: web.Request) -> web.Response:
     )
 
 
+async def show_notice(request: web.Request) -> web.Response:
+    """``GET /api/v1/incidents/{id}/notice``: the first-notice draft and the public incident."""
+    incident_id = int_param(request.match_info["id"], "id")
+    return web.json_response(await notice_actions.show(request.app[SERVICES].pool, incident_id))
+
+
 def routes() -> list[web.RouteDef]:
     """The notices API's routes."""
     return [
+        web.get("/api/v1/incidents/{id}/notice", show_notice),
         web.post("/api/v1/incidents/{id}/updates", post_update),
         web.post("/api/v1/incidents/{id}/notice/{action:veto|edit|publish}", draft_action),
         web.post("/api/v1/incidents/{id}/postmortem", post_postmortem),

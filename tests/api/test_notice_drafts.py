@@ -79,12 +79,21 @@ class TestVetoWindow:
         refused = await notice(shop, "edit", {"body": "PgBouncer pool at 10.0.0.4"}, 422)
         assert refused["error"] == "internal jargon: 10.0.0.4, PgBouncer"
         await notice(shop, "edit", {"by": "maria", "body": words, "name": "Orders failing"})
+        waiting = await (await shop.client.get("/api/v1/incidents/1/notice")).json()
+        assert waiting["draft"]["state"] == "waiting"
+        assert waiting["draft"]["body"] == words
+        assert waiting["draft"]["publish_at"] == "2026-11-27T09:05:00+00:00"
+        assert waiting["public_incident"] is None
         await shop.advance(timedelta(minutes=4, seconds=59))
         assert await public_of(shop, 1) is None
         await shop.advance(timedelta(seconds=1))
         published = await public_of(shop, 1)
         assert published is not None
         assert (published.name, published.updates[0].body) == ("Orders failing", words)
+        shown = await (await shop.client.get("/api/v1/incidents/1/notice")).json()
+        assert shown["draft"]["state"] == "published"
+        assert shown["public_incident"]["status"] == "investigating"
+        assert shown["public_incident"]["next_update_at"] == "2026-11-27T09:35:00+00:00"
         registry = shop.services.metrics.registry
         assert registry.get_sample_value("stormwatch_notice_first_seconds_sum") == 300
 
