@@ -12,6 +12,7 @@ import json
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,14 @@ from urllib.parse import urlsplit
 import pytest
 from aiosmtpd.controller import Controller
 
+from detector.engine import notice_fanout
+from detector.store import subscribers
+from detector.store.subscribers import SubscriberKind
 from responders.channels.email import EmailChannel, SmtpSecurity, SmtpServer
 from responders.channels.protocol import DeliveryError, FailureReason
 from responders.messages import Recipient, SubscriptionConfirmMessage
 from tests.conftest import RULES, Shop, alert
-from tests.fakes import PageReceiver
+from tests.fakes import T0, PageReceiver
 
 NOTICE = """    reopen_within: 10m
     notice:
@@ -234,3 +238,43 @@ class TestEmailChannel:
         with pytest.raises(DeliveryError) as down:
             await closed.send(self.message("a@x.example"), "k3")
         assert (down.value.reason, down.value.retryable) == (FailureReason.CONNECTION, True)
+
+
+class TestFanOut:
+    async def test_a_notice_to_many_is_queued_in_batches(self, shop: Shop) -> None:
+        count = 2 * notice_fanout.BATCH + 100
+        async with shop.services.pool.acquire() as connection, connection.transaction():
+            for n in range(count):
+                await subscribers.subscribe(
+                    connection, SubscriberKind.EMAIL, f"c{n}@shop.example", [], T0, confirmed=True
+                )
+        await shop.post_alerts(alert(cluster="eu-1"))
+        report = await shop.cycle()
+        fired = report.stages["notices"].fired  # type: ignore[attr-defined]
+        fan_outs = [f.queued for f in fired if f.outcome == "fanned_out"]
+        assert fan_outs == [notice_fanout.BATCH, notice_fanout.BATCH, 100]
+
+    async def test_a_failing_webhook_is_retried_with_backoff(self, shop: Shop) -> None:
+        hook = await PageReceiver(statuses=[503]).start()
+        try:
+            created = await shop.client.post(
+                "/api/v1/subscribers/webhooks", json={"url": hook.url, "components": ["checkout"]}
+            )
+            assert created.status == 201
+            await shop.post_alerts(alert(cluster="eu-1"))
+            await shop.cycle()
+            assert hook.answers == [503]
+            await shop.advance(timedelta(seconds=20))  # the first retry waits 30 s ± 20 %
+            assert hook.answers == [503]
+            await shop.advance(timedelta(seconds=20))
+            assert hook.answers == [503, 200]
+            assert hook.headers[0]["Idempotency-Key"] == hook.headers[1]["Idempotency-Key"]
+            registry = shop.services.metrics.registry
+            for outcome, value in (("retry", 1), ("delivered", 1)):
+                labels = {"channel": "webhook", "outcome": outcome}
+                assert (
+                    registry.get_sample_value("stormwatch_subscriber_deliveries_total", labels)
+                    == value
+                )
+        finally:
+            await hook.stop()
