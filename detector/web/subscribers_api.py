@@ -55,12 +55,14 @@ def _unknown_components(request: web.Request, names: list[str]) -> web.Response 
 
 
 async def subscribe(request: web.Request) -> web.Response:
-    """``POST /api/v2/subscribers`` ``{"email": ..., "components": [...]}``: always 202."""
+    """``POST /api/v2/subscribers`` ``{"email": ..., "components": [...]}`` (or the same as
+    form fields): always 202, as JSON or, for a form, a page."""
     denied = _limited(request)
     if denied is not None:
         return denied
+    form = request.content_type == "application/x-www-form-urlencoded"
     try:
-        body = EmailSubscription.model_validate_json(await request.read())
+        body = await _subscription(request, form)
     except ValidationError as err:
         first = err.errors()[0]
         return error(400, first["msg"], field=field_path(first["loc"]) or "body")
@@ -76,17 +78,29 @@ async def subscribe(request: web.Request) -> web.Response:
         services.clock.now(),
     )
     services.engine.wake()
+    if form:
+        return _page("Check your inbox", ACCEPTED, status=202)
     return web.json_response({"result": ACCEPTED}, status=202)
 
 
-def _page(title: str, text: str, form: str = "") -> web.Response:
+async def _subscription(request: web.Request, form: bool) -> EmailSubscription:
+    """The request as JSON, or as the status page's form (works without JavaScript)."""
+    if not form:
+        return EmailSubscription.model_validate_json(await request.read())
+    fields = await request.post()
+    return EmailSubscription.model_validate(
+        {"email": fields.get("email", ""), "components": fields.getall("components", [])}
+    )
+
+
+def _page(title: str, text: str, form: str = "", status: int = 200) -> web.Response:
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title></head><body><main><h1>{html.escape(title)}</h1>"
         f"<p>{html.escape(text)}</p>{form}</main></body></html>"
     )
-    return web.Response(text=body, content_type="text/html")
+    return web.Response(text=body, content_type="text/html", status=status)
 
 
 async def confirm(request: web.Request) -> web.Response:

@@ -170,7 +170,10 @@ class TestEmailSubscribers:
         unknown = await subscribe(shop, {"email": "a@b.example", "components": ["nope"]}, 400)
         assert unknown["field"] == "components"
         await subscribe(shop, {"email": "a@b.example"})
-        await subscribe(shop, {"email": "c@d.example"})
+        form = {"email": "c@d.example", "components": "checkout"}
+        page = await shop.client.post("/api/v2/subscribers", data=form)  # the no-JS form
+        assert page.status == 202
+        assert "a confirmation link is on its way" in await page.text()
         assert (await subscribe(shop, {"email": "e@f.example"}, 429))["field"] == "client"
 
 
