@@ -16,6 +16,7 @@ from detector.ruleset.rules import RuleSet
 from detector.store import incidents as store
 from detector.store import notice_drafts, public_incidents
 from detector.store.connection import Connection, Pool
+from detector.store.timeline import add_timeline
 from responders.notices.lint import Vocabulary, jargon
 from responders.notices.model import NoticeKind
 from responders.statuspage.model import IncidentStatus, PublicIncident
@@ -89,6 +90,7 @@ async def veto(pool: Pool, incident_id: int, by: str, now: datetime) -> None:
         await _locked(connection, incident_id)
         await _pending_draft(connection, incident_id)
         await notice_drafts.veto(connection, incident_id, by, now)
+        await add_timeline(connection, incident_id, [("notice.vetoed", now, {"by": by})])
 
 
 async def edit(
@@ -107,6 +109,7 @@ async def edit(
         await _locked(connection, incident_id)
         draft = await _pending_draft(connection, incident_id)
         await notice_drafts.edit(connection, incident_id, name or draft.name, body, by, now)
+        await add_timeline(connection, incident_id, [("notice.edited", now, {"by": by})])
 
 
 async def publish(
@@ -116,7 +119,9 @@ async def publish(
     async with pool.acquire() as connection, connection.transaction():
         incident = await _locked(connection, incident_id)
         await _pending_draft(connection, incident_id)
-        return await publish_draft(connection, rules, zone, incident, incident_id, None, now)
+        fired = await publish_draft(connection, rules, zone, incident, incident_id, None, now)
+        await add_timeline(connection, incident_id, [(f"notice.{fired.outcome}", now, {})])
+        return fired
 
 
 async def post_update(
@@ -137,7 +142,7 @@ async def post_update(
         incident = await _locked(connection, incident_id)
         public = await _open_public(connection, incident_id)
         kind = NoticeKind.RESOLUTION if status is IncidentStatus.RESOLVED else NoticeKind.UPDATE
-        return await publish_update(
+        published = await publish_update(
             connection,
             rules,
             zone,
@@ -150,6 +155,9 @@ async def post_update(
             message=message,
             eta=eta,
         )
+        detail = {"status": status.value, "punctuality": published.punctuality.value}
+        await add_timeline(connection, incident_id, [("notice.updated", now, detail)])
+        return published
 
 
 async def _open_public(connection: Connection, incident_id: int) -> PublicIncident:
@@ -183,4 +191,5 @@ async def post_postmortem(
         await notice_fanout.schedule(
             connection, incident, incident_id, public.id, notice_fanout.POSTMORTEM, now
         )
+        await add_timeline(connection, incident_id, [("notice.postmortem", now, {})])
         return published

@@ -30,6 +30,7 @@ from detector.service.metrics import Metrics
 from detector.store import incidents as store
 from detector.store import notice_drafts, outbox, public_incidents, timers
 from detector.store.connection import Connection, Pool
+from detector.store.timeline import add_timeline
 from responders.messages import NoticeReminder
 from responders.notices.cadence import Punctuality, commander
 from responders.notices.model import NoticeKind, PublishMode
@@ -56,6 +57,22 @@ class NoticeOutcome(StrEnum):
     KEPT_OPEN = "kept_open"
     FANNED_OUT = "fanned_out"
     NOTHING = "nothing"
+
+
+ON_TIMELINE = frozenset(
+    {
+        NoticeOutcome.PUBLISHED,
+        NoticeOutcome.JOINED,
+        NoticeOutcome.DRAFTED,
+        NoticeOutcome.HELD_FOR_VETO,
+        NoticeOutcome.REMINDED,
+        NoticeOutcome.HOLDING,
+        NoticeOutcome.MONITORING,
+        NoticeOutcome.RESOLVED,
+    }
+)
+"""What the incident's timeline shows of its notice (not the fan-out's batches, nor timers that
+found nothing to do)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +167,9 @@ async def _fire_one(
         result = await _fire(connection, rules, page, timer, now)
         if not await timers.mark_fired(connection, timer.id, owner, result.outcome, now):
             raise _LeaseLost
+        if result.outcome in ON_TIMELINE and timer.incident_id is not None:
+            entry = (f"notice.{result.outcome}", now, {"timer": timer.kind.value})
+            await add_timeline(connection, timer.incident_id, [entry])
     return result
 
 

@@ -237,6 +237,17 @@ class TestNoticeStory:
             IncidentStatus.RESOLVED,
         ]
         assert late(shop) == 0
+        timeline = [entry["kind"] for entry in (await shop.incident(1))["timeline"]]
+        assert [kind for kind in timeline if kind.startswith("notice.")] == [
+            "notice.published",
+            "notice.reminded",
+            "notice.holding_update",
+            "notice.updated",
+            "notice.reminded",
+            "notice.monitoring",
+            "notice.resolved",
+            "notice.postmortem",
+        ]
         registry = shop.services.metrics.registry
         assert registry.get_sample_value("stormwatch_notice_holding_updates_total") == 1
         assert registry.get_sample_value("stormwatch_notice_first_seconds_count") == 1
