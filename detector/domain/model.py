@@ -120,7 +120,8 @@ class Incident:
 
 
 class TimerKind(StrEnum):
-    """What a due timer asks the engine to do."""
+    """What a due timer asks the engine to do; the ``notice_`` kinds are the notices stage's,
+    the others the timer stage's (``store.timers.claim_due``)."""
 
     ESCALATE = "escalate"
     SILENCE_CHECK = "silence_check"
@@ -130,11 +131,6 @@ class TimerKind(StrEnum):
     NOTICE_HOLDING = "notice_holding"
     NOTICE_QUIET = "notice_quiet"
     NOTICE_FANOUT = "notice_fanout"
-
-    @property
-    def is_notice(self) -> bool:
-        """Fired by the notices stage, not the timer stage."""
-        return self.value.startswith("notice_")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,6 @@ from responders.notices.cadence import Punctuality, next_update_at, punctuality,
 from responders.notices.model import NoticeKind
 from responders.statuspage.model import IncidentStatus, PublicIncident, PublicUpdate
 
-PROMISE_KINDS = (TimerKind.NOTICE_REMINDER, TimerKind.NOTICE_HOLDING)
-
 
 @dataclass(frozen=True, slots=True)
 class Published:
