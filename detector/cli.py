@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from detector import component_commands
+from detector import component_commands, notices_cli
 from detector.api_client import ApiClient, ApiError
 from detector.demo_shop import command as demo_shop
 from detector.ruleset.loader import RulesInvalid, load_ruleset
@@ -110,6 +110,7 @@ def _add_client_commands(commands: Any) -> None:
     resolve.add_argument("id", type=int)
     resolve.add_argument("--by", default=os.environ.get("USER", "cli"))
     resolve.add_argument("--reason", default="resolved by hand")
+    notices_cli.add_commands(commands, client)
     component_commands.add_commands(commands, client)
 
 
@@ -170,18 +171,25 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
+    if args.command in notices_cli.COMMANDS:
+        return _print(args, notices_cli.request(args, api), notices_cli.render)
     if args.command == "components":
         return component_commands.run(args, api)
+    return _print(args, *_incident_request(args, api))
+
+
+def _incident_request(args: argparse.Namespace, api: ApiClient) -> tuple[Any, Any]:
+    """The answer to an incidents, probes, ack or resolve command, and how to show it."""
     if args.command == "incidents" and args.incidents_command == "list":
-        return _print(args, api.get("/api/v1/incidents", {"state": args.state}), _incident_table)
+        return api.get("/api/v1/incidents", {"state": args.state}), _incident_table
     if args.command == "incidents":
-        return _print(args, api.get(f"/api/v1/incidents/{args.id}"), _incident_detail)
+        return api.get(f"/api/v1/incidents/{args.id}"), _incident_detail
     if args.command == "probes":
-        return _print(args, api.get("/api/v1/probes"), _probe_table)
+        return api.get("/api/v1/probes"), _probe_table
     if args.command == "ack":
-        return _print(args, api.post(f"/api/v1/incidents/{args.id}/ack", {"by": args.by}), _result)
+        return api.post(f"/api/v1/incidents/{args.id}/ack", {"by": args.by}), _result
     body = {"by": args.by, "reason": args.reason}
-    return _print(args, api.post(f"/api/v1/incidents/{args.id}/resolve", body), _result)
+    return api.post(f"/api/v1/incidents/{args.id}/resolve", body), _result
 
 
 def _rules_command(args: argparse.Namespace) -> int:

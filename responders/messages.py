@@ -17,6 +17,9 @@ class MessageKind(StrEnum):
     """What an outbox row carries; a channel declares which kinds it can deliver."""
 
     PAGE = "page"
+    NOTICE_REMINDER = "notice_reminder"
+    SUBSCRIBER_NOTICE = "subscriber_notice"
+    SUBSCRIPTION_CONFIRM = "subscription_confirm"
 
 
 class PageEvent(StrEnum):
@@ -70,5 +73,62 @@ class PageMessage:
     links: PageLinks
 
 
-Message = PageMessage
+@dataclass(frozen=True, slots=True)
+class NoticeReminder:
+    """A public update is due soon: the commander (or, with nobody named, whoever was paged)
+    should write it before a holding update goes out in its place."""
+
+    incident_id: int
+    title: str
+    commander: str | None
+    public_incident: str
+    """The public incident's public id."""
+    due_at: str
+    """ISO-8601 time the update is promised for."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeReminderMessage:
+    """A reminder as a channel receives it, with the incident's link built at send time."""
+
+    kind: ClassVar[MessageKind] = MessageKind.NOTICE_REMINDER
+    reminder: NoticeReminder
+    incident_link: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A subscriber as a channel reaches it, with the links built for it at send time."""
+
+    address: str
+    """An email address, or a webhook URL."""
+    unsubscribe_link: str
+    confirm_link: str
+    secret: str | None = None
+    """A webhook's HMAC key."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberNoticeMessage:
+    """A public update for one subscriber: the mail's subject and text, and the Statuspage-style
+    ``incident`` and ``page`` objects a webhook carries."""
+
+    kind: ClassVar[MessageKind] = MessageKind.SUBSCRIBER_NOTICE
+    recipient: Recipient
+    subject: str
+    text: str
+    incident: Mapping[str, object]
+    page: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionConfirmMessage:
+    """The double opt-in mail: nothing is sent to an address until it follows the link."""
+
+    kind: ClassVar[MessageKind] = MessageKind.SUBSCRIPTION_CONFIRM
+    recipient: Recipient
+    page_name: str
+
+
+Message = PageMessage | NoticeReminderMessage | SubscriberNoticeMessage | SubscriptionConfirmMessage
 """Every message a channel can be handed (a union as kinds join)."""

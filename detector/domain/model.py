@@ -120,11 +120,17 @@ class Incident:
 
 
 class TimerKind(StrEnum):
-    """What a due timer asks the engine to do."""
+    """What a due timer asks the engine to do; the ``notice_`` kinds are the notices stage's,
+    the others the timer stage's (``store.timers.claim_due``)."""
 
     ESCALATE = "escalate"
     SILENCE_CHECK = "silence_check"
     CONDITION_CHECK = "condition_check"
+    NOTICE_PUBLISH = "notice_publish"
+    NOTICE_REMINDER = "notice_reminder"
+    NOTICE_HOLDING = "notice_holding"
+    NOTICE_QUIET = "notice_quiet"
+    NOTICE_FANOUT = "notice_fanout"
 
 
 @dataclass(frozen=True, slots=True)

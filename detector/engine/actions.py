@@ -8,6 +8,7 @@ from datetime import datetime
 from detector.domain.incidents import decide_ack, decide_resolve
 from detector.domain.model import Decision, Incident
 from detector.domain.muting import mute
+from detector.engine.notices import with_notices
 from detector.ruleset.rules import RuleSet
 from detector.store import incidents as store
 from detector.store.connection import Pool
@@ -56,5 +57,5 @@ async def _act(
         if incident is None:
             raise IncidentNotFound(incident_id)
         decision = mute(decide(incident), rules, now, incident)
-        await store.apply(connection, decision, now)
+        await store.apply(connection, with_notices(decision, rules, now), now)
         return decision

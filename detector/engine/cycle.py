@@ -21,6 +21,7 @@ import structlog
 from detector.domain.related import DEFAULT_WINDOW
 from detector.engine.delivery import Deliverer, DeliveryBatch, DeliveryOutcome, DeliveryStage
 from detector.engine.gauges import GaugeStage
+from detector.engine.notice_stage import DEFAULT_PAGE, NoticeStage
 from detector.engine.pruning import PruneStage
 from detector.engine.rules_change import RulesChangeStage
 from detector.engine.signals import (
@@ -35,6 +36,7 @@ from detector.ruleset.live import Routes
 from detector.service.clock import Clock
 from detector.service.metrics import Metrics
 from detector.store.connection import Pool
+from responders.statuspage.model import PageInfo
 
 log = structlog.get_logger(__name__)
 STALLED_AFTER_SECONDS = 60.0
@@ -45,13 +47,15 @@ def standard_stages(
     retention: timedelta,
     related_window: timedelta = DEFAULT_WINDOW,
     process_signals: SignalProcessor | None = None,
+    page: PageInfo = DEFAULT_PAGE,
 ) -> list[Stage]:
     """The stages of every cycle, in the order they run; incidents that open in them are linked
-    to those of their component opened within ``related_window``."""
+    to those of their component opened within ``related_window``; notices speak for ``page``."""
     return [
         RulesChangeStage(),
         SignalStage(process_signals or partial(process_pending, related_window=related_window)),
         TimerStage(related_window),
+        NoticeStage(page),
         DeliveryStage(deliverer),
         PruneStage(retention),
         GaugeStage(),
@@ -108,7 +112,8 @@ class Engine:
     ``extra_stages`` run after the standard ones, each cycle, under the same isolation, timing
     and metrics; ``process_signals`` replaces what the signal stage runs (a replica under test
     whose rule group fails, say); ``related_window`` is how close together incidents of one
-    component must open to be linked as related.
+    component must open to be linked as related; ``page`` is the public status page notices
+    speak for (its name, address and time zone).
     """
 
     def __init__(
@@ -126,12 +131,13 @@ class Engine:
         *,
         process_signals: SignalProcessor | None = None,
         related_window: timedelta = DEFAULT_WINDOW,
+        page: PageInfo = DEFAULT_PAGE,
     ) -> None:
         self._pool = pool
         self._routes = routes
         self._clock = clock
         self._metrics = metrics
-        standard = standard_stages(deliverer, retention, related_window, process_signals)
+        standard = standard_stages(deliverer, retention, related_window, process_signals, page)
         self._stages = [*standard, *extra_stages]
         names = [stage.name for stage in self._stages]
         if len(set(names)) < len(names):

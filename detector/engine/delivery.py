@@ -24,7 +24,16 @@ from detector.store import outbox
 from detector.store.connection import Connection, Pool
 from detector.store.outbox import OutboxMessage
 from responders.channels.protocol import DeliveryError, FailureReason, deliver
-from responders.messages import Message, MessageKind, Page, PageEvent, PageLinks, PageMessage
+from responders.messages import (
+    Message,
+    MessageKind,
+    NoticeReminder,
+    NoticeReminderMessage,
+    Page,
+    PageEvent,
+    PageLinks,
+    PageMessage,
+)
 
 log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=60)
@@ -123,6 +132,28 @@ def _typed(message: OutboxMessage, links: LinkMaker) -> Message:
         case MessageKind.PAGE:
             page = _page(message.payload)
             return PageMessage(page, links(page))
+        case MessageKind.NOTICE_REMINDER:
+            reminder = NoticeReminder(**message.payload)
+            page_links = links(_reminded_page(reminder))
+            return NoticeReminderMessage(reminder, page_links.incident)
+        case _:  # subscriber messages have their own queue (``subscriber_delivery``)
+            raise DeliveryError(FailureReason.UNSUPPORTED_KIND, retryable=False, detail=kind)
+
+
+def _reminded_page(reminder: NoticeReminder) -> Page:
+    """A page-shaped key for the link maker, which builds incident links from pages."""
+    return Page(
+        event=PageEvent.ACKNOWLEDGED,
+        incident_id=reminder.incident_id,
+        title=reminder.title,
+        severity="",
+        summary="",
+        state="",
+        rule="",
+        component=None,
+        group={},
+        step=0,
+    )
 
 
 def _page(payload: Mapping[str, Any]) -> Page:

@@ -13,6 +13,7 @@ from detector.domain.muting import mute
 from detector.domain.reasons import DecisionReason
 from detector.domain.related import DEFAULT_WINDOW
 from detector.engine.correlation import correlate_locked
+from detector.engine.notices import with_notices
 from detector.engine.stage import CycleContext, record_decisions
 from detector.ruleset.conditions import kept_waiting
 from detector.ruleset.rules import RuleMatch, RuleSet
@@ -114,7 +115,7 @@ async def _incident_timer(
     last_seen = await store.last_seen(connection, incident_id) or incident.last_signal_at
     decided = decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now)
     decision = mute(decided, rules, now, incident)
-    await store.apply(connection, decision, now)
+    await store.apply(connection, with_notices(decision, rules, now), now)
     return decision
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from detector.domain.fieldpath import field_path
 from detector.probes.journey import journey_problems
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec, never_active
 from detector.ruleset.matchers import Matcher, MatchOp
+from detector.ruleset.notice_check import check_notices
 from detector.ruleset.positions import PositionedDocument, RuleError, parse
 from detector.ruleset.rules import RuleSet
 from detector.ruleset.rules_file import SECTIONS, RulesFile
@@ -63,13 +64,15 @@ def load_ruleset(directory: Path, now: datetime | None = None) -> RuleSet:
             loaded.append(result)
     if not errors:
         errors.extend(cross_check(loaded, now))
+    policy, templates, notice_errors = check_notices(directory, loaded)
+    errors.extend(notice_errors)
     if not errors and not any(item.content.rules for item in loaded):
         errors.append(
             RuleError(str(directory), 1, "rules", "no rules defined: nothing would be detected")
         )
-    if errors:
+    if errors or templates is None:
         raise RulesInvalid(errors)
-    return build(loaded)
+    return replace(build(loaded), notice_policy=policy, notice_templates=templates)
 
 
 def _load_file(path: Path) -> tuple[list[RuleError], LoadedFile | None]:

@@ -17,8 +17,10 @@ from detector.ruleset.maintenance import (
     active_window,
 )
 from detector.ruleset.matchers import Matcher, MatchOp, matches_all
+from detector.ruleset.notice_rules import NoticePolicySpec
 from detector.ruleset.schema import ComponentSpec, RuleSpec, WebhookChannelSpec
 from responders.escalation import EscalationPolicy
+from responders.notices.templates import NoticeTemplates, default_templates
 
 _LITERAL_ALTERNATION = re.compile(r"[A-Za-z0-9_:]+(?:\|[A-Za-z0-9_:]+)*")
 _MEMO_LIMIT = 10_000
@@ -46,6 +48,8 @@ class RuleSet:
     windows: tuple[SilenceSpec | MaintenanceWindowSpec, ...] = ()
     files: tuple[str, ...] = ()
     journeys: Mapping[str, JourneySpec] = field(default_factory=dict)
+    notice_policy: NoticePolicySpec = field(default_factory=NoticePolicySpec)
+    notice_templates: NoticeTemplates = field(default_factory=default_templates)
     _candidates: dict[str, tuple[RuleSpec, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

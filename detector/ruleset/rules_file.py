@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from detector.probes.journey import JourneySpec
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec
+from detector.ruleset.notice_rules import NoticePolicySpec
 from detector.ruleset.schema import (
     ChannelSpec,
     ComponentSpec,
@@ -34,3 +35,4 @@ class RulesFile(Strict):
     silences: tuple[SilenceSpec, ...] = ()
     maintenance_windows: tuple[MaintenanceWindowSpec, ...] = ()
     journeys: tuple[JourneySpec, ...] = ()
+    notices: NoticePolicySpec | None = None

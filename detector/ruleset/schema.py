@@ -20,6 +20,7 @@ from pydantic import (
 from detector.domain.durations import Duration, PositiveDuration
 from detector.domain.model import Severity
 from detector.ruleset.matchers import Matcher, parse_matcher
+from detector.ruleset.notice_rules import RuleNoticeSpec
 from detector.ruleset.templates import check_template
 from responders.statuspage.model import ComponentLevel
 
@@ -99,6 +100,7 @@ class RuleSpec(Strict):
     auto_resolve: bool = True
     resolve_after: PositiveDuration | None = None
     reopen_within: Duration = timedelta(minutes=5)
+    notice: RuleNoticeSpec | None = None
 
     @model_validator(mode="after")
     def _one_condition(self) -> RuleSpec:

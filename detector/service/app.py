@@ -42,6 +42,7 @@ from detector.service.clock import Clock, SystemClock
 from detector.service.engine_process import EngineProcess
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
+from detector.service.subscriber_channels import subscriber_stage
 from detector.store import migrate as migrations
 from detector.store.connection import UNAVAILABLE, init_connection
 from detector.store.embedded import EmbeddedPostgres
@@ -51,14 +52,17 @@ from detector.web import (
     ack_page,
     components_api,
     incidents_api,
+    notices_api,
     ops,
     probes_api,
     rules_api,
     status,
+    subscribers_api,
     webhook,
 )
 from detector.web.ack_links import LinkBuilder
 from detector.web.context import METRICS, SERVICES, Services
+from detector.web.rate_limit import RateLimiter
 from detector.web.responses import WEBHOOK_PATH, edge
 from detector.web.status_snapshot import StatusSnapshot
 from detector.web.status_state import page_info
@@ -70,6 +74,9 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 32 * 1024 * 1024
 RECONCILER = web.AppKey("reconciler", Reconciler)
 """The app's reconciler, present only when ``alertmanager_url`` is set (tests call it directly)."""
+
+
+SUBSCRIBE_WINDOW = timedelta(minutes=10)
 
 
 def create_app(
@@ -93,7 +100,11 @@ def create_app(
     app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
     app.add_routes(status.routes() + components_api.routes())
     app.add_routes(probes_api.routes())
-    app.cleanup_ctx.append(_lifecycle(settings, clock or SystemClock(), engine_process))
+    app.add_routes(notices_api.routes() + subscribers_api.routes())
+    clock = clock or SystemClock()
+    limit = RateLimiter(settings.subscribe_rate_limit, SUBSCRIBE_WINDOW, clock.now)
+    app[subscribers_api.LIMITER] = limit
+    app.cleanup_ctx.append(_lifecycle(settings, clock, engine_process))
     return app
 
 
@@ -191,6 +202,9 @@ async def _start_services(
         links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
         rng=random.Random(),  # noqa: S311 - jitter, not security
     )
+    page = page_info(
+        settings.status_page_name, settings.status_page_base, settings.status_page_time_zone
+    )
     services = Services(
         settings=settings,
         pool=pool,
@@ -211,16 +225,14 @@ async def _start_services(
             retention=settings.retention,
             batch_window=settings.engine_batch_window,
             related_window=settings.related_window,
+            page=page,
+            extra_stages=[subscriber_stage(settings, session)],
         ),
         signing_key=key,
         status_page=StatusSnapshot(
             pool,
             lambda: rules.current,
-            page_info(
-                settings.status_page_name,
-                settings.status_page_base,
-                settings.status_page_time_zone,
-            ),
+            page,
             clock,
             settings.status_page_refresh,
         ),
@@ -261,6 +273,8 @@ async def _serve_status_page(loops: BackgroundLoops, services: Services, url: st
     services.reloader.on_swap(snapshot.wake)
     loops.start(wake_on(url, STATUSPAGE_CHANNEL, snapshot.wake))
     loops.start(snapshot.run(), snapshot.stop)
+
+
 def build_prober(services: Services) -> Prober:
     """The journey loop for this replica's location, over the live rules' journeys."""
     settings = services.settings

@@ -32,6 +32,38 @@ class Metrics:
         self._rules(self.registry)
         self._health(self.registry)
         self._probes(self.registry)
+        self._notices(self.registry)
+
+    def _notices(self, r: CollectorRegistry) -> None:
+        """What customers were told, and whether each promised update came on time."""
+        self.notice_first_seconds = Histogram(
+            "stormwatch_notice_first_seconds",
+            "Seconds from an incident opening to its first public notice.",
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+            registry=r,
+        )
+        self.notice_updates = Counter(
+            "stormwatch_notice_updates_total",
+            "Public updates that followed a promise, by punctuality (late: a broken promise).",
+            ["punctuality"],
+            registry=r,
+        )
+        self.notice_holding_updates = Counter(
+            "stormwatch_notice_holding_updates_total",
+            "Holding updates published because nobody wrote one by the promised time.",
+            registry=r,
+        )
+        self.subscriber_deliveries = Counter(
+            "stormwatch_subscriber_deliveries_total",
+            "Attempts to deliver to subscribers, by channel (email, webhook) and outcome.",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.notice_reminders = Counter(
+            "stormwatch_notice_reminders_total",
+            "Reminders to the incident commander that a public update is due soon.",
+            registry=r,
+        )
 
     def _intake(self, r: CollectorRegistry) -> None:
         """Webhooks and the alerts they carry."""

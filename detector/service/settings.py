@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.domain.durations import Duration, PositiveDuration
 from detector.domain.related import DEFAULT_WINDOW
+from responders.channels.email import SmtpSecurity
 
 
 class LogFormat(StrEnum):
@@ -139,6 +140,23 @@ class Settings(BaseSettings):
         description="PEM file of the certificate authorities journeys trust (default: the "
         "system's)",
     )
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server for subscriber mail")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port")
+    smtp_security: SmtpSecurity = Field(
+        default=SmtpSecurity.STARTTLS,
+        description="none, starttls (upgrade a plain connection) or tls (implicit, port 465)",
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login, if required")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password")
+    smtp_from: str = Field(
+        default="status@localhost",
+        description="sender of subscriber mail, e.g. 'Shop Status <status@shop.example>'",
+    )
+    subscribe_rate_limit: int = Field(
+        default=5,
+        ge=1,
+        description="subscribe and unsubscribe requests allowed per client address per 10 minutes",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -148,7 +166,9 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
-    @field_validator("api_token", "webhook_token", "alertmanager_token", "signing_key")
+    @field_validator(
+        "api_token", "webhook_token", "alertmanager_token", "signing_key", "smtp_password"
+    )
     @classmethod
     def _trimmed_secret(cls, value: SecretStr | None) -> SecretStr | None:
         """Secrets are trimmed, as Alertmanager trims its credentials_file and as secret files

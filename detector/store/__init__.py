@@ -14,6 +14,9 @@
 - ``component_status``: component_statuses (statuses a person set).
 - ``probes``: probes (journey schedule, streaks and last results per location).
 - ``related``: related_incidents (links between incidents of one component opened close together).
+- ``notice_drafts``: notice_drafts (first notices held for a veto window or a person).
+- ``subscribers``: subscribers (email and webhook subscriptions; confirm, erase, batches).
+- ``subscriber_outbox``: subscriber_outbox (queue in batches, lease, record, prune).
 - ``secrets``: service_secrets.
 - ``migrate``: schema_migrations, and the migrations/*.sql files it applies.
 - ``queries``: no table; read-only views for the API, the CLI and the open-incidents gauge.

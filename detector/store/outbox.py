@@ -14,7 +14,7 @@ from detector.domain.model import Incident, PageOrder
 from detector.ruleset.schema import RetrySpec
 from detector.store.connection import Connection, rows_affected
 from detector.store.timeline import add_timeline
-from responders.messages import MessageKind, Page, PageEvent
+from responders.messages import MessageKind, NoticeReminder, Page, PageEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,32 @@ async def add_pages(
                 now,
             )
             for page in pages
+        ],
+    )
+
+
+async def add_reminders(
+    connection: Connection,
+    incident_id: int,
+    channels: Sequence[str],
+    reminder: NoticeReminder,
+    now: datetime,
+) -> None:
+    """Queue a notice reminder to each channel, due now; one per promised update and channel."""
+    await connection.executemany(
+        """INSERT INTO outbox (incident_id, channel, kind, payload, idempotency_key,
+                               next_attempt_at, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (idempotency_key) DO NOTHING""",
+        [
+            (
+                incident_id,
+                channel,
+                MessageKind.NOTICE_REMINDER.value,
+                asdict(reminder),
+                f"{incident_id}:reminder:{reminder.public_incident}:{reminder.due_at}:{channel}",
+                now,
+            )
+            for channel in channels
         ],
     )
 

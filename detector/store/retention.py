@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from detector.store import outbox, signals, timers
+from detector.store import outbox, signals, subscriber_outbox, timers
 from detector.store.connection import Connection
 
 _BATCH = 10_000
@@ -19,6 +19,7 @@ _PRUNERS: dict[str, Callable[[Connection, datetime, int], Awaitable[int]]] = {
     "timers": timers.prune_fired,
     "outbox": outbox.prune_finished,
     "signals": signals.prune_unheld,
+    "subscriber_outbox": subscriber_outbox.prune_finished,
 }
 """Per table, the owner's delete of up to a given number of rows older than a cutoff."""
 

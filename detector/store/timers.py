@@ -46,20 +46,28 @@ async def add_condition_checks(
 
 
 async def claim_due(
-    connection: Connection, owner: str, now: datetime, lease: timedelta, limit: int
+    connection: Connection,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    notices: bool = False,
 ) -> list[Timer]:
-    """Lease up to ``limit`` due timers to ``owner``, oldest due first."""
+    """Lease up to ``limit`` due timers to ``owner``, oldest due first: the notice timers when
+    ``notices``, the others otherwise (each has its own stage)."""
     rows = await connection.fetch(
         """UPDATE timers SET lease_owner = $1, lease_until = $2::timestamptz + $3::interval
            WHERE id IN (
              SELECT id FROM timers
              WHERE fired_at IS NULL AND due_at <= $2 AND (lease_until IS NULL OR lease_until < $2)
+               AND (kind LIKE 'notice\\_%') = $5
              ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)
            RETURNING id, incident_id, kind, due_at, epoch, payload, rule, group_key""",
         owner,
         now,
         lease,
         limit,
+        notices,
     )
     timers = [
         Timer(

@@ -14,13 +14,13 @@ from typing import Any
 import aiohttp
 
 from responders.channels.protocol import DeliveryError, FailureReason, classify_status
-from responders.messages import Message, MessageKind, PageMessage
+from responders.messages import Message, MessageKind, NoticeReminderMessage, PageMessage
 
 
 class WebhookChannel:
     """One configured webhook endpoint. The URL may hold a key: it never appears in errors."""
 
-    kinds: frozenset[MessageKind] = frozenset({MessageKind.PAGE})
+    kinds: frozenset[MessageKind] = frozenset({MessageKind.PAGE, MessageKind.NOTICE_REMINDER})
 
     def __init__(
         self,
@@ -48,7 +48,7 @@ class WebhookChannel:
         }
         try:
             async with self._session.post(
-                self._url, data=page_body(message), headers=headers, timeout=self._timeout
+                self._url, data=message_body(message), headers=headers, timeout=self._timeout
             ) as response:
                 await response.read()
                 status = response.status
@@ -85,3 +85,27 @@ def page_body(message: PageMessage) -> str:
     if links.acknowledge:
         body["links"]["acknowledge"] = links.acknowledge
     return json.dumps(body)
+
+
+def reminder_body(message: NoticeReminderMessage) -> str:
+    """The JSON text a webhook receives when a public update is due soon."""
+    reminder = message.reminder
+    body = {
+        "version": "1",
+        "event": "notice_reminder",
+        "incident": {"id": reminder.incident_id, "title": reminder.title},
+        "commander": reminder.commander,
+        "public_incident": reminder.public_incident,
+        "update_due_at": reminder.due_at,
+        "links": {"incident": message.incident_link},
+    }
+    return json.dumps(body)
+
+
+def message_body(message: Message) -> str:
+    """The JSON text for any message kind the channel delivers."""
+    if isinstance(message, NoticeReminderMessage):
+        return reminder_body(message)
+    if isinstance(message, PageMessage):
+        return page_body(message)
+    raise DeliveryError(FailureReason.UNSUPPORTED_KIND, retryable=False, detail=message.kind)
