@@ -39,13 +39,12 @@ from detector.ruleset.rules import RuleSet
 from detector.ruleset.schema import WebhookChannelSpec
 from detector.service.background import BackgroundLoops
 from detector.service.clock import Clock, SystemClock
+from detector.service.database import connection_pool, database_server
 from detector.service.engine_process import EngineProcess
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
 from detector.service.subscriber_channels import subscriber_stage
-from detector.store import migrate as migrations
-from detector.store.connection import UNAVAILABLE, init_connection
-from detector.store.embedded import EmbeddedPostgres
+from detector.store.connection import UNAVAILABLE
 from detector.store.secrets import signing_key
 from detector.store.wakeup import STATUSPAGE_CHANNEL, wake_on, wake_on_intake
 from detector.web import (
@@ -299,59 +298,6 @@ def _reload_on_sighup(reloader: RulesReloader) -> bool:
     except (NotImplementedError, RuntimeError, ValueError):
         return False
     return True
-
-
-@asynccontextmanager
-async def database_server(settings: Settings) -> AsyncIterator[str]:
-    """The configured PostgreSQL's URL, or an embedded server's, stopped when the block ends."""
-    if settings.database_url is not None:
-        yield settings.database_url.get_secret_value()
-        return
-    embedded = EmbeddedPostgres(settings.data_dir)
-    url = await embedded.start()
-    try:
-        yield url
-    finally:
-        await embedded.stop()
-
-
-STATEMENT_TIMEOUT_S = 60.0
-
-
-@asynccontextmanager
-async def connection_pool(url: str, size: int) -> AsyncIterator[asyncpg.Pool]:
-    """A connection pool on a migrated database.
-
-    Statements on the pool give up after ``STATEMENT_TIMEOUT_S``, so a connection to a
-    database that stopped answering (a partition) is dropped instead of holding its task for
-    good; migrations run on a connection of their own, without that limit.
-    """
-    migrating = await asyncpg.connect(url)
-    try:
-        await migrations.migrate(migrating)
-    finally:
-        await migrating.close()
-    pool = await asyncpg.create_pool(
-        url,
-        min_size=2,
-        max_size=size,
-        init=init_connection,
-        command_timeout=STATEMENT_TIMEOUT_S,
-    )
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """A migrated connection pool, on the configured PostgreSQL or an embedded one."""
-    async with (
-        database_server(settings) as url,
-        connection_pool(url, settings.db_pool_size) as pool,
-    ):
-        yield pool
 
 
 def build_reconciler(

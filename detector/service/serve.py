@@ -14,7 +14,8 @@ from aiohttp import web
 
 from detector.ruleset.live import ChannelConfigError
 from detector.ruleset.loader import RulesInvalid
-from detector.service.app import create_app, database
+from detector.service.app import create_app
+from detector.service.database import database
 from detector.service.engine_process import EngineProcessFailed
 from detector.service.logs import configure_logging
 from detector.service.metrics import share_across_processes
