@@ -26,6 +26,33 @@ def process_cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid``."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid``, its live children and the children it has reaped (a server
+    whose backends come and go, such as PostgreSQL's postmaster)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK") + sum(_live_cpu(c) for c in children(pid))
+
+
+def _live_cpu(pid: int) -> float:
+    try:
+        return process_cpu_seconds(pid)
+    except OSError:  # it exited since it was listed
+        return 0.0
+
+
 def idle_check() -> str:
     """How busy the machine is before we start: another workload makes every figure low."""
     busy, total = _machine_ticks()

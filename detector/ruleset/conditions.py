@@ -371,10 +371,10 @@ def _joined(outcome: Outcome, state: Mapping[str, Any]) -> State:
                 "since": member.at.isoformat(),
                 "signal": dump_signal(member.signal),
             }
-        joined[Part.PENDING] = pending
+        joined[Part.PENDING.value] = pending
     else:
         events: list[Any] = [] if change.cleared else state.get(Part.EVENTS, [])
-        joined[Part.EVENTS] = [e for e in events if _event_key(e) not in change.removed] + [
+        joined[Part.EVENTS.value] = [e for e in events if _event_key(e) not in change.removed] + [
             {"at": m.at.isoformat(), "value": m.value, "signal": dump_signal(m.signal)}
             for m in change.added
         ]

@@ -1,0 +1,51 @@
+"""A parse-and-count webhook receiver: how fast Alertmanager delivers with nothing behind it.
+
+It reads and parses each webhook, remembers every distinct alert (fingerprint, startsAt,
+status) and answers 200; ``GET /count`` tells how many it has seen. Run as
+``python benchmarks/null_receiver.py PORT``; it serves until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from aiohttp import web
+
+_seen: set[tuple[str, str, str]] = set()
+_webhooks = [0]
+
+
+async def receive(request: web.Request) -> web.Response:
+    """Parse the webhook and remember its alerts."""
+    payload = json.loads(await request.read())
+    _webhooks[0] += 1
+    _seen.update((a["fingerprint"], a["startsAt"], a["status"]) for a in payload["alerts"])
+    return web.json_response({"status": "accepted", "alerts": len(payload["alerts"])})
+
+
+async def count(_request: web.Request) -> web.Response:
+    """Distinct alerts and webhooks received so far."""
+    return web.json_response({"alerts": len(_seen), "webhooks": _webhooks[0]})
+
+
+async def ready(_request: web.Request) -> web.Response:
+    """Same readiness path as the service, so one wait loop serves both."""
+    return web.json_response({"status": "ready"})
+
+
+def main() -> None:
+    """Serve on 127.0.0.1:PORT with access logging off."""
+    app = web.Application(client_max_size=32 * 1024 * 1024)
+    app.add_routes(
+        [
+            web.post("/api/v1/alertmanager", receive),
+            web.get("/count", count),
+            web.get("/readyz", ready),
+        ]
+    )
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

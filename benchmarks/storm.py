@@ -1,0 +1,330 @@
+"""Storm benchmark: an alert storm through a real Alertmanager into Stormwatch, and an unrelated
+incident opened in the middle of it.
+
+For each N (``--alerts``, default 2,000 and 20,000), Alertmanager (Debian's
+``prometheus-alertmanager``, ``group_by: ['...']``, ``group_wait: 0s``: one webhook per alert,
+all at once) receives N ``PgBouncerPoolSaturated`` alerts over 20 databases of one cluster,
+posted to its ``/api/v2/alerts`` in batches. It delivers them first to a parse-and-count
+receiver in its own process (``null_receiver.py``), then to Stormwatch (``python -m detector
+serve`` with the repository's rules, its engine in its own process, on a PostgreSQL started
+here). Two seconds into the Stormwatch storm a ``PaymentGatewayErrorRateHigh`` alert follows,
+which the shipped rules turn into an incident of its own. Printed per N, side by side:
+
+- seconds until the null receiver had every alert; until every alert was durable in Stormwatch
+  (answered 2xx); until its engine had processed every one (intake log, queue and group
+  backlogs empty);
+- seconds from posting the unrelated alert to its incident being open;
+- Alertmanager's failed webhook attempts (``alertmanager_notifications_failed_total``), and
+  ``/readyz`` answers other than 200 while the storm lasted;
+- CPU seconds of the engine process per alert, of the intake process and of PostgreSQL.
+
+    python benchmarks/storm.py
+    python benchmarks/storm.py --alerts 2000 --alerts 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import signal
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import alertmanager
+import asyncpg
+from cpu_usage import children, idle_check, process_cpu_seconds, tree_cpu_seconds
+from servers import free_port, get, start_service, started
+
+from detector.store.embedded import EmbeddedPostgres
+
+DATABASES = 20
+UNRELATED_AFTER_S = 2.0
+POLL_S = 0.05
+_INTAKE = re.compile(r'^stormwatch_intake_alerts_total\{source="alertmanager"\} (\S+)$', re.M)
+
+
+@dataclass(frozen=True)
+class NullFigures:
+    """Alertmanager delivering to a receiver that only counts."""
+
+    seconds: float | None
+    failed: float
+
+
+@dataclass(frozen=True)
+class StormFigures:
+    """Alertmanager delivering to Stormwatch; None where a step did not finish in time."""
+
+    durable: float | None
+    processed: float | None
+    unrelated: float | None
+    failed: float
+    not_ready: int
+    engine_cpu: float
+    intake_cpu: float
+    postgres_cpu: float
+
+
+def storm(count: int, run: str) -> list[dict[str, Any]]:
+    """``count`` distinct saturated pools over 20 databases of the shop-prod cluster."""
+    starts = datetime.now(UTC).isoformat()
+    return [
+        {
+            "labels": {
+                "alertname": "PgBouncerPoolSaturated",
+                "severity": "page",
+                "service": "pgbouncer",
+                "cluster": "shop-prod",
+                "database": f"orders_{n % DATABASES:02d}",
+                "pool": f"{run}-{n}",
+            },
+            "annotations": {"summary": f"PgBouncer pool {run}-{n} has no free server connection"},
+            "startsAt": starts,
+            "generatorURL": "http://prometheus.example:9090/graph",
+        }
+        for n in range(count)
+    ]
+
+
+def unrelated(run: str) -> dict[str, Any]:
+    """A payment gateway failing: another rule, another incident."""
+    return {
+        "labels": {
+            "alertname": "PaymentGatewayErrorRateHigh",
+            "severity": "page",
+            "service": "checkout",
+            "cluster": "shop-prod",
+            "server_address": f"psp-{run}.example",
+        },
+        "annotations": {"summary": "Calls to the payment provider failing"},
+        "startsAt": datetime.now(UTC).isoformat(),
+        "generatorURL": "http://prometheus.example:9090/graph",
+    }
+
+
+async def reached(check: Any, deadline: float) -> float | None:
+    """When (``time.monotonic()``) the async ``check`` first held, or None by ``deadline``."""
+    while time.monotonic() < deadline:
+        if await check():
+            return time.monotonic()
+        await asyncio.sleep(POLL_S)
+    return None
+
+
+def _after(start: float, moment: float | None) -> float | None:
+    return None if moment is None else moment - start
+
+
+async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
+    """Alertmanager to the parse-and-count receiver."""
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).with_name("null_receiver.py")), str(port)]
+    with ExitStack() as stack:
+        log = scratch / f"null-{count}.log"
+        receiver = stack.enter_context(started("null", argv, {}, port, log))
+        am = stack.enter_context(alertmanager.running(scratch, f"null-{count}", receiver.url, "x"))
+        async with aiohttp.ClientSession() as session:
+
+            async def all_arrived() -> bool:
+                async with session.get(f"{receiver.url}/count") as response:
+                    return bool((await response.json())["alerts"] >= count)
+
+            start = time.monotonic()
+            await alertmanager.post(session, am, storm(count, f"null{count}"))
+            done = await reached(all_arrived, start + budget)
+        return NullFigures(_after(start, done), alertmanager.failed_notifications(am))
+
+
+class Watch:
+    """What the Stormwatch run polls: its metrics, readiness, and the database."""
+
+    def __init__(self, url: str, connection: asyncpg.Connection, count: int) -> None:
+        self._url = url
+        self._db = connection
+        self._count = count
+        self.not_ready = 0
+        self.opened_at: datetime | None = None
+
+    async def durable(self) -> bool:
+        """Every alert (and the unrelated one) answered 2xx."""
+        _, text = await asyncio.to_thread(get, self._url, "/metrics")
+        return sum(float(value) for value in _INTAKE.findall(text)) >= self._count + 1
+
+    async def processed(self) -> bool:
+        """Nothing left for the engine: intake log, queue and group backlogs empty."""
+        await self.opened()
+        tables = ["intake_log", "pending_signals"]
+        if await self._db.fetchval("SELECT to_regclass('group_backlog') IS NOT NULL"):
+            tables.append("group_backlog")
+        waiting = " + ".join(f"(SELECT count(*) FROM {table})" for table in tables)  # noqa: S608
+        return bool(await self._db.fetchval(f"SELECT {waiting}") == 0)
+
+    async def opened(self) -> bool:
+        """The unrelated alert's incident is open (when, by the service's clock)."""
+        if self.opened_at is None:
+            self.opened_at = await self._db.fetchval(
+                "SELECT opened_at FROM incidents WHERE rule = 'payment-gateway-errors'"
+            )
+        return self.opened_at is not None
+
+    async def readiness(self) -> None:
+        """Ask /readyz twice a second until cancelled, counting answers other than 200."""
+        while True:
+            try:
+                status, _ = await asyncio.to_thread(get, self._url, "/readyz", 5.0)
+            except OSError:
+                status = 0
+            self.not_ready += status != 200
+            await asyncio.sleep(0.5)
+
+
+def _cpu(engine: int, intake: int, postmaster: int) -> tuple[float, float, float]:
+    return process_cpu_seconds(engine), process_cpu_seconds(intake), tree_cpu_seconds(postmaster)
+
+
+async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> StormFigures:
+    """Alertmanager to Stormwatch, with the unrelated alert two seconds in."""
+    run = f"sw{count}"
+    (scratch / run).mkdir()
+    with ExitStack() as stack:
+        service = start_service(stack, scratch / run, extra={"STORMWATCH_DATABASE_URL": url})
+        intake = service.pid or 0
+        engine = next(c for c in children(intake) if _is_engine(c))
+        postmaster = int((scratch / "pg" / "pgdata" / "postmaster.pid").read_text().split()[0])
+        am = stack.enter_context(alertmanager.running(scratch, run, service.url, service.token))
+        connection = await asyncpg.connect(url)
+        watch = Watch(service.url, connection, count)
+        before = _cpu(engine, intake, postmaster)
+        readiness = asyncio.create_task(watch.readiness())
+        async with aiohttp.ClientSession() as session:
+            start = time.monotonic()
+            posting = asyncio.create_task(alertmanager.post(session, am, storm(count, run)))
+            await asyncio.sleep(UNRELATED_AFTER_S)
+            posted_at = datetime.now(UTC)
+            await alertmanager.post(session, am, [unrelated(run)])
+            await posting
+            durable = await reached(watch.durable, start + budget)
+            processed = await reached(watch.processed, start + budget)
+            await reached(watch.opened, time.monotonic() + 5.0)
+        readiness.cancel()
+        after = _cpu(engine, intake, postmaster)
+        await connection.close()
+        return StormFigures(
+            durable=_after(start, durable),
+            processed=_after(start, processed),
+            unrelated=None
+            if watch.opened_at is None
+            else (watch.opened_at - posted_at).total_seconds(),
+            failed=alertmanager.failed_notifications(am),
+            not_ready=watch.not_ready,
+            engine_cpu=after[0] - before[0],
+            intake_cpu=after[1] - before[1],
+            postgres_cpu=after[2] - before[2],
+        )
+
+
+def _is_engine(pid: int) -> bool:
+    try:
+        return b"engine_runner" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+async def fresh_database(server: str, name: str) -> str:
+    """A new database on the benchmark's PostgreSQL, so each run starts empty."""
+    connection = await asyncpg.connect(server)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return server.replace("/postgres?", f"/{name}?", 1)
+
+
+def _seconds(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.1f} s"
+
+
+def _times(value: float | None, reference: float | None) -> str:
+    if value is None or reference is None:
+        return ""
+    return f" ({value / reference:.2f}x the null receiver)"
+
+
+def report(count: int, null: NullFigures, sw: StormFigures) -> str:
+    """One N's figures, side by side with the null receiver and the targets."""
+    per_signal = sw.engine_cpu / (count + 1) * 1e6
+    rows = [
+        ("null receiver had every alert", _seconds(null.seconds), ""),
+        ("  its failed webhook attempts", f"{null.failed:.0f}", ""),
+        (
+            "durable in Stormwatch",
+            _seconds(sw.durable) + _times(sw.durable, null.seconds),
+            "<= 1.5x",
+        ),
+        (
+            "processed by the engine",
+            _seconds(sw.processed) + _times(sw.processed, null.seconds),
+            "<= 3x",
+        ),
+        ("unrelated incident open after", _seconds(sw.unrelated), "<= 1 s"),
+        ("Alertmanager failed webhook attempts", f"{sw.failed:.0f}", "0"),
+        ("/readyz answers other than 200", str(sw.not_ready), "0"),
+        ("engine CPU per alert", f"{per_signal:.0f} µs", ""),
+        (
+            "CPU seconds: engine, intake, PostgreSQL",
+            f"{sw.engine_cpu:.1f}, {sw.intake_cpu:.1f}, {sw.postgres_cpu:.1f}",
+            "",
+        ),
+    ]
+    lines = [f"N = {count:,} alerts"]
+    lines += [
+        f"  {name:<40} {value:<40} {'target ' + goal if goal else ''}" for name, value, goal in rows
+    ]
+    return "\n".join(lines)
+
+
+async def measure(args: argparse.Namespace, scratch: Path) -> int:
+    """Every N: the null receiver, then Stormwatch; print as they finish."""
+    database = EmbeddedPostgres(scratch / "pg")
+    server = await database.start()
+    per_signal: dict[int, float] = {}
+    try:
+        for count in args.alerts:
+            null = await null_run(count, scratch, args.budget)
+            url = await fresh_database(server, f"storm_{count}")
+            sw = await stormwatch_run(count, scratch, url, args.budget)
+            per_signal[count] = sw.engine_cpu / (count + 1)
+            print(report(count, null, sw), flush=True)
+    finally:
+        await database.stop()
+    if len(per_signal) > 1:
+        low, high = min(per_signal), max(per_signal)
+        growth = per_signal[high] / per_signal[low]
+        print(f"engine CPU per alert at {high:,} / at {low:,}: {growth:.2f}x   target <= 1.5x")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run in a temporary directory that is removed afterwards."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
+    parser.add_argument("--alerts", type=int, action="append", help="storm size (repeatable)")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds per run at most")
+    args = parser.parse_args(argv)
+    args.alerts = args.alerts or [2_000, 20_000]
+    # Stopped from outside: still stop Alertmanager, the service and PostgreSQL on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(idle_check(), flush=True)
+    with tempfile.TemporaryDirectory(prefix="stormwatch-storm-") as scratch:
+        return asyncio.run(measure(args, Path(scratch)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
