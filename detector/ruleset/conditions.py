@@ -173,12 +173,6 @@ def released(outcome: Outcome, stored: Sequence[Member]) -> tuple[Signal, ...]:
     return tuple(m.signal for m in stored if m.key not in gone) + outcome.release
 
 
-def kept_waiting(state: State) -> tuple[Signal, ...]:
-    """The firing alerts a condition's state keeps waiting (``for``, ``absent``, ``all_of``):
-    what must join the incident at once if the rule loses its condition."""
-    return tuple(m.signal for m in _members(state)) if Part.PENDING in state else ()
-
-
 def _in_arrival_order(
     rule: RuleSpec, group: _Group, signals: Sequence[Signal], now: datetime
 ) -> Outcome:

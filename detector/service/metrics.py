@@ -152,6 +152,14 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.condition_dropped = Counter(
+            "stormwatch_condition_dropped_total",
+            "Waiting alerts a rule condition let go without releasing them, by rule and reason"
+            " (left_window: a threshold arrival left the window; over_limit: the group held"
+            " its most, the earliest left).",
+            ["rule", "reason"],
+            registry=r,
+        )
         self.engine_errors = Counter(
             "stormwatch_engine_errors_total",
             "Engine failures by stage: a stage that failed, or one timer that failed in it.",

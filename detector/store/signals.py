@@ -71,7 +71,7 @@ class Retry:
     not_before: datetime | None
 
 
-def _holders(value: list[list[Any]] | None) -> tuple[Holder, ...]:
+def holders(value: list[list[Any]] | None) -> tuple[Holder, ...]:
     """Holders from the JSON array of [rule, group key, group labels] the statements return."""
     return tuple(Holder(rule, key, labels) for rule, key, labels in value or ())
 
@@ -222,7 +222,7 @@ async def insert_signals(
         PendingSignal(
             row["id"],
             unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])],
-            _holders(row["holders"]),
+            holders(row["holders"]),
         )
         for row in stored[1:]
     ]
@@ -230,17 +230,23 @@ async def insert_signals(
     return InsertResult(inserted, len(signals) - inserted, kept), new
 
 
-_SIGNAL_COLUMNS = """s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
-                     s.labels, s.annotations, s.group_key, s.receiver, s.received_at"""
+SIGNAL_COLUMNS = """s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
+                    s.labels, s.annotations, s.group_key, s.receiver, s.received_at"""
 """The columns of ``signals s`` that ``signal_from_row`` reads, with the id."""
 
-_LOCK_PENDING = f"""
-    SELECT {_SIGNAL_COLUMNS}, p.attempts, p.retry_rules,
-           CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
+
+def holders_sql(row: str, rules: str) -> str:
+    """SQL for the open incidents of the live rules (text-array parameter ``rules``) holding the
+    occurrence of ``row``, as a JSON array of [rule, group key, group labels] (``holders``)."""
+    return f"""CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
              SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
              FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-             WHERE ia.fingerprint = s.fingerprint AND ia.starts_at = s.starts_at
-               AND i.state <> 'resolved' AND i.rule = ANY($2::text[])) END AS holders
+             WHERE ia.fingerprint = {row}.fingerprint AND ia.starts_at = {row}.starts_at
+               AND i.state <> 'resolved' AND i.rule = ANY({rules}::text[])) END"""
+
+
+_LOCK_PENDING = f"""
+    SELECT {SIGNAL_COLUMNS}, p.attempts, p.retry_rules, {holders_sql("s", "$2")} AS holders
     FROM pending_signals p JOIN signals s ON s.id = p.signal_id
     WHERE p.not_before IS NULL OR p.not_before <= $3
     ORDER BY p.signal_id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"""
@@ -258,7 +264,7 @@ async def lock_pending(
         PendingSignal(
             row["id"],
             signal_from_row(row),
-            _holders(row["holders"]),
+            holders(row["holders"]),
             row["attempts"],
             None if row["retry_rules"] is None else frozenset(row["retry_rules"]),
         )
@@ -329,7 +335,7 @@ async def lock_strays(connection: Connection, fingerprints: Sequence[str]) -> li
     locked in the order the engine locks signals (by source, fingerprint, startsAt, status),
     so adopting them beside an engine cycle cannot deadlock."""
     rows = await connection.fetch(
-        f"""SELECT {_SIGNAL_COLUMNS}
+        f"""SELECT {SIGNAL_COLUMNS}
            FROM signals s
            WHERE s.fingerprint = ANY($1::text[]) AND s.unmatched
              AND s.status = 'firing' AND s.source = 'alertmanager'
