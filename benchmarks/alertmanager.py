@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,17 @@ _FAILED = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class Alertmanager:
+    """A running Alertmanager: its base URL and process id."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def running(scratch: Path, name: str, url: str, token: str) -> Iterator[str]:
-    """Alertmanager delivering to ``url`` until the block ends; yields its base URL."""
+def running(scratch: Path, name: str, url: str, token: str) -> Iterator[Alertmanager]:
+    """Alertmanager delivering to ``url`` until the block ends."""
     binary = shutil.which("prometheus-alertmanager")
     if binary is None:
         raise SystemExit("needs Debian's prometheus-alertmanager (apt-get install it)")
@@ -70,7 +79,7 @@ def running(scratch: Path, name: str, url: str, token: str) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, process)
-        yield base
+        yield Alertmanager(base, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)

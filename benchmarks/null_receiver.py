@@ -44,7 +44,14 @@ def main() -> None:
             web.get("/readyz", ready),
         ]
     )
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        print=None,
+        access_log=None,
+        backlog=4096,  # as the service: a storm opens one connection per alert at once
+    )
 
 
 if __name__ == "__main__":

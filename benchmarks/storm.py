@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import alertmanager
 import asyncpg
-from cpu_usage import children, idle_check, process_cpu_seconds, tree_cpu_seconds
+from cpu_usage import children, idle_check, machine_busy, machine_ticks, tree_cpu_seconds
 from servers import free_port, get, start_service, started
 
 from detector.store.embedded import EmbeddedPostgres
@@ -59,6 +59,15 @@ class NullFigures:
     failed: float
 
 
+@dataclass
+class Readiness:
+    """What ``/readyz`` answered twice a second while the storm lasted."""
+
+    ready: int = 0
+    not_ready: int = 0
+    unanswered: int = 0  # no answer within 5 s (the connection waited to be accepted)
+
+
 @dataclass(frozen=True)
 class StormFigures:
     """Alertmanager delivering to Stormwatch; None where a step did not finish in time."""
@@ -66,11 +75,14 @@ class StormFigures:
     durable: float | None
     processed: float | None
     unrelated: float | None
+    unrelated_durable: float | None
     failed: float
-    not_ready: int
+    readiness: Readiness
     engine_cpu: float
     intake_cpu: float
     postgres_cpu: float
+    alertmanager_cpu: float
+    machine_busy: float
 
 
 def storm(count: int, run: str) -> list[dict[str, Any]]:
@@ -138,9 +150,9 @@ async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
                     return bool((await response.json())["alerts"] >= count)
 
             start = time.monotonic()
-            await alertmanager.post(session, am, storm(count, f"null{count}"))
+            await alertmanager.post(session, am.url, storm(count, f"null{count}"))
             done = await reached(all_arrived, start + budget)
-        return NullFigures(_after(start, done), alertmanager.failed_notifications(am))
+        return NullFigures(_after(start, done), alertmanager.failed_notifications(am.url))
 
 
 class Watch:
@@ -150,8 +162,9 @@ class Watch:
         self._url = url
         self._db = connection
         self._count = count
-        self.not_ready = 0
+        self.readiness = Readiness()
         self.opened_at: datetime | None = None
+        self.received_at: datetime | None = None
 
     async def durable(self) -> bool:
         """Every alert (and the unrelated one) answered 2xx."""
@@ -170,24 +183,33 @@ class Watch:
     async def opened(self) -> bool:
         """The unrelated alert's incident is open (when, by the service's clock)."""
         if self.opened_at is None:
-            self.opened_at = await self._db.fetchval(
-                "SELECT opened_at FROM incidents WHERE rule = 'payment-gateway-errors'"
+            row = await self._db.fetchrow(
+                """SELECT i.opened_at, s.received_at FROM incidents i
+                   JOIN incident_alerts a ON a.incident_id = i.id
+                   JOIN signals s ON (s.fingerprint, s.starts_at) = (a.fingerprint, a.starts_at)
+                   WHERE i.rule = 'payment-gateway-errors'"""
             )
+            if row is not None:
+                self.opened_at, self.received_at = row["opened_at"], row["received_at"]
         return self.opened_at is not None
 
-    async def readiness(self) -> None:
+    async def ask_readiness(self) -> None:
         """Ask /readyz twice a second until cancelled, counting answers other than 200."""
         while True:
             try:
                 status, _ = await asyncio.to_thread(get, self._url, "/readyz", 5.0)
             except OSError:
-                status = 0
-            self.not_ready += status != 200
+                self.readiness.unanswered += 1
+            else:
+                if status == 200:
+                    self.readiness.ready += 1
+                else:
+                    self.readiness.not_ready += 1
             await asyncio.sleep(0.5)
 
 
-def _cpu(engine: int, intake: int, postmaster: int) -> tuple[float, float, float]:
-    return process_cpu_seconds(engine), process_cpu_seconds(intake), tree_cpu_seconds(postmaster)
+def _cpu(*pids: int) -> tuple[float, ...]:
+    return tuple(tree_cpu_seconds(pid) for pid in pids)
 
 
 async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> StormFigures:
@@ -202,33 +224,39 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
         am = stack.enter_context(alertmanager.running(scratch, run, service.url, service.token))
         connection = await asyncpg.connect(url)
         watch = Watch(service.url, connection, count)
-        before = _cpu(engine, intake, postmaster)
-        readiness = asyncio.create_task(watch.readiness())
+        pids = (engine, intake, postmaster, am.pid)
+        before, machine = _cpu(*pids), machine_ticks()
+        readiness = asyncio.create_task(watch.ask_readiness())
         async with aiohttp.ClientSession() as session:
             start = time.monotonic()
-            posting = asyncio.create_task(alertmanager.post(session, am, storm(count, run)))
+            posting = asyncio.create_task(alertmanager.post(session, am.url, storm(count, run)))
             await asyncio.sleep(UNRELATED_AFTER_S)
             posted_at = datetime.now(UTC)
-            await alertmanager.post(session, am, [unrelated(run)])
+            await alertmanager.post(session, am.url, [unrelated(run)])
             await posting
             durable = await reached(watch.durable, start + budget)
             processed = await reached(watch.processed, start + budget)
             await reached(watch.opened, time.monotonic() + 5.0)
         readiness.cancel()
-        after = _cpu(engine, intake, postmaster)
+        after, busy = _cpu(*pids), machine_busy(machine)
         await connection.close()
         return StormFigures(
             durable=_after(start, durable),
             processed=_after(start, processed),
-            unrelated=None
-            if watch.opened_at is None
-            else (watch.opened_at - posted_at).total_seconds(),
-            failed=alertmanager.failed_notifications(am),
-            not_ready=watch.not_ready,
+            unrelated=_between(posted_at, watch.opened_at),
+            unrelated_durable=_between(posted_at, watch.received_at),
+            failed=alertmanager.failed_notifications(am.url),
+            readiness=watch.readiness,
             engine_cpu=after[0] - before[0],
-            intake_cpu=after[1] - before[1],
+            intake_cpu=after[1] - before[1] - (after[0] - before[0]),  # the engine is its child
             postgres_cpu=after[2] - before[2],
+            alertmanager_cpu=after[3] - before[3],
+            machine_busy=busy,
         )
+
+
+def _between(start: datetime, end: datetime | None) -> float | None:
+    return None if end is None else (end - start).total_seconds()
 
 
 def _is_engine(pid: int) -> bool:
@@ -249,7 +277,7 @@ async def fresh_database(server: str, name: str) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.1f} s"
+    return "not reached" if value is None else f"{value:.2f} s"
 
 
 def _times(value: float | None, reference: float | None) -> str:
@@ -261,6 +289,7 @@ def _times(value: float | None, reference: float | None) -> str:
 def report(count: int, null: NullFigures, sw: StormFigures) -> str:
     """One N's figures, side by side with the null receiver and the targets."""
     per_signal = sw.engine_cpu / (count + 1) * 1e6
+    ready = sw.readiness
     rows = [
         ("null receiver had every alert", _seconds(null.seconds), ""),
         ("  its failed webhook attempts", f"{null.failed:.0f}", ""),
@@ -274,21 +303,28 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
             _seconds(sw.processed) + _times(sw.processed, null.seconds),
             "<= 3x",
         ),
-        ("unrelated incident open after", _seconds(sw.unrelated), "<= 1 s"),
+        ("unrelated alert: posted to open incident", _seconds(sw.unrelated), "<= 1 s"),
+        ("  of which posted to durable", _seconds(sw.unrelated_durable), ""),
         ("Alertmanager failed webhook attempts", f"{sw.failed:.0f}", "0"),
-        ("/readyz answers other than 200", str(sw.not_ready), "0"),
+        (
+            "/readyz: 200, 503, no answer within 5 s",
+            f"{ready.ready}, {ready.not_ready}, {ready.unanswered}",
+            "no 503",
+        ),
         ("engine CPU per alert", f"{per_signal:.0f} µs", ""),
         (
-            "CPU seconds: engine, intake, PostgreSQL",
-            f"{sw.engine_cpu:.1f}, {sw.intake_cpu:.1f}, {sw.postgres_cpu:.1f}",
+            "CPU s: engine, intake, PostgreSQL, AM",
+            f"{sw.engine_cpu:.1f}, {sw.intake_cpu:.1f}, {sw.postgres_cpu:.1f},"
+            f" {sw.alertmanager_cpu:.1f}",
             "",
         ),
+        ("machine busy (2 cores)", f"{sw.machine_busy:.0%}", ""),
     ]
     lines = [f"N = {count:,} alerts"]
     lines += [
-        f"  {name:<40} {value:<40} {'target ' + goal if goal else ''}" for name, value, goal in rows
+        f"  {name:<42} {value:<38} {'target ' + goal if goal else ''}" for name, value, goal in rows
     ]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 async def measure(args: argparse.Namespace, scratch: Path) -> int:
