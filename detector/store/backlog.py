@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from detector.store.connection import Connection
 from detector.store.signals import (
     SIGNAL_COLUMNS,
+    Backlog,
     PendingSignal,
     holders,
     holders_sql,
@@ -96,11 +96,12 @@ async def done(connection: Connection, items: Sequence[tuple[GroupKey, int]]) ->
         )
 
 
-async def waiting(connection: Connection) -> tuple[int, datetime | None]:
-    """How many signals wait in backlogs, and when the oldest of them arrived."""
+async def waiting(connection: Connection) -> Backlog:
+    """Signals waiting in group backlogs, and when the longest-waiting one arrived (ids are
+    ordered like arrival, so it is the first id)."""
     row = await connection.fetchrow(
-        """SELECT count(*) AS n, min(s.received_at) AS oldest
-           FROM group_backlog b JOIN signals s ON s.id = b.signal_id"""
+        """SELECT (SELECT count(*) FROM group_backlog) AS waiting,
+                  (SELECT s.received_at FROM group_backlog b JOIN signals s ON s.id = b.signal_id
+                   ORDER BY b.signal_id LIMIT 1) AS oldest"""
     )
-    assert row is not None
-    return row["n"], row["oldest"]
+    return Backlog(row["waiting"], row["oldest"]) if row else Backlog()

@@ -76,6 +76,15 @@ def holders(value: list[list[Any]] | None) -> tuple[Holder, ...]:
     return tuple(Holder(rule, key, labels) for rule, key, labels in value or ())
 
 
+def holders_sql(row: str, rules: str) -> str:
+    """SQL: the open incidents of live ``rules`` holding ``row``'s occurrence, for ``holders``."""
+    return f"""CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
+             SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
+             FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+             WHERE ia.fingerprint = {row}.fingerprint AND ia.starts_at = {row}.starts_at
+               AND i.state <> 'resolved' AND i.rule = ANY({rules}::text[])) END"""
+
+
 def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
     """The last copy of each (source, occurrence, status), in one global key order.
 
@@ -89,7 +98,7 @@ def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
     return {key: latest[key] for key in sorted(latest)}
 
 
-_STORE_SIGNALS = """
+_STORE_SIGNALS = f"""
     -- The batch: one JSON array per column ($1…$12), zipped back into rows.
     WITH listed AS MATERIALIZED (
       SELECT * FROM ROWS FROM (
@@ -153,12 +162,7 @@ _STORE_SIGNALS = """
            NULL::timestamptz AS starts_at, NULL AS status, NULL::boolean AS inserted,
            count(*) AS kept, NULL::json AS holders FROM kept
     UNION ALL
-    SELECT id, source, fingerprint, starts_at, status, inserted, 0,
-           CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
-             SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
-             FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-             WHERE ia.fingerprint = f.fingerprint AND ia.starts_at = f.starts_at
-               AND i.state <> 'resolved' AND i.rule = ANY($14::text[])) END
+    SELECT id, source, fingerprint, starts_at, status, inserted, 0, {holders_sql("f", "$14")}
     FROM fresh f
     ORDER BY id"""
 """Insert new signals (one JSON array per column) and queue them if asked. Two inserts, because
@@ -233,16 +237,6 @@ async def insert_signals(
 SIGNAL_COLUMNS = """s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
                     s.labels, s.annotations, s.group_key, s.receiver, s.received_at"""
 """The columns of ``signals s`` that ``signal_from_row`` reads, with the id."""
-
-
-def holders_sql(row: str, rules: str) -> str:
-    """SQL for the open incidents of the live rules (text-array parameter ``rules``) holding the
-    occurrence of ``row``, as a JSON array of [rule, group key, group labels] (``holders``)."""
-    return f"""CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
-             SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
-             FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-             WHERE ia.fingerprint = {row}.fingerprint AND ia.starts_at = {row}.starts_at
-               AND i.state <> 'resolved' AND i.rule = ANY({rules}::text[])) END"""
 
 
 _LOCK_PENDING = f"""
