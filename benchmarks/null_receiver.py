@@ -1,7 +1,8 @@
 """A parse-and-count webhook receiver: how fast Alertmanager delivers with nothing behind it.
 
 It reads and parses each webhook, remembers every distinct alert (fingerprint, startsAt,
-status) and answers 200; ``GET /count`` tells how many it has seen. Run as
+status) and answers 200; ``GET /count`` tells how many it has seen, and when an alert of each
+name first arrived. Run as
 ``python benchmarks/null_receiver.py PORT``; it serves until SIGTERM.
 """
 
@@ -9,24 +10,34 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections import Counter
 
 from aiohttp import web
 
-_seen: set[tuple[str, str, str]] = set()
+_seen: set[tuple[str, str, str, str]] = set()
 _webhooks = [0]
+_first_at: dict[str, float] = {}  # alert name → when (UNIX time) one first arrived
 
 
 async def receive(request: web.Request) -> web.Response:
     """Parse the webhook and remember its alerts."""
     payload = json.loads(await request.read())
     _webhooks[0] += 1
-    _seen.update((a["fingerprint"], a["startsAt"], a["status"]) for a in payload["alerts"])
+    _seen.update(
+        (a["labels"].get("alertname", ""), a["fingerprint"], a["startsAt"], a["status"])
+        for a in payload["alerts"]
+    )
+    for alert in payload["alerts"]:
+        _first_at.setdefault(alert["labels"].get("alertname", ""), time.time())
     return web.json_response({"status": "accepted", "alerts": len(payload["alerts"])})
 
 
 async def count(_request: web.Request) -> web.Response:
-    """Distinct alerts and webhooks received so far."""
-    return web.json_response({"alerts": len(_seen), "webhooks": _webhooks[0]})
+    """Distinct alerts (of each name) and webhooks received so far, and when an alert of each
+    name first arrived."""
+    names = Counter(name for name, *_ in _seen)
+    return web.json_response({"alerts": names, "webhooks": _webhooks[0], "first": _first_at})
 
 
 async def ready(_request: web.Request) -> web.Response:

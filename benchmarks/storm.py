@@ -10,9 +10,9 @@ serve`` with the repository's rules, its engine in its own process, on a Postgre
 here). Two seconds into the Stormwatch storm a ``PaymentGatewayErrorRateHigh`` alert follows,
 which the shipped rules turn into an incident of its own. Printed per N, side by side:
 
-- seconds until the null receiver had every alert; until every alert was durable in Stormwatch
-  (answered 2xx); until its engine had processed every one (intake log, queue and group
-  backlogs empty);
+- seconds until the null receiver had every alert of the storm; until as many were durable in
+  Stormwatch (answered 2xx); until its engine had processed everything (intake log, queue and
+  group backlogs empty);
 - seconds from posting the unrelated alert to its incident being open;
 - Alertmanager's failed webhook attempts (``alertmanager_notifications_failed_total``), and
   ``/readyz`` answers other than 200 while the storm lasted;
@@ -48,6 +48,7 @@ from detector.store.embedded import EmbeddedPostgres
 DATABASES = 20
 UNRELATED_AFTER_S = 2.0
 POLL_S = 0.05
+_ANSWERED = re.compile(r'^stormwatch_webhook_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
 _INTAKE = re.compile(r'^stormwatch_intake_alerts_total\{source="alertmanager"\} (\S+)$', re.M)
 
 
@@ -57,6 +58,7 @@ class NullFigures:
 
     seconds: float | None
     failed: float
+    unrelated: float | None  # posted to arrived
 
 
 @dataclass
@@ -83,6 +85,8 @@ class StormFigures:
     postgres_cpu: float
     alertmanager_cpu: float
     machine_busy: float
+    answer_p50: str
+    answer_p99: str
 
 
 def storm(count: int, run: str) -> list[dict[str, Any]]:
@@ -144,36 +148,69 @@ async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
         receiver = stack.enter_context(started("null", argv, {}, port, log))
         am = stack.enter_context(alertmanager.running(scratch, f"null-{count}", receiver.url, "x"))
         async with aiohttp.ClientSession() as session:
+            counts: dict[str, Any] = {}
+            stored: list[float] = []
 
             async def all_arrived() -> bool:
                 async with session.get(f"{receiver.url}/count") as response:
-                    return bool((await response.json())["alerts"] >= count)
+                    counts.update(await response.json())
+                if not stored and counts["alerts"].get("PgBouncerPoolSaturated", 0) >= count:
+                    stored.append(time.monotonic())
+                return bool(stored) and "PaymentGatewayErrorRateHigh" in counts["first"]
 
             start = time.monotonic()
-            await alertmanager.post(session, am.url, storm(count, f"null{count}"))
-            done = await reached(all_arrived, start + budget)
-        return NullFigures(_after(start, done), alertmanager.failed_notifications(am.url))
+            arriving = asyncio.create_task(reached(all_arrived, start + budget))
+            posted_at = await _storm_then_unrelated(session, am.url, count, f"null{count}")
+            await arriving
+        arrived = counts.get("first", {}).get("PaymentGatewayErrorRateHigh")
+        return NullFigures(
+            _after(start, stored[0] if stored else None),
+            alertmanager.failed_notifications(am.url),
+            None if arrived is None else arrived - posted_at.timestamp(),
+        )
+
+
+async def _storm_then_unrelated(
+    session: aiohttp.ClientSession, am: str, count: int, run: str
+) -> datetime:
+    """Post the storm, and the unrelated alert two seconds in; when that one was posted."""
+    posting = asyncio.create_task(alertmanager.post(session, am, storm(count, run)))
+    await asyncio.sleep(UNRELATED_AFTER_S)
+    posted_at = datetime.now(UTC)
+    await alertmanager.post(session, am, [unrelated(run)])
+    await posting
+    return posted_at
 
 
 class Watch:
     """What the Stormwatch run polls: its metrics, readiness, and the database."""
 
-    def __init__(self, url: str, connection: asyncpg.Connection, count: int) -> None:
+    def __init__(self, url: str, database: asyncpg.Pool, count: int) -> None:
         self._url = url
-        self._db = connection
+        self._db = database
         self._count = count
         self.readiness = Readiness()
-        self.opened_at: datetime | None = None
+        self.opened_at: datetime | None = None  # when a poll first saw it
         self.received_at: datetime | None = None
 
     async def durable(self) -> bool:
-        """Every alert (and the unrelated one) answered 2xx."""
+        """As many alerts as the storm has answered 2xx."""
         _, text = await asyncio.to_thread(get, self._url, "/metrics")
-        return sum(float(value) for value in _INTAKE.findall(text)) >= self._count + 1
+        return sum(float(value) for value in _INTAKE.findall(text)) >= self._count
+
+    async def answer_times(self) -> tuple[str, str]:
+        """The webhook answer time (received to answered, in the service) bucket holding the
+        median and the 99th percentile, from its histogram."""
+        _, text = await asyncio.to_thread(get, self._url, "/metrics")
+        buckets = [(bound, float(count)) for bound, count in _ANSWERED.findall(text)]
+        total = buckets[-1][1] if buckets else 0.0
+        return tuple(  # type: ignore[return-value]
+            next((f"<= {b} s" for b, n in buckets if n >= share * total), "?")
+            for share in (0.5, 0.99)
+        )
 
     async def processed(self) -> bool:
         """Nothing left for the engine: intake log, queue and group backlogs empty."""
-        await self.opened()
         tables = ["intake_log", "pending_signals"]
         if await self._db.fetchval("SELECT to_regclass('group_backlog') IS NOT NULL"):
             tables.append("group_backlog")
@@ -181,16 +218,16 @@ class Watch:
         return bool(await self._db.fetchval(f"SELECT {waiting}") == 0)
 
     async def opened(self) -> bool:
-        """The unrelated alert's incident is open (when, by the service's clock)."""
+        """The unrelated alert's incident is open (committed); when its alert was received."""
         if self.opened_at is None:
-            row = await self._db.fetchrow(
-                """SELECT i.opened_at, s.received_at FROM incidents i
+            received_at = await self._db.fetchval(
+                """SELECT s.received_at FROM incidents i
                    JOIN incident_alerts a ON a.incident_id = i.id
                    JOIN signals s ON (s.fingerprint, s.starts_at) = (a.fingerprint, a.starts_at)
                    WHERE i.rule = 'payment-gateway-errors'"""
             )
-            if row is not None:
-                self.opened_at, self.received_at = row["opened_at"], row["received_at"]
+            if received_at is not None:
+                self.opened_at, self.received_at = datetime.now(UTC), received_at
         return self.opened_at is not None
 
     async def ask_readiness(self) -> None:
@@ -222,24 +259,23 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
         engine = next(c for c in children(intake) if _is_engine(c))
         postmaster = int((scratch / "pg" / "pgdata" / "postmaster.pid").read_text().split()[0])
         am = stack.enter_context(alertmanager.running(scratch, run, service.url, service.token))
-        connection = await asyncpg.connect(url)
-        watch = Watch(service.url, connection, count)
+        database = await asyncpg.create_pool(url, min_size=1, max_size=3)
+        watch = Watch(service.url, database, count)
         pids = (engine, intake, postmaster, am.pid)
         before, machine = _cpu(*pids), machine_ticks()
         readiness = asyncio.create_task(watch.ask_readiness())
         async with aiohttp.ClientSession() as session:
             start = time.monotonic()
-            posting = asyncio.create_task(alertmanager.post(session, am.url, storm(count, run)))
-            await asyncio.sleep(UNRELATED_AFTER_S)
-            posted_at = datetime.now(UTC)
-            await alertmanager.post(session, am.url, [unrelated(run)])
-            await posting
-            durable = await reached(watch.durable, start + budget)
+            storing = asyncio.create_task(reached(watch.durable, start + budget))
+            opening = asyncio.create_task(reached(watch.opened, start + budget))
+            posted_at = await _storm_then_unrelated(session, am.url, count, run)
+            durable = await storing
             processed = await reached(watch.processed, start + budget)
-            await reached(watch.opened, time.monotonic() + 5.0)
+            await opening
         readiness.cancel()
         after, busy = _cpu(*pids), machine_busy(machine)
-        await connection.close()
+        p50, p99 = await watch.answer_times()
+        await database.close()
         return StormFigures(
             durable=_after(start, durable),
             processed=_after(start, processed),
@@ -252,6 +288,8 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
             postgres_cpu=after[2] - before[2],
             alertmanager_cpu=after[3] - before[3],
             machine_busy=busy,
+            answer_p50=p50,
+            answer_p99=p99,
         )
 
 
@@ -305,7 +343,9 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
         ),
         ("unrelated alert: posted to open incident", _seconds(sw.unrelated), "<= 1 s"),
         ("  of which posted to durable", _seconds(sw.unrelated_durable), ""),
+        ("  (posted to the null receiver)", _seconds(null.unrelated), ""),
         ("Alertmanager failed webhook attempts", f"{sw.failed:.0f}", "0"),
+        ("webhook answered in the service, p50, p99", f"{sw.answer_p50}, {sw.answer_p99}", ""),
         (
             "/readyz: 200, 503, no answer within 5 s",
             f"{ready.ready}, {ready.not_ready}, {ready.unanswered}",
