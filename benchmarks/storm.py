@@ -185,23 +185,31 @@ async def _storm_then_unrelated(
 class Watch:
     """What the Stormwatch run polls: its metrics, readiness, and the database."""
 
-    def __init__(self, url: str, database: asyncpg.Pool, count: int) -> None:
+    def __init__(
+        self, url: str, database: asyncpg.Pool, count: int, session: aiohttp.ClientSession
+    ) -> None:
         self._url = url
         self._db = database
+        self._session = session  # one kept-alive connection: polls never queue to be accepted
         self._count = count
         self.readiness = Readiness()
         self.opened_at: datetime | None = None  # when a poll first saw it
         self.received_at: datetime | None = None
 
+    async def metrics(self) -> str:
+        """The service's ``/metrics`` text."""
+        async with self._session.get(f"{self._url}/metrics") as response:
+            return await response.text()
+
     async def durable(self) -> bool:
         """As many alerts as the storm has answered 2xx."""
-        _, text = await asyncio.to_thread(get, self._url, "/metrics")
+        text = await self.metrics()
         return sum(float(value) for value in _INTAKE.findall(text)) >= self._count
 
     async def answer_times(self) -> tuple[str, str]:
         """The webhook answer time (received to answered, in the service) bucket holding the
         median and the 99th percentile, from its histogram."""
-        _, text = await asyncio.to_thread(get, self._url, "/metrics")
+        text = await self.metrics()
         buckets = [(bound, float(count)) for bound, count in _ANSWERED.findall(text)]
         total = buckets[-1][1] if buckets else 0.0
         return tuple(  # type: ignore[return-value]
@@ -260,11 +268,12 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
         postmaster = int((scratch / "pg" / "pgdata" / "postmaster.pid").read_text().split()[0])
         am = stack.enter_context(alertmanager.running(scratch, run, service.url, service.token))
         database = await asyncpg.create_pool(url, min_size=1, max_size=3)
-        watch = Watch(service.url, database, count)
         pids = (engine, intake, postmaster, am.pid)
         before, machine = _cpu(*pids), machine_ticks()
-        readiness = asyncio.create_task(watch.ask_readiness())
         async with aiohttp.ClientSession() as session:
+            watch = Watch(service.url, database, count, session)
+            await watch.metrics()  # connect before the storm
+            readiness = asyncio.create_task(watch.ask_readiness())
             start = time.monotonic()
             storing = asyncio.create_task(reached(watch.durable, start + budget))
             opening = asyncio.create_task(reached(watch.opened, start + budget))
@@ -272,9 +281,9 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
             durable = await storing
             processed = await reached(watch.processed, start + budget)
             await opening
-        readiness.cancel()
-        after, busy = _cpu(*pids), machine_busy(machine)
-        p50, p99 = await watch.answer_times()
+            readiness.cancel()
+            after, busy = _cpu(*pids), machine_busy(machine)
+            p50, p99 = await watch.answer_times()
         await database.close()
         return StormFigures(
             durable=_after(start, durable),
