@@ -200,7 +200,7 @@ async def _expand(
     waits in its backlog anyway, and other groups' signals behind it get their turn now."""
     total = intake_log.Expansion()
     while True:
-        step = await intake_log.expand(connection, limit, now, slicer.unrouted_signal, live_rules)
+        step = await intake_log.expand(connection, limit, now, slicer.routes_nowhere, live_rules)
         matched.update(slicer.add(step.fresh))
         total = intake_log.Expansion(
             total.stored + step.stored, total.fresh + step.fresh, total.unreadable + step.unreadable

@@ -56,7 +56,7 @@ class Slicer:
         self._next: dict[GroupKey, int] = {
             (lane.rule, lane.group_key): lane.next_id for lane in lanes if lane.next_id is not None
         }
-        self.unrouted: list[tuple[GroupKey, int]] = []
+        self.stale: list[tuple[GroupKey, int]] = []
         """Backlog entries whose rule no longer routes their signal there: they just leave."""
         for lane in lanes:
             self._add_lane(lane)
@@ -66,7 +66,7 @@ class Slicer:
             matches = self._matches(item)
             mine = [match for match in matches if match.rule.name == lane.rule]
             if not mine:
-                self.unrouted.append(((lane.rule, lane.group_key), item.id))
+                self.stale.append(((lane.rule, lane.group_key), item.id))
             for match in mine:
                 group = self._group(match)
                 group.candidates[item.id] = item
@@ -85,7 +85,7 @@ class Slicer:
                 self._group(match).candidates[item.id] = item
         return matched
 
-    def unrouted_signal(self, signal: Signal) -> bool:
+    def routes_nowhere(self, signal: Signal) -> bool:
         """Whether no rule routes ``signal`` (it is stored flagged, and done with)."""
         return not self._route(signal)
 

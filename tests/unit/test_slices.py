@@ -143,7 +143,7 @@ def test_sliced_tells_when_a_group_has_more_than_a_slice(
 def test_a_backlog_signal_no_rule_routes_there_any_more_just_leaves() -> None:
     slicer = Slicer(RULES, RULES.route, 3, [Lane("gone", POOL, [pending(1)])])
 
-    assert slicer.unrouted == [(("gone", POOL), 1)]
+    assert slicer.stale == [(("gone", POOL), 1)]
     assert slicer.slices() == []
 
 
