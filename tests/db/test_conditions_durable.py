@@ -187,3 +187,20 @@ class TestAllOf:
         await shop.post_alerts(alert("CheckoutErrorSpike", cluster="eu-1"))
         await shop.cycle()
         assert await titles(shop) == ["Checkout failing: database pool exhausted on eu-1"]
+
+
+class TestDroppedIsCounted:
+    async def test_an_arrival_leaving_the_window_is_counted_by_rule_and_reason(
+        self, shop: Shop
+    ) -> None:
+        await shop.post_alerts(alert("SyntheticCheckoutFailed", location="fra"))
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=6))
+        await shop.post_alerts(alert("SyntheticCheckoutFailed", location="iad"))
+        await shop.cycle()
+
+        metrics = await (await shop.client.get("/metrics")).text()
+        assert (
+            'stormwatch_condition_dropped_total{rule="probe-failing",reason="left_window"} 1.0'
+            in metrics
+        )
