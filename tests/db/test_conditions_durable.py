@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from detector.service.app import create_app
 from detector.web.context import SERVICES
@@ -199,8 +200,11 @@ class TestDroppedIsCounted:
         await shop.post_alerts(alert("SyntheticCheckoutFailed", location="iad"))
         await shop.cycle()
 
-        metrics = await (await shop.client.get("/metrics")).text()
-        assert (
-            'stormwatch_condition_dropped_total{rule="probe-failing",reason="left_window"} 1.0'
-            in metrics
-        )
+        text = await (await shop.client.get("/metrics")).text()
+        dropped = {
+            (sample.labels["rule"], sample.labels["reason"]): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "stormwatch_condition_dropped_total"
+        }
+        assert dropped == {("probe-failing", "left_window"): 1.0}
