@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from detector.domain.model import Decision, Signal
-from detector.engine.correlation import correlate
+from detector.domain.model import Signal
+from detector.engine.correlation import Correlated, correlate
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.store.connection import Connection
 from responders.messages import Message, MessageKind
@@ -124,7 +124,7 @@ class FailingGroup:
         match: RuleMatch,
         signals: Sequence[Signal],
         now: datetime,
-    ) -> Decision | None:
+    ) -> Correlated:
         self.applied.append(match.rule.name)
         if match.rule.name == self.rule and self.failures_left > 0:
             self.failures_left -= 1

@@ -100,5 +100,18 @@ def decide_group(
         released = condition.release
     if not released:
         return GroupChange(condition, None)
-    decision = decide_signals(current, released, match, rules.policy_for(rule), now)
-    return GroupChange(condition, mute(decision, rules, now, current))
+    return GroupChange(condition, decide_released(rules, match, current, released, now))
+
+
+def decide_released(
+    rules: RuleSet,
+    match: RuleMatch,
+    current: Incident | None,
+    released: Sequence[Signal],
+    now: datetime,
+) -> Decision:
+    """What the signals a group's condition released (or all, without one) change, muted by
+    any window covering the incident. ``current`` need only hold the alerts of ``released``
+    and, if there is one, another still firing (the engine loads no more)."""
+    decision = decide_signals(current, released, match, rules.policy_for(match.rule), now)
+    return mute(decision, rules, now, current)

@@ -189,6 +189,9 @@ class Engine:
         log.info("engine.started", owner=self.owner)
         while not self._stopping.is_set():
             started = time.monotonic()
+            # Cleared before the cycle, not after it: a wake (new signals, or stop) that comes
+            # while the cycle runs must end the idle wait that follows it.
+            self._wake.clear()
             report = await self.run_once()
             if report.busy:
                 pause = pause_after(report, time.monotonic() - started, self._batch_window)
@@ -196,7 +199,6 @@ class Engine:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), timeout=pause)
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
         log.info("engine.stopped", owner=self.owner)

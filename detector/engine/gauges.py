@@ -16,6 +16,7 @@ from datetime import datetime
 from detector.domain.model import IncidentState
 from detector.engine.stage import CycleContext
 from detector.service.metrics import Metrics
+from detector.store import backlog as group_backlog
 from detector.store import intake_log, outbox, queries
 from detector.store import signals as signals_table
 from detector.store.connection import UNAVAILABLE
@@ -69,6 +70,7 @@ class GaugeStage:
             async with context.pool.acquire() as connection:
                 backlog = await intake_log.backlog(connection)
                 backlog += await signals_table.queued_backlog(connection)
+                backlog += await group_backlog.waiting(connection)
                 page_due = await outbox.oldest_due(connection, now)
         except UNAVAILABLE:
             return GaugeReading()

@@ -1,7 +1,9 @@
 """Engine stage 1: turn stored signals into incident decisions.
 
 One replica at a time (a transaction-scoped advisory lock) so signals are applied in arrival
-order; a batch of signals and all its decisions commit together.
+order; a batch of signals and all its decisions commit together. Each rule group applies at most
+a slice of its signals a cycle (``slices``), the rest waiting in its backlog, so a storm in one
+group never holds up another group's incident.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from functools import partial
 
 import structlog
 
-from detector.domain.grouping import to_attached_incidents
 from detector.domain.model import Decision, Signal, Source
 from detector.domain.related import DEFAULT_WINDOW
 from detector.engine import correlation
+from detector.engine.slices import GroupSlice, Slicer
 from detector.engine.stage import CycleContext, record_decisions
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.service.metrics import Metrics
+from detector.store import backlog, intake_log, locks
 from detector.store import incidents as store
-from detector.store import intake_log, locks
 from detector.store import signals as inbox
 from detector.store.connection import Connection, Pool, StatementError
 
@@ -31,9 +33,15 @@ log = structlog.get_logger(__name__)
 QUICK_RETRIES = 3
 FIRST_SLOW_RETRY = timedelta(seconds=5)
 LONGEST_RETRY = timedelta(minutes=5)
+GROUP_SLICE = 400
+"""Signals one rule group applies per cycle at most; the rest wait in its backlog, in order."""
+EXPANSION_REACH = 4
+"""While a group is sliced, a cycle expands up to this many times its usual share of the intake
+log, to reach the signals of other groups queued behind the storm."""
 
 Correlate = Callable[
-    [Connection, RuleSet, RuleMatch, Sequence[Signal], datetime], Awaitable[Decision | None]
+    [Connection, RuleSet, RuleMatch, Sequence[Signal], datetime],
+    Awaitable[correlation.Correlated],
 ]
 """Applies one group's signals inside the caller's transaction (``correlation.correlate``)."""
 
@@ -56,7 +64,13 @@ class SignalBatchResult:
     outcomes: Tally[str] = field(default_factory=Tally)
     """Signals per :class:`SignalOutcome`."""
     decisions: list[Decision] = field(default_factory=list)
-    full: bool = False  # the batch limit was reached: more is probably waiting
+    full: bool = False  # the batch limit was reached or a group was sliced: more is waiting
+    applied: int = 0
+    """Signals applied to their groups (a signal in two groups counts twice)."""
+    carried: int = 0
+    """Signals put in a group's backlog for a later cycle."""
+    dropped: Tally[tuple[str, str]] = field(default_factory=Tally)
+    """Waiting alerts rule conditions dropped, by (rule, reason)."""
 
     @property
     def processed(self) -> int:
@@ -67,7 +81,7 @@ class SignalBatchResult:
     def busy(self) -> bool:
         """True when intake log records or signals were handled."""
         stored = self.expansion.stored
-        return bool(self.processed or stored.inserted or stored.duplicates)
+        return bool(self.processed or self.applied or stored.inserted or stored.duplicates)
 
     def record(self, metrics: Metrics) -> None:
         """Count the alerts stored, the signals processed, the incidents opened and resolved,
@@ -79,6 +93,8 @@ class SignalBatchResult:
             metrics.engine_errors.labels("intake_log").inc(self.expansion.unreadable)
         for outcome, count in self.outcomes.items():
             metrics.signals_processed.labels(outcome).inc(count)
+        for (rule, reason), count in self.dropped.items():
+            metrics.condition_dropped.labels(rule, reason).inc(count)
         record_decisions(metrics, self.decisions)
 
 
@@ -110,29 +126,6 @@ def routed_once(rules: RuleSet) -> Callable[[Signal], list[RuleMatch]]:
     return route
 
 
-def group_by_incident(
-    pending: list[inbox.PendingSignal],
-    route: Callable[[Signal], list[RuleMatch]],
-    rules: RuleSet,
-) -> tuple[dict[tuple[str, str], tuple[RuleMatch, list[Signal]]], dict[int, str]]:
-    """Route each signal (to the incidents it is attached to, see ``to_attached_incidents``; a
-    retry only to the rules it failed in); group the matched ones by (rule, group key), keep
-    outcomes per id."""
-    groups: dict[tuple[str, str], tuple[RuleMatch, list[Signal]]] = {}
-    outcomes: dict[int, str] = {}
-    for item in pending:
-        matches = to_attached_incidents(route(item.signal), item.holders, rules)
-        if item.retry_rules is None:
-            outcomes[item.id] = SignalOutcome.MATCHED if matches else SignalOutcome.UNMATCHED
-        else:  # a retry: the other rules that route it have it already
-            outcomes[item.id] = SignalOutcome.MATCHED
-            matches = [match for match in matches if match.rule.name in item.retry_rules]
-        for match in matches:
-            key = (match.rule.name, match.group_key)
-            groups.setdefault(key, (match, []))[1].append(item.signal)
-    return groups, outcomes
-
-
 async def process_pending(
     pool: Pool,
     rules: RuleSet,
@@ -141,9 +134,11 @@ async def process_pending(
     *,
     correlate: Correlate | None = None,
     related_window: timedelta = DEFAULT_WINDOW,
+    group_slice: int = GROUP_SLICE,
 ) -> SignalBatchResult:
-    """Process queued signals and the new ones from expanding intake log records (up to
-    ``limit`` of each), oldest first, in one transaction.
+    """Process what waits in group backlogs, queued signals and the new ones from expanding
+    intake log records (about ``limit`` of each), oldest first, in one transaction; each group
+    applies at most ``group_slice`` of them, the rest wait in its backlog.
 
     Nothing happens while another replica holds the lock. A group whose update fails is rolled
     back alone (a savepoint), and its signals are queued again for that group's rule
@@ -158,38 +153,101 @@ async def process_pending(
         if not await locks.try_hold(connection, locks.AdvisoryLock.SIGNAL_PROCESSING):
             return result
         live_rules = list(rules.rules)
-        queued = await inbox.lock_pending(connection, limit, now, live_rules)
         route = routed_once(rules)
-        result.expansion = await intake_log.expand(
-            connection, limit, now, lambda signal: not route(signal), live_rules
-        )
+        lanes = await backlog.take(connection, group_slice, live_rules)
+        slicer = Slicer(rules, route, group_slice, lanes)
+        queued = await inbox.lock_pending(connection, limit, now, live_rules)
+        matched = slicer.add(queued)
+        result.expansion = await _expand(connection, slicer, matched, limit, now, live_rules)
         stored = result.expansion.stored
         result.full = len(queued) >= limit or stored.inserted + stored.duplicates >= limit
         if stored.unmatched:
             result.outcomes[SignalOutcome.UNMATCHED] += stored.unmatched
-        pending = queued + result.expansion.fresh
-        if not pending:
-            return result
-        groups, outcomes = group_by_incident(pending, route, rules)
-        failed: dict[int, set[str]] = {}  # id of a signal → rules whose group failed with it
-        for (rule_name, group_key), (match, signals) in groups.items():
-            try:
-                async with connection.transaction():
-                    decision = await apply_group(connection, rules, match, signals, now)
-            except (StatementError, store.IncidentConflict, ValueError, KeyError):
-                log.exception("signals.group_failed", rule=rule_name, group_key=group_key)
-                in_group = {id(signal) for signal in signals}
-                for item in pending:
-                    if id(item.signal) in in_group:
-                        outcomes[item.id] = SignalOutcome.ERROR
-                        failed.setdefault(item.id, set()).add(rule_name)
-                continue
-            if decision is not None:
-                result.decisions.append(decision)
-        retries = [_retry(item, failed[item.id], now) for item in pending if item.id in failed]
+        outcomes: dict[int, str] = {
+            signal_id: SignalOutcome.MATCHED if routed else SignalOutcome.UNMATCHED
+            for signal_id, routed in matched.items()
+        }
+        failed: dict[int, tuple[inbox.PendingSignal, set[str]]] = {}
+        carried: list[tuple[backlog.GroupKey, int]] = []
+        finished = list(slicer.stale)
+        for piece in slicer.slices():
+            carried += [(piece.key, signal_id) for signal_id in piece.carry]
+            finished += piece.done
+            if not await _apply(connection, rules, piece, now, apply_group, result):
+                for item in piece.apply:
+                    outcomes[item.id] = SignalOutcome.ERROR
+                    failed.setdefault(item.id, (item, set()))[1].add(piece.key[0])
+        await backlog.done(connection, finished)
+        await backlog.carry(connection, carried)
+        retries = [_retry(item, failed_rules, now) for item, failed_rules in failed.values()]
         await inbox.mark_processed(connection, outcomes, [item.id for item in queued], retries)
         result.outcomes.update(outcomes.values())
+        result.carried = len(carried)
+        result.full = result.full or slicer.sliced
     return result
+
+
+async def _expand(
+    connection: Connection,
+    slicer: Slicer,
+    matched: dict[int, bool],
+    limit: int,
+    now: datetime,
+    live_rules: list[str],
+) -> intake_log.Expansion:
+    """Expand about ``limit`` alerts of the intake log into signals for ``slicer``; while some
+    group has more than its slice, go on (up to ``EXPANSION_REACH`` times as far): the storm
+    waits in its backlog anyway, and other groups' signals behind it get their turn now."""
+    total = intake_log.Expansion()
+    while True:
+        step = await intake_log.expand(connection, limit, now, slicer.routes_nowhere, live_rules)
+        matched.update(slicer.add(step.fresh))
+        total = intake_log.Expansion(
+            total.stored + step.stored, total.fresh + step.fresh, total.unreadable + step.unreadable
+        )
+        expanded = total.stored.inserted + total.stored.duplicates + total.unreadable
+        if (
+            step == intake_log.Expansion()
+            or not slicer.sliced
+            or expanded >= EXPANSION_REACH * limit
+        ):
+            return total
+
+
+async def _apply(
+    connection: Connection,
+    rules: RuleSet,
+    piece: GroupSlice,
+    now: datetime,
+    correlate: Correlate,
+    result: SignalBatchResult,
+) -> bool:
+    """Apply one group's slice in a savepoint; False if it failed (rolled back alone)."""
+    rule, group_key = piece.key
+    if piece.carry:
+        log.info(
+            "signals.group_sliced",
+            rule=rule,
+            group_key=group_key,
+            applied=len(piece.apply),
+            carried=len(piece.carry),
+        )
+    if not piece.apply:
+        return True
+    try:
+        async with connection.transaction():
+            applied = await correlate(
+                connection, rules, piece.match, [p.signal for p in piece.apply], now
+            )
+    except (StatementError, store.IncidentConflict, ValueError, KeyError):
+        log.exception("signals.group_failed", rule=rule, group_key=group_key)
+        return False
+    result.applied += len(piece.apply)
+    if applied.decision is not None:
+        result.decisions.append(applied.decision)
+    for reason, count in applied.dropped.items():
+        result.dropped[(rule, str(reason))] += count
+    return True
 
 
 def _retry(item: inbox.PendingSignal, rules: set[str], now: datetime) -> inbox.Retry:

@@ -15,7 +15,6 @@ from detector.domain.related import DEFAULT_WINDOW
 from detector.engine.correlation import correlate_locked
 from detector.engine.notices import with_notices
 from detector.engine.stage import CycleContext, record_decisions
-from detector.ruleset.conditions import kept_waiting
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.service.metrics import Metrics
 from detector.store import conditions as condition_store
@@ -138,14 +137,15 @@ async def _check_condition(
     if not rule.has_condition:
         # A rules reload took the condition away: what it kept waiting (and has not resolved
         # since) joins the incident now, instead of waiting for good.
+        kept = await condition_store.kept_waiting(connection, rule.name, timer.group_key, stored)
         await condition_store.forget(connection, rule.name, timer.group_key)
-        waiting = await condition_store.unresolved(connection, kept_waiting(stored.state))
-        decision = await correlate_locked(
+        waiting = await condition_store.unresolved(connection, kept)
+        applied = await correlate_locked(
             connection, rules, match, current, waiting, now, related_window
         )
-        return decision or Decision(DecisionReason.CONDITION_REMOVED)
-    decision = await correlate_locked(connection, rules, match, current, (), now, related_window)
-    return decision or Decision(DecisionReason.CONDITION_PENDING)
+        return applied.decision or Decision(DecisionReason.CONDITION_REMOVED)
+    applied = await correlate_locked(connection, rules, match, current, (), now, related_window)
+    return applied.decision or Decision(DecisionReason.CONDITION_PENDING)
 
 
 class TimerStage:

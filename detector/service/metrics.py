@@ -152,6 +152,14 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.condition_dropped = Counter(
+            "stormwatch_condition_dropped_total",
+            "Waiting alerts a rule condition let go without releasing them, by rule and reason"
+            " (left_window: a threshold arrival left the window; over_limit: the group held"
+            " its most, the earliest left).",
+            ["rule", "reason"],
+            registry=r,
+        )
         self.engine_errors = Counter(
             "stormwatch_engine_errors_total",
             "Engine failures by stage: a stage that failed, or one timer that failed in it.",
@@ -204,14 +212,16 @@ class Metrics:
         """Whether the service itself is keeping up: what its own alerts watch."""
         self.oldest_unprocessed_age = Gauge(
             "stormwatch_oldest_unprocessed_signal_age_seconds",
-            "How long the oldest alert still waiting for the engine (in the intake log, or "
-            "stored and queued) has waited since it was received; 0 when none waits.",
+            "How long the oldest alert still waiting for the engine (in the intake log, stored "
+            "and queued, or in a rule group's backlog) has waited since it was received; 0 when "
+            "none waits.",
             registry=r,
             multiprocess_mode="mostrecent",
         )
         self.signals_waiting = Gauge(
             "stormwatch_signals_waiting",
-            "Alerts waiting for the engine: in the intake log, or stored and queued.",
+            "Alerts waiting for the engine: in the intake log, stored and queued, or in a rule "
+            "group's backlog (a group applies at most a slice of its alerts per cycle).",
             registry=r,
             multiprocess_mode="mostrecent",
         )

@@ -21,6 +21,12 @@ from detector.service.logs import configure_logging
 from detector.service.metrics import share_across_processes
 from detector.service.settings import Settings
 
+LISTEN_BACKLOG = 65535
+"""Connections the kernel queues until the server accepts them (it caps this at
+net.core.somaxconn, 4,096 by default). Alertmanager grouping by every label opens one connection
+per alert at once in a storm; with aiohttp's default of 128 the queue overflowed, the kernel
+dropped connection attempts and the senders retried them only after 1, 3, 7 s."""
+
 SHUTDOWN_TIMEOUT_S = 10.0
 """How long open HTTP connections get to finish on shutdown, before the engine child stops."""
 
@@ -74,6 +80,7 @@ def _run(app: web.Application, settings: Settings) -> int:
             print=None,
             access_log=None,
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            backlog=LISTEN_BACKLOG,
             loop=event_loop(),
         )
     except RulesInvalid as err:

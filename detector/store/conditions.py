@@ -1,5 +1,10 @@
 """Durable rule-condition state per (rule, group); the check timers that revisit it are
-scheduled through :mod:`detector.store.timers` in the same transaction."""
+scheduled through :mod:`detector.store.timers` in the same transaction.
+
+A group's state is a small summary row (``conditions``: the tally and the condition's own
+fields) and one row per waiting alert (``condition_members``). A batch reads the members its
+condition needs (``members``) and writes only what changed (``save``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from detector.domain.model import Signal
-from detector.ruleset.conditions import ConditionResult, State
+from detector.ruleset.conditions import Outcome, State
+from detector.ruleset.rules import RuleMatch
+from detector.ruleset.waiting import Member, Need, Part, dump_signal, load_signal
 from detector.store import timers
 from detector.store.connection import Connection
 
@@ -19,6 +26,7 @@ class StoredCondition:
     """A group's condition state as last saved; ``check_at`` is the one live check timer."""
 
     state: State = field(default_factory=dict)
+    """The summary: everything but the members."""
     group_labels: Mapping[str, str] = field(default_factory=dict)
     check_at: datetime | None = None
 
@@ -41,6 +49,62 @@ async def forget(connection: Connection, rule: str, group_key: str) -> None:
     await connection.execute(
         "DELETE FROM conditions WHERE rule = $1 AND group_key = $2", rule, group_key
     )
+    await connection.execute(
+        "DELETE FROM condition_members WHERE rule = $1 AND group_key = $2", rule, group_key
+    )
+
+
+_MEMBER_COLUMNS = "seq, key, at, value, signal"
+
+_NEEDED = f"""
+    WITH wanted AS (
+        SELECT seq FROM condition_members
+        WHERE rule = $1 AND group_key = $2 AND key = ANY($3::text[])
+      UNION
+        (SELECT seq FROM condition_members WHERE rule = $1 AND group_key = $2
+         ORDER BY at, seq LIMIT $4)
+      UNION
+        SELECT seq FROM condition_members WHERE rule = $1 AND group_key = $2 AND at <= $5)
+    SELECT {_MEMBER_COLUMNS} FROM condition_members JOIN wanted USING (seq)
+    WHERE rule = $1 AND group_key = $2 ORDER BY seq"""
+"""The members a ``Need`` names, each part an index range scan: by key, the earliest by
+arrival, those that arrived by a time."""
+
+
+async def members(connection: Connection, rule: str, group_key: str, need: Need) -> list[Member]:
+    """The group's members ``need`` asks for, in arrival order."""
+    if need.everything:
+        rows = await connection.fetch(
+            f"SELECT {_MEMBER_COLUMNS} FROM condition_members"
+            " WHERE rule = $1 AND group_key = $2 ORDER BY seq",
+            rule,
+            group_key,
+        )
+    elif need.keys or need.earliest or need.until is not None:
+        rows = await connection.fetch(
+            _NEEDED, rule, group_key, sorted(need.keys), need.earliest, need.until
+        )
+    else:
+        return []
+    return [_member(row) for row in rows]
+
+
+def _member(row: Any) -> Member:
+    return Member(row["key"], row["at"], load_signal(row["signal"]), row["value"])
+
+
+async def kept_waiting(
+    connection: Connection, rule: str, group_key: str, stored: StoredCondition
+) -> list[Signal]:
+    """The firing alerts the group's condition keeps waiting (``for``, ``absent``, ``all_of``):
+    what must join the incident at once if the rule loses its condition."""
+    tally = stored.state.get("tally", {})
+    if tally.get("part") != Part.PENDING:
+        return []
+    return [
+        member.signal
+        for member in await members(connection, rule, group_key, Need(everything=True))
+    ]
 
 
 async def recheck_orphans(
@@ -78,17 +142,21 @@ async def unresolved(connection: Connection, signals: Sequence[Signal]) -> list[
 
 async def save(
     connection: Connection,
-    rule: str,
-    group_key: str,
-    group_labels: Mapping[str, str],
+    match: RuleMatch,
     previous: StoredCondition,
-    result: ConditionResult,
+    outcome: Outcome,
     now: datetime,
-) -> None:
-    """Store the new state; schedule a check timer when the check time changed."""
-    if not result.state and result.check_at is None:
-        await forget(connection, rule, group_key)
-        return
+) -> list[Member]:
+    """Store what ``outcome`` changed; schedule a check timer when the check time changed.
+    Returns the stored members a release takes out (in arrival order), for the decision."""
+    rule, group_key = match.rule.name, match.group_key
+    taken = await _apply_change(connection, rule, group_key, outcome)
+    if not outcome.summary and outcome.check_at is None:
+        if previous.state or previous.check_at is not None:
+            await connection.execute(
+                "DELETE FROM conditions WHERE rule = $1 AND group_key = $2", rule, group_key
+            )
+        return taken
     await connection.execute(
         """INSERT INTO conditions (rule, group_key, group_labels, state, check_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6)
@@ -97,13 +165,57 @@ async def save(
                  updated_at = EXCLUDED.updated_at""",
         rule,
         group_key,
-        dict(group_labels),
-        result.state,
-        result.check_at,
+        dict(match.group_labels),
+        outcome.summary,
+        outcome.check_at,
         now,
     )
-    if result.check_at is not None and result.check_at != previous.check_at:
-        await timers.add_condition_checks(connection, [(rule, group_key)], result.check_at)
+    if outcome.check_at is not None and outcome.check_at != previous.check_at:
+        await timers.add_condition_checks(connection, [(rule, group_key)], outcome.check_at)
+    return taken
+
+
+async def _apply_change(
+    connection: Connection, rule: str, group_key: str, outcome: Outcome
+) -> list[Member]:
+    change = outcome.change
+    taken: list[Member] = []
+    if change.cleared and outcome.release_waiting:
+        rows = await connection.fetch(
+            f"DELETE FROM condition_members WHERE rule = $1 AND group_key = $2"
+            f" RETURNING {_MEMBER_COLUMNS}",
+            rule,
+            group_key,
+        )
+        taken = [_member(row) for row in sorted(rows, key=lambda row: row["seq"])]
+    elif change.cleared:
+        await connection.execute(
+            "DELETE FROM condition_members WHERE rule = $1 AND group_key = $2", rule, group_key
+        )
+    elif change.removed:
+        await connection.execute(
+            "DELETE FROM condition_members"
+            " WHERE rule = $1 AND group_key = $2 AND key = ANY($3::text[])",
+            rule,
+            group_key,
+            sorted(change.removed),
+        )
+    if change.added:
+        await connection.execute(
+            """INSERT INTO condition_members (rule, group_key, key, at, value, signal)
+               SELECT $1, $2, m.key, m.at, m.value, m.signal
+               FROM ROWS FROM (unnest($3::text[]), unnest($4::timestamptz[]),
+                               unnest($5::text[]), json_array_elements($6::json))
+                 WITH ORDINALITY AS m (key, at, value, signal, n)
+               ORDER BY m.n""",
+            rule,
+            group_key,
+            [member.key for member in change.added],
+            [member.at for member in change.added],
+            [member.value for member in change.added],
+            [dump_signal(member.signal) for member in change.added],
+        )
+    return taken
 
 
 async def last_seen(connection: Connection, fingerprints: list[str]) -> datetime | None:

@@ -9,7 +9,7 @@ together or not at all.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import asyncpg
@@ -20,6 +20,7 @@ from detector.domain.model import (
     Decision,
     Incident,
     IncidentState,
+    Occurrence,
     Severity,
 )
 from detector.store import outbox, timers
@@ -52,17 +53,7 @@ _INCIDENT_COLUMNS = """
 
 def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None = None) -> Incident:
     """Rebuild the frozen incident from its row (and, when given, its alert rows)."""
-    held = {
-        (a["fingerprint"], a["starts_at"]): AlertState(
-            fingerprint=a["fingerprint"],
-            starts_at=a["starts_at"],
-            status=AlertStatus(a["status"]),
-            ends_at=a["ends_at"],
-            labels=a["labels"],
-            last_seen_at=a["last_seen_at"],
-        )
-        for a in alerts or []
-    }
+    attached = _alert_states(alerts or [])
     return Incident(
         id=row["id"],
         rule=row["rule"],
@@ -83,20 +74,28 @@ def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None =
         acknowledged_by=row["acknowledged_by"],
         resolved_at=row["resolved_at"],
         resolved_by=row["resolved_by"],
-        alerts=held,
+        alerts=attached,
     )
 
 
 async def lock_incident(connection: Connection, incident_id: int) -> Incident | None:
-    """Load an incident with its alerts, holding its row lock until the transaction ends."""
+    """Load an incident, holding its row lock until the transaction ends, with one of its
+    alerts (a firing one if any): what acknowledging, resolving or a timer decides on (a
+    window's matchers read that alert's labels)."""
     row = await connection.fetchrow(
         f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = $1 FOR UPDATE", incident_id
     )
-    return None if row is None else await _with_alerts(connection, row)
+    if row is None:
+        return None
+    alerts = await connection.fetch(_FIRING_OTHER, incident_id, [], [])
+    if not alerts:
+        alerts = await connection.fetch(f"{_ALERTS} WHERE incident_id = $1 LIMIT 1", incident_id)
+    return incident_from_row(row, alerts)
 
 
 async def lock_group(connection: Connection, rule: str, group_key: str) -> Incident | None:
-    """The open incident of a group, else its most recently resolved one, locked."""
+    """The open incident of a group, else its most recently resolved one, locked; without its
+    alerts (``with_alerts`` loads those a decision needs)."""
     row = await connection.fetchrow(
         f"""SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE rule = $1 AND group_key = $2
             ORDER BY (state <> 'resolved') DESC, resolved_at DESC NULLS FIRST, id DESC
@@ -104,16 +103,39 @@ async def lock_group(connection: Connection, rule: str, group_key: str) -> Incid
         rule,
         group_key,
     )
-    return None if row is None else await _with_alerts(connection, row)
+    return None if row is None else incident_from_row(row)
 
 
-async def _with_alerts(connection: Connection, row: asyncpg.Record) -> Incident:
-    alerts = await connection.fetch(
-        "SELECT fingerprint, starts_at, status, ends_at, labels, last_seen_at"
-        " FROM incident_alerts WHERE incident_id = $1",
-        row["id"],
+_ALERTS = (
+    "SELECT fingerprint, starts_at, status, ends_at, labels, last_seen_at FROM incident_alerts"
+)
+
+_FIRING_OTHER = f"""{_ALERTS}
+    WHERE incident_id = $1 AND status = 'firing'
+      AND (fingerprint, starts_at) NOT IN (SELECT * FROM unnest($2::text[], $3::timestamptz[]))
+    LIMIT 1"""
+"""One firing alert of the incident other than the given occurrences (an index probe on the
+firing alerts, skipping at most those occurrences)."""
+
+
+async def with_alerts(
+    connection: Connection, incident: Incident, occurrences: Sequence[Occurrence]
+) -> Incident:
+    """``incident`` with, of its alerts, those of ``occurrences`` and one other still firing if
+    there is one (listed first): all that deciding on signals of those occurrences reads. Whether
+    every alert has resolved then depends only on them and that one, so the cost follows the
+    batch, never the number of alerts the incident holds."""
+    fingerprints = [fingerprint for fingerprint, _ in occurrences]
+    starts = [starts_at for _, starts_at in occurrences]
+    other = await connection.fetch(_FIRING_OTHER, incident.id, fingerprints, starts)
+    touched = await connection.fetch(
+        f"""{_ALERTS} WHERE incident_id = $1 AND (fingerprint, starts_at) IN (
+              SELECT * FROM unnest($2::text[], $3::timestamptz[]))""",
+        incident.id,
+        fingerprints,
+        starts,
     )
-    return incident_from_row(row, alerts)
+    return replace(incident, alerts=_alert_states([*other, *touched]))
 
 
 async def last_seen(connection: Connection, incident_id: int) -> datetime | None:
@@ -164,6 +186,20 @@ async def apply(connection: Connection, decision: Decision, now: datetime) -> in
     await timers.add_incident_timers(connection, incident_id, incident.epoch, decision.timers)
     await outbox.add_pages(connection, incident, incident_id, decision.pages, now)
     return incident_id
+
+
+def _alert_states(rows: Sequence[asyncpg.Record]) -> dict[Occurrence, AlertState]:
+    return {
+        (a["fingerprint"], a["starts_at"]): AlertState(
+            fingerprint=a["fingerprint"],
+            starts_at=a["starts_at"],
+            status=AlertStatus(a["status"]),
+            ends_at=a["ends_at"],
+            labels=a["labels"],
+            last_seen_at=a["last_seen_at"],
+        )
+        for a in rows
+    }
 
 
 async def _save_alerts(

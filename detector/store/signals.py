@@ -71,9 +71,18 @@ class Retry:
     not_before: datetime | None
 
 
-def _holders(value: list[list[Any]] | None) -> tuple[Holder, ...]:
+def holders(value: list[list[Any]] | None) -> tuple[Holder, ...]:
     """Holders from the JSON array of [rule, group key, group labels] the statements return."""
     return tuple(Holder(rule, key, labels) for rule, key, labels in value or ())
+
+
+def holders_sql(row: str, rules: str) -> str:
+    """SQL: the open incidents of live ``rules`` holding ``row``'s occurrence, for ``holders``."""
+    return f"""CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
+             SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
+             FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
+             WHERE ia.fingerprint = {row}.fingerprint AND ia.starts_at = {row}.starts_at
+               AND i.state <> 'resolved' AND i.rule = ANY({rules}::text[])) END"""
 
 
 def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
@@ -89,7 +98,7 @@ def _dedup(signals: Sequence[Signal]) -> dict[SignalKey, Signal]:
     return {key: latest[key] for key in sorted(latest)}
 
 
-_STORE_SIGNALS = """
+_STORE_SIGNALS = f"""
     -- The batch: one JSON array per column ($1…$12), zipped back into rows.
     WITH listed AS MATERIALIZED (
       SELECT * FROM ROWS FROM (
@@ -153,12 +162,7 @@ _STORE_SIGNALS = """
            NULL::timestamptz AS starts_at, NULL AS status, NULL::boolean AS inserted,
            count(*) AS kept, NULL::json AS holders FROM kept
     UNION ALL
-    SELECT id, source, fingerprint, starts_at, status, inserted, 0,
-           CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
-             SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
-             FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-             WHERE ia.fingerprint = f.fingerprint AND ia.starts_at = f.starts_at
-               AND i.state <> 'resolved' AND i.rule = ANY($14::text[])) END
+    SELECT id, source, fingerprint, starts_at, status, inserted, 0, {holders_sql("f", "$14")}
     FROM fresh f
     ORDER BY id"""
 """Insert new signals (one JSON array per column) and queue them if asked. Two inserts, because
@@ -222,7 +226,7 @@ async def insert_signals(
         PendingSignal(
             row["id"],
             unique[(row["source"], row["fingerprint"], row["starts_at"], row["status"])],
-            _holders(row["holders"]),
+            holders(row["holders"]),
         )
         for row in stored[1:]
     ]
@@ -230,17 +234,13 @@ async def insert_signals(
     return InsertResult(inserted, len(signals) - inserted, kept), new
 
 
-_SIGNAL_COLUMNS = """s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
-                     s.labels, s.annotations, s.group_key, s.receiver, s.received_at"""
+SIGNAL_COLUMNS = """s.id, s.source, s.name, s.fingerprint, s.status, s.starts_at, s.ends_at,
+                    s.labels, s.annotations, s.group_key, s.receiver, s.received_at"""
 """The columns of ``signals s`` that ``signal_from_row`` reads, with the id."""
 
+
 _LOCK_PENDING = f"""
-    SELECT {_SIGNAL_COLUMNS}, p.attempts, p.retry_rules,
-           CASE WHEN EXISTS (SELECT 1 FROM incidents WHERE state <> 'resolved') THEN (
-             SELECT json_agg(json_build_array(i.rule, i.group_key, i.group_labels))
-             FROM incident_alerts ia JOIN incidents i ON i.id = ia.incident_id
-             WHERE ia.fingerprint = s.fingerprint AND ia.starts_at = s.starts_at
-               AND i.state <> 'resolved' AND i.rule = ANY($2::text[])) END AS holders
+    SELECT {SIGNAL_COLUMNS}, p.attempts, p.retry_rules, {holders_sql("s", "$2")} AS holders
     FROM pending_signals p JOIN signals s ON s.id = p.signal_id
     WHERE p.not_before IS NULL OR p.not_before <= $3
     ORDER BY p.signal_id LIMIT $1 FOR UPDATE OF p SKIP LOCKED"""
@@ -258,7 +258,7 @@ async def lock_pending(
         PendingSignal(
             row["id"],
             signal_from_row(row),
-            _holders(row["holders"]),
+            holders(row["holders"]),
             row["attempts"],
             None if row["retry_rules"] is None else frozenset(row["retry_rules"]),
         )
@@ -329,7 +329,7 @@ async def lock_strays(connection: Connection, fingerprints: Sequence[str]) -> li
     locked in the order the engine locks signals (by source, fingerprint, startsAt, status),
     so adopting them beside an engine cycle cannot deadlock."""
     rows = await connection.fetch(
-        f"""SELECT {_SIGNAL_COLUMNS}
+        f"""SELECT {SIGNAL_COLUMNS}
            FROM signals s
            WHERE s.fingerprint = ANY($1::text[]) AND s.unmatched
              AND s.status = 'firing' AND s.source = 'alertmanager'

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from detector.service.app import create_app
 from detector.web.context import SERVICES
@@ -187,3 +188,23 @@ class TestAllOf:
         await shop.post_alerts(alert("CheckoutErrorSpike", cluster="eu-1"))
         await shop.cycle()
         assert await titles(shop) == ["Checkout failing: database pool exhausted on eu-1"]
+
+
+class TestDroppedIsCounted:
+    async def test_an_arrival_leaving_the_window_is_counted_by_rule_and_reason(
+        self, shop: Shop
+    ) -> None:
+        await shop.post_alerts(alert("SyntheticCheckoutFailed", location="fra"))
+        await shop.cycle()
+        await shop.advance(timedelta(minutes=6))
+        await shop.post_alerts(alert("SyntheticCheckoutFailed", location="iad"))
+        await shop.cycle()
+
+        text = await (await shop.client.get("/metrics")).text()
+        dropped = {
+            (sample.labels["rule"], sample.labels["reason"]): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "stormwatch_condition_dropped_total"
+        }
+        assert dropped == {("probe-failing", "left_window"): 1.0}

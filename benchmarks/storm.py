@@ -1,0 +1,415 @@
+"""Storm benchmark: an alert storm through a real Alertmanager into Stormwatch, and an unrelated
+incident opened in the middle of it.
+
+For each N (``--alerts``, default 2,000 and 20,000), Alertmanager (Debian's
+``prometheus-alertmanager``, ``group_by: ['...']``, ``group_wait: 0s``: one webhook per alert,
+all at once) receives N ``PgBouncerPoolSaturated`` alerts over 20 databases of one cluster,
+posted to its ``/api/v2/alerts`` in batches. It delivers them first to a parse-and-count
+receiver in its own process (``null_receiver.py``), then to Stormwatch (``python -m detector
+serve`` with the repository's rules, its engine in its own process, on a PostgreSQL started
+here). Two seconds into the Stormwatch storm a ``PaymentGatewayErrorRateHigh`` alert follows,
+which the shipped rules turn into an incident of its own. Printed per N, side by side:
+
+- seconds until the null receiver had every alert of the storm; until as many were durable in
+  Stormwatch (answered 2xx); until its engine had processed everything (intake log, queue and
+  group backlogs empty);
+- seconds from posting the unrelated alert to its incident being open;
+- Alertmanager's failed webhook attempts (``alertmanager_notifications_failed_total``), and
+  ``/readyz`` answers other than 200 while the storm lasted;
+- CPU seconds of the engine process per alert, of the intake process and of PostgreSQL.
+
+    python benchmarks/storm.py
+    python benchmarks/storm.py --alerts 2000 --alerts 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import signal
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import alertmanager
+import asyncpg
+from cpu_usage import children, idle_check, machine_busy, machine_ticks, tree_cpu_seconds
+from servers import free_port, get, start_service, started
+
+from detector.store.embedded import EmbeddedPostgres
+
+DATABASES = 20
+UNRELATED_AFTER_S = 2.0
+POLL_S = 0.05
+_ANSWERED = re.compile(r'^stormwatch_webhook_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+_INTAKE = re.compile(r'^stormwatch_intake_alerts_total\{source="alertmanager"\} (\S+)$', re.M)
+
+
+@dataclass(frozen=True)
+class NullFigures:
+    """Alertmanager delivering to a receiver that only counts."""
+
+    seconds: float | None
+    failed: float
+    unrelated: float | None  # posted to arrived
+
+
+@dataclass
+class Readiness:
+    """What ``/readyz`` answered twice a second while the storm lasted."""
+
+    ready: int = 0
+    not_ready: int = 0
+    unanswered: int = 0  # no answer within 5 s (the connection waited to be accepted)
+
+
+@dataclass(frozen=True)
+class StormFigures:
+    """Alertmanager delivering to Stormwatch; None where a step did not finish in time."""
+
+    durable: float | None
+    processed: float | None
+    unrelated: float | None
+    unrelated_durable: float | None
+    failed: float
+    readiness: Readiness
+    engine_cpu: float
+    intake_cpu: float
+    postgres_cpu: float
+    alertmanager_cpu: float
+    machine_busy: float
+    answer_p50: str
+    answer_p99: str
+
+
+def storm(count: int, run: str) -> list[dict[str, Any]]:
+    """``count`` distinct saturated pools over 20 databases of the shop-prod cluster."""
+    starts = datetime.now(UTC).isoformat()
+    return [
+        {
+            "labels": {
+                "alertname": "PgBouncerPoolSaturated",
+                "severity": "page",
+                "service": "pgbouncer",
+                "cluster": "shop-prod",
+                "database": f"orders_{n % DATABASES:02d}",
+                "pool": f"{run}-{n}",
+            },
+            "annotations": {"summary": f"PgBouncer pool {run}-{n} has no free server connection"},
+            "startsAt": starts,
+            "generatorURL": "http://prometheus.example:9090/graph",
+        }
+        for n in range(count)
+    ]
+
+
+def unrelated(run: str) -> dict[str, Any]:
+    """A payment gateway failing: another rule, another incident."""
+    return {
+        "labels": {
+            "alertname": "PaymentGatewayErrorRateHigh",
+            "severity": "page",
+            "service": "checkout",
+            "cluster": "shop-prod",
+            "server_address": f"psp-{run}.example",
+        },
+        "annotations": {"summary": "Calls to the payment provider failing"},
+        "startsAt": datetime.now(UTC).isoformat(),
+        "generatorURL": "http://prometheus.example:9090/graph",
+    }
+
+
+async def reached(check: Any, deadline: float) -> float | None:
+    """When (``time.monotonic()``) the async ``check`` first held, or None by ``deadline``."""
+    while time.monotonic() < deadline:
+        if await check():
+            return time.monotonic()
+        await asyncio.sleep(POLL_S)
+    return None
+
+
+def _after(start: float, moment: float | None) -> float | None:
+    return None if moment is None else moment - start
+
+
+async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
+    """Alertmanager to the parse-and-count receiver."""
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).with_name("null_receiver.py")), str(port)]
+    with ExitStack() as stack:
+        log = scratch / f"null-{count}.log"
+        receiver = stack.enter_context(started("null", argv, {}, port, log))
+        am = stack.enter_context(alertmanager.running(scratch, f"null-{count}", receiver.url, "x"))
+        async with aiohttp.ClientSession() as session:
+            counts: dict[str, Any] = {}
+            stored: list[float] = []
+
+            async def all_arrived() -> bool:
+                async with session.get(f"{receiver.url}/count") as response:
+                    counts.update(await response.json())
+                if not stored and counts["alerts"].get("PgBouncerPoolSaturated", 0) >= count:
+                    stored.append(time.monotonic())
+                return bool(stored) and "PaymentGatewayErrorRateHigh" in counts["first"]
+
+            start = time.monotonic()
+            arriving = asyncio.create_task(reached(all_arrived, start + budget))
+            posted_at = await _storm_then_unrelated(session, am.url, count, f"null{count}")
+            await arriving
+        arrived = counts.get("first", {}).get("PaymentGatewayErrorRateHigh")
+        return NullFigures(
+            _after(start, stored[0] if stored else None),
+            alertmanager.failed_notifications(am.url),
+            None if arrived is None else arrived - posted_at.timestamp(),
+        )
+
+
+async def _storm_then_unrelated(
+    session: aiohttp.ClientSession, am: str, count: int, run: str
+) -> datetime:
+    """Post the storm, and the unrelated alert two seconds in; when that one was posted."""
+    posting = asyncio.create_task(alertmanager.post(session, am, storm(count, run)))
+    await asyncio.sleep(UNRELATED_AFTER_S)
+    posted_at = datetime.now(UTC)
+    await alertmanager.post(session, am, [unrelated(run)])
+    await posting
+    return posted_at
+
+
+class Watch:
+    """What the Stormwatch run polls: its metrics, readiness, and the database."""
+
+    def __init__(
+        self, url: str, database: asyncpg.Pool, count: int, session: aiohttp.ClientSession
+    ) -> None:
+        self._url = url
+        self._db = database
+        self._session = session  # one kept-alive connection: polls never queue to be accepted
+        self._count = count
+        self.readiness = Readiness()
+        self.opened_at: datetime | None = None  # when a poll first saw it
+        self.received_at: datetime | None = None
+
+    async def metrics(self) -> str:
+        """The service's ``/metrics`` text."""
+        async with self._session.get(f"{self._url}/metrics") as response:
+            return await response.text()
+
+    async def durable(self) -> bool:
+        """As many alerts as the storm has answered 2xx."""
+        text = await self.metrics()
+        return sum(float(value) for value in _INTAKE.findall(text)) >= self._count
+
+    async def answer_times(self) -> tuple[str, str]:
+        """The webhook answer time (received to answered, in the service) bucket holding the
+        median and the 99th percentile, from its histogram."""
+        text = await self.metrics()
+        buckets = [(bound, float(count)) for bound, count in _ANSWERED.findall(text)]
+        total = buckets[-1][1] if buckets else 0.0
+        return tuple(  # type: ignore[return-value]
+            next((f"<= {b} s" for b, n in buckets if n >= share * total), "?")
+            for share in (0.5, 0.99)
+        )
+
+    async def processed(self) -> bool:
+        """Nothing left for the engine: intake log, queue and group backlogs empty."""
+        tables = ["intake_log", "pending_signals"]
+        if await self._db.fetchval("SELECT to_regclass('group_backlog') IS NOT NULL"):
+            tables.append("group_backlog")
+        waiting = " + ".join(f"(SELECT count(*) FROM {table})" for table in tables)  # noqa: S608
+        return bool(await self._db.fetchval(f"SELECT {waiting}") == 0)
+
+    async def opened(self) -> bool:
+        """The unrelated alert's incident is open (committed); when its alert was received."""
+        if self.opened_at is None:
+            received_at = await self._db.fetchval(
+                """SELECT s.received_at FROM incidents i
+                   JOIN incident_alerts a ON a.incident_id = i.id
+                   JOIN signals s ON (s.fingerprint, s.starts_at) = (a.fingerprint, a.starts_at)
+                   WHERE i.rule = 'payment-gateway-errors'"""
+            )
+            if received_at is not None:
+                self.opened_at, self.received_at = datetime.now(UTC), received_at
+        return self.opened_at is not None
+
+    async def ask_readiness(self) -> None:
+        """Ask /readyz twice a second until cancelled, counting answers other than 200."""
+        while True:
+            try:
+                status, _ = await asyncio.to_thread(get, self._url, "/readyz", 5.0)
+            except OSError:
+                self.readiness.unanswered += 1
+            else:
+                if status == 200:
+                    self.readiness.ready += 1
+                else:
+                    self.readiness.not_ready += 1
+            await asyncio.sleep(0.5)
+
+
+def _cpu(*pids: int) -> tuple[float, ...]:
+    return tuple(tree_cpu_seconds(pid) for pid in pids)
+
+
+async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> StormFigures:
+    """Alertmanager to Stormwatch, with the unrelated alert two seconds in."""
+    run = f"sw{count}"
+    (scratch / run).mkdir()
+    with ExitStack() as stack:
+        service = start_service(stack, scratch / run, extra={"STORMWATCH_DATABASE_URL": url})
+        intake = service.pid or 0
+        engine = next(c for c in children(intake) if _is_engine(c))
+        postmaster = int((scratch / "pg" / "pgdata" / "postmaster.pid").read_text().split()[0])
+        am = stack.enter_context(alertmanager.running(scratch, run, service.url, service.token))
+        database = await asyncpg.create_pool(url, min_size=1, max_size=3)
+        pids = (engine, intake, postmaster, am.pid)
+        before, machine = _cpu(*pids), machine_ticks()
+        async with aiohttp.ClientSession() as session:
+            watch = Watch(service.url, database, count, session)
+            await watch.metrics()  # connect before the storm
+            readiness = asyncio.create_task(watch.ask_readiness())
+            start = time.monotonic()
+            storing = asyncio.create_task(reached(watch.durable, start + budget))
+            opening = asyncio.create_task(reached(watch.opened, start + budget))
+            posted_at = await _storm_then_unrelated(session, am.url, count, run)
+            durable = await storing
+            processed = await reached(watch.processed, start + budget)
+            await opening
+            readiness.cancel()
+            after, busy = _cpu(*pids), machine_busy(machine)
+            p50, p99 = await watch.answer_times()
+        await database.close()
+        return StormFigures(
+            durable=_after(start, durable),
+            processed=_after(start, processed),
+            unrelated=_between(posted_at, watch.opened_at),
+            unrelated_durable=_between(posted_at, watch.received_at),
+            failed=alertmanager.failed_notifications(am.url),
+            readiness=watch.readiness,
+            engine_cpu=after[0] - before[0],
+            intake_cpu=after[1] - before[1] - (after[0] - before[0]),  # the engine is its child
+            postgres_cpu=after[2] - before[2],
+            alertmanager_cpu=after[3] - before[3],
+            machine_busy=busy,
+            answer_p50=p50,
+            answer_p99=p99,
+        )
+
+
+def _between(start: datetime, end: datetime | None) -> float | None:
+    return None if end is None else (end - start).total_seconds()
+
+
+def _is_engine(pid: int) -> bool:
+    try:
+        return b"engine_runner" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+async def fresh_database(server: str, name: str) -> str:
+    """A new database on the benchmark's PostgreSQL, so each run starts empty."""
+    connection = await asyncpg.connect(server)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return server.replace("/postgres?", f"/{name}?", 1)
+
+
+def _seconds(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.2f} s"
+
+
+def _times(value: float | None, reference: float | None) -> str:
+    if value is None or reference is None:
+        return ""
+    return f" ({value / reference:.2f}x the null receiver)"
+
+
+def report(count: int, null: NullFigures, sw: StormFigures) -> str:
+    """One N's figures, side by side with the null receiver and the targets."""
+    per_signal = sw.engine_cpu / (count + 1) * 1e6
+    ready = sw.readiness
+    rows = [
+        ("null receiver had every alert", _seconds(null.seconds), ""),
+        ("  its failed webhook attempts", f"{null.failed:.0f}", ""),
+        (
+            "durable in Stormwatch",
+            _seconds(sw.durable) + _times(sw.durable, null.seconds),
+            "<= 1.5x",
+        ),
+        (
+            "processed by the engine",
+            _seconds(sw.processed) + _times(sw.processed, null.seconds),
+            "<= 3x",
+        ),
+        ("unrelated alert: posted to open incident", _seconds(sw.unrelated), "<= 1 s"),
+        ("  of which posted to durable", _seconds(sw.unrelated_durable), ""),
+        ("  (posted to the null receiver)", _seconds(null.unrelated), ""),
+        ("Alertmanager failed webhook attempts", f"{sw.failed:.0f}", "0"),
+        ("webhook answered in the service, p50, p99", f"{sw.answer_p50}, {sw.answer_p99}", ""),
+        (
+            "/readyz: 200, 503, no answer within 5 s",
+            f"{ready.ready}, {ready.not_ready}, {ready.unanswered}",
+            "no 503",
+        ),
+        ("engine CPU per alert", f"{per_signal:.0f} µs", ""),
+        (
+            "CPU s: engine, intake, PostgreSQL, AM",
+            f"{sw.engine_cpu:.1f}, {sw.intake_cpu:.1f}, {sw.postgres_cpu:.1f},"
+            f" {sw.alertmanager_cpu:.1f}",
+            "",
+        ),
+        ("machine busy (2 cores)", f"{sw.machine_busy:.0%}", ""),
+    ]
+    lines = [f"N = {count:,} alerts"]
+    lines += [
+        f"  {name:<42} {value:<38} {'target ' + goal if goal else ''}" for name, value, goal in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+async def measure(args: argparse.Namespace, scratch: Path) -> int:
+    """Every N: the null receiver, then Stormwatch; print as they finish."""
+    database = EmbeddedPostgres(scratch / "pg")
+    server = await database.start()
+    per_signal: dict[int, float] = {}
+    try:
+        for count in args.alerts:
+            null = await null_run(count, scratch, args.budget)
+            url = await fresh_database(server, f"storm_{count}")
+            sw = await stormwatch_run(count, scratch, url, args.budget)
+            per_signal[count] = sw.engine_cpu / (count + 1)
+            print(report(count, null, sw), flush=True)
+    finally:
+        await database.stop()
+    if len(per_signal) > 1:
+        low, high = min(per_signal), max(per_signal)
+        growth = per_signal[high] / per_signal[low]
+        print(f"engine CPU per alert at {high:,} / at {low:,}: {growth:.2f}x   target <= 1.5x")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run in a temporary directory that is removed afterwards."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
+    parser.add_argument("--alerts", type=int, action="append", help="storm size (repeatable)")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds per run at most")
+    args = parser.parse_args(argv)
+    args.alerts = args.alerts or [2_000, 20_000]
+    # Stopped from outside: still stop Alertmanager, the service and PostgreSQL on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    print(idle_check(), flush=True)
+    with tempfile.TemporaryDirectory(prefix="stormwatch-storm-") as scratch:
+        return asyncio.run(measure(args, Path(scratch)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

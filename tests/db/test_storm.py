@@ -1,0 +1,130 @@
+"""An alert storm through the real service and database, driven by a fake clock.
+
+5,000 saturated pools of one cluster (20 databases) arrive while an all_of rule waits for
+checkout errors; a payment gateway alert arrives in the middle of it. The payment incident must
+open within two engine cycles however much of the storm is still waiting, and the storm must
+end in the incidents a small storm would give: one per database, and the all_of incident holding
+every pool once checkout fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.conftest import Shop, alert, events
+from tests.fakes import PageReceiver
+
+STORM = 5_000
+DATABASES = 20
+PER_WEBHOOK = 100  # Alertmanager sends a big group in few notifications
+
+STORM_RULES = """
+channels:
+  - name: pager
+    type: webhook
+    url: {pager_url}
+escalation_policies:
+  - name: oncall
+    steps:
+      - notify: [pager]
+rules:
+  - name: db-pool-exhausted
+    match: ['alertname="PgBouncerPoolSaturated"']
+    group_by: [cluster, database]
+    severity: critical
+    title: "Pool exhausted ({{{{ labels.database }}}} on {{{{ labels.cluster }}}})"
+    escalation_policy: oncall
+  - name: checkout-failing-db-pool-exhausted
+    group_by: [cluster]
+    all_of:
+      - ['alertname="PgBouncerPoolSaturated"']
+      - ['alertname="CheckoutErrorSpike"']
+    severity: critical
+    title: "Checkout failing: database pool exhausted ({{{{ labels.cluster }}}})"
+    escalation_policy: oncall
+  - name: payment-gateway-errors
+    match: ['alertname="PaymentGatewayErrorRateHigh"']
+    group_by: [cluster]
+    severity: critical
+    title: "Payment gateway failing ({{{{ labels.cluster }}}})"
+    escalation_policy: oncall
+"""
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path, pager: PageReceiver) -> Path:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "storm.yml").write_text(STORM_RULES.format(pager_url=pager.url))
+    return directory
+
+
+def pools(first: int, count: int) -> list[dict[str, Any]]:
+    return [
+        alert(
+            cluster="eu-1", database=f"orders_{n % DATABASES:02d}", pool=f"pool-{n}", service="pg"
+        )
+        for n in range(first, first + count)
+    ]
+
+
+async def post(shop: Shop, alerts: list[dict[str, Any]]) -> None:
+    for start in range(0, len(alerts), PER_WEBHOOK):
+        response = await shop.post_alerts(*alerts[start : start + PER_WEBHOOK])
+        assert response.status == 200, await response.text()
+
+
+async def open_titles(shop: Shop) -> list[str]:
+    return sorted(incident["title"] for incident in await shop.incidents("open"))
+
+
+async def alerts_held(shop: Shop) -> dict[str, int]:
+    rows = await shop.services.pool.fetch(
+        """SELECT i.title, count(*) AS alerts FROM incidents i
+           JOIN incident_alerts a ON a.incident_id = i.id GROUP BY i.title"""
+    )
+    return {row["title"]: row["alerts"] for row in rows}
+
+
+async def work_off(shop: Shop, cycles: int = 200) -> int:
+    """Run cycles until one finds nothing to do; how many it took."""
+    for done in range(1, cycles + 1):
+        if not (await shop.cycle()).busy:
+            return done
+    raise AssertionError(f"still busy after {cycles} cycles")
+
+
+async def test_an_unrelated_incident_opens_within_two_cycles_of_a_storm(shop: Shop) -> None:
+    half = STORM // 2
+    await post(shop, pools(0, half))
+    with capture_logs() as logs:
+        await shop.cycle()
+    assert events(logs, "signals.group_sliced"), "the storm is worked off in slices"
+
+    await post(shop, [alert("PaymentGatewayErrorRateHigh", cluster="eu-1", service="payments")])
+    await post(shop, pools(half, STORM - half))
+    for _ in range(2):
+        await shop.cycle()
+        if "Payment gateway failing (eu-1)" in await open_titles(shop):
+            break
+    else:
+        pytest.fail("the payment incident waited behind the storm")
+
+    await work_off(shop)
+    per_database = [f"Pool exhausted (orders_{n:02d} on eu-1)" for n in range(DATABASES)]
+    assert await open_titles(shop) == sorted([*per_database, "Payment gateway failing (eu-1)"])
+
+    await post(shop, [alert("CheckoutErrorSpike", cluster="eu-1", service="checkout")])
+    await work_off(shop)
+
+    held = await alerts_held(shop)
+    assert held == {
+        **dict.fromkeys(per_database, STORM // DATABASES),
+        "Payment gateway failing (eu-1)": 1,
+        "Checkout failing: database pool exhausted (eu-1)": STORM + 1,
+    }
+    assert await shop.services.pool.fetchval("SELECT count(*) FROM conditions") == 0
