@@ -2,8 +2,10 @@
 on intake, the status page on public changes.
 
 Listeners poll anyway (the engine every ``ENGINE_INTERVAL``, the status page on its refresh
-tick), so a lost listener connection only costs latency; it is re-established after a pause.
-A notification sent inside a transaction is delivered at its commit, and not at all on rollback.
+tick), so a lost listener connection only costs latency: it is dropped without waiting on it, a
+new one is opened after ``RETRY_SECONDS``, and the listener is woken once it listens again, for
+the notifications sent while nobody listened. A notification sent inside a transaction is
+delivered at its commit, and not at all on rollback.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
-from detector.store.connection import Connection
+from detector.store.connection import UNAVAILABLE, Connection
 
 log = structlog.get_logger(__name__)
 INTAKE_CHANNEL = "stormwatch_intake"
 STATUSPAGE_CHANNEL = "stormwatch_statuspage"
-RETRY_SECONDS = 5.0
+RETRY_SECONDS = 1.0
+CONNECT_TIMEOUT_S = 10.0
+_LOST: tuple[type[Exception], ...] = (*UNAVAILABLE, TimeoutError)
 
 
 async def wake_on_intake(url: str, wake: Callable[[], None]) -> None:
@@ -31,15 +35,17 @@ async def wake_on(url: str, channel: str, wake: Callable[[], None]) -> None:
     """Call ``wake`` on every notification on ``channel`` (runs until cancelled)."""
     while True:
         try:
-            connection = await asyncpg.connect(url)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+            connection = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
+        except _LOST as err:
             log.warning("engine.wakeup_unavailable", error=type(err).__name__, channel=channel)
             await asyncio.sleep(RETRY_SECONDS)
             continue
         try:
             await _listen(connection, channel, wake)
+        except _LOST as err:
+            log.warning("engine.wakeup_lost", error=type(err).__name__, channel=channel)
         finally:
-            await connection.close(timeout=2)
+            connection.terminate()  # gone or going: closing politely could wait on it
         await asyncio.sleep(RETRY_SECONDS)
 
 
@@ -51,7 +57,8 @@ async def notify(connection: Connection, channel: str) -> None:
 async def _listen(connection: asyncpg.Connection, channel: str, wake: Callable[[], None]) -> None:
     """Until the connection is lost."""
     lost = asyncio.Event()
-    await connection.add_listener(channel, lambda *_: wake())
     connection.add_termination_listener(lambda _: lost.set())
+    await connection.add_listener(channel, lambda *_: wake())
+    wake()  # whatever was committed while nobody listened
     await lost.wait()
     log.warning("engine.wakeup_lost", channel=channel)
