@@ -263,32 +263,32 @@ class DeliveryStage:
         return recorded[0] if recorded else None
 
     async def _record_all(self, context: CycleContext, sends: list[_Sent]) -> list[DeliveryOutcome]:
-        """Record each outcome in its own transaction. One the database cannot take now is kept
-        for the next run (the lease is still this replica's if it comes back soon); one it
-        refuses is logged, and the message is tried again once its lease runs out."""
+        """Record each outcome in its own transaction. One the database refuses is logged, and
+        the message is tried again once its lease runs out; when the database cannot be
+        reached, this one and the rest are kept for the next run (the lease is still this
+        replica's if the database comes back soon)."""
         outcomes = []
-        for sent in sends:
-            now = context.clock.now()
+        for position, sent in enumerate(sends):
             try:
-                async with pooled(context.pool) as connection, connection.transaction():
-                    outcomes.append(
-                        await _record(
-                            connection, self._deliverer, context.routes, sent, context.owner, now
-                        )
-                    )
+                outcomes.append(await self._record_one(context, sent))
             except Exception as err:
                 message = sent.message
                 if not connection_failed(err):
                     log.exception("page.record_failed", channel=message.channel, id=message.id)
                     continue
                 log.warning(
-                    "page.unrecorded",
-                    channel=message.channel,
-                    incident_id=message.incident_id,
-                    error=type(err).__name__,
+                    "page.unrecorded", pages=len(sends) - position, error=type(err).__name__
                 )
-                self._unrecorded.append(sent)
+                self._unrecorded += sends[position:]
+                break
         return outcomes
+
+    async def _record_one(self, context: CycleContext, sent: _Sent) -> DeliveryOutcome:
+        now = context.clock.now()
+        async with pooled(context.pool) as connection, connection.transaction():
+            return await _record(
+                connection, self._deliverer, context.routes, sent, context.owner, now
+            )
 
 
 def _renewer(pool: Pool, owner: str) -> Renew:
