@@ -32,20 +32,24 @@ async def wake_on_intake(url: str, wake: Callable[[], None]) -> None:
 
 
 async def wake_on(url: str, channel: str, wake: Callable[[], None]) -> None:
-    """Call ``wake`` on every notification on ``channel`` (runs until cancelled)."""
+    """Call ``wake`` on every notification on ``channel`` (runs until cancelled), and once on
+    listening again after a lost connection."""
+    missed = False
     while True:
         try:
             connection = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
         except _LOST as err:
             log.warning("engine.wakeup_unavailable", error=type(err).__name__, channel=channel)
+            missed = True
             await asyncio.sleep(RETRY_SECONDS)
             continue
         try:
-            await _listen(connection, channel, wake)
+            await _listen(connection, channel, wake, missed)
         except _LOST as err:
             log.warning("engine.wakeup_lost", error=type(err).__name__, channel=channel)
         finally:
             connection.terminate()  # gone or going: closing politely could wait on it
+        missed = True
         await asyncio.sleep(RETRY_SECONDS)
 
 
@@ -54,11 +58,15 @@ async def notify(connection: Connection, channel: str) -> None:
     await connection.execute("SELECT pg_notify($1, '')", channel)
 
 
-async def _listen(connection: asyncpg.Connection, channel: str, wake: Callable[[], None]) -> None:
-    """Until the connection is lost."""
+async def _listen(
+    connection: asyncpg.Connection, channel: str, wake: Callable[[], None], missed: bool
+) -> None:
+    """Until the connection is lost; ``missed``: wake at once for what was committed while
+    nobody listened."""
     lost = asyncio.Event()
     connection.add_termination_listener(lambda _: lost.set())
     await connection.add_listener(channel, lambda *_: wake())
-    wake()  # whatever was committed while nobody listened
+    if missed:
+        wake()
     await lost.wait()
     log.warning("engine.wakeup_lost", channel=channel)
