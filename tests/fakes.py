@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,11 +39,24 @@ class FakeClock:
 class PageReceiver:
     """A real HTTP server on 127.0.0.1 that records what channels POST to it.
 
-    ``statuses`` are answered in order (then 200), to exercise retries and dead-letters.
+    ``statuses`` are answered in order (then 200), to exercise retries and dead-letters; each
+    answer waits ``delay`` seconds (a slow receiver), and a body ``hold`` picks waits until
+    :meth:`let_go` (``holding`` is set meanwhile). ``times`` has each arrival's monotonic time.
     """
 
-    def __init__(self, statuses: Iterable[int] = ()) -> None:
+    def __init__(
+        self,
+        statuses: Iterable[int] = (),
+        *,
+        delay: float = 0.0,
+        hold: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         self.statuses = list(statuses)
+        self.delay = delay
+        self.hold = hold
+        self.holding = asyncio.Event()
+        self._let_go = asyncio.Event()
+        self.times: list[float] = []
         self.requests: list[dict[str, Any]] = []
         self.bodies: list[bytes] = []
         self.headers: list[dict[str, str]] = []
@@ -71,12 +85,22 @@ class PageReceiver:
         body = json.loads(raw)
         status = self.statuses.pop(0) if self.statuses else 200
         async with self._arrived:
+            self.times.append(time.monotonic())
             self.requests.append(body)
             self.bodies.append(raw)
             self.headers.append(dict(request.headers))
             self.answers.append(status)
             self._arrived.notify_all()
+        if self.hold is not None and self.hold(body):
+            self.holding.set()
+            await self._let_go.wait()
+        elif self.delay:
+            await asyncio.sleep(self.delay)
         return web.json_response({"ok": status < 300}, status=status)
+
+    def let_go(self) -> None:
+        """Answer the held requests (and those held from now on, at once)."""
+        self._let_go.set()
 
     async def wait_for(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Wait until ``count`` requests arrived (event-driven, bounded by ``timeout``)."""

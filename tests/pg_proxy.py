@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -58,16 +59,29 @@ class PostgresProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream_reader, upstream_writer = await asyncio.open_unix_connection(self._socket_path)
         self._writers |= {writer, upstream_writer}
-        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
+        pipes = ((reader, upstream_writer, self._close), (upstream_reader, writer, self._closed))
+        for source, sink, close in pipes:
+            task = asyncio.create_task(self._pipe(source, sink, close))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        close: Callable[[asyncio.StreamWriter], Awaitable[None]],
+    ) -> None:
         with contextlib.suppress(ConnectionError):
             while data := await source.read(65536):
                 await self.flowing.wait()
                 sink.write(data)
                 await sink.drain()
+        await close(sink)
+
+    async def _close(self, sink: asyncio.StreamWriter) -> None:
         self._writers.discard(sink)
         sink.close()
+
+    async def _closed(self, client: asyncio.StreamWriter) -> None:
+        """PostgreSQL closed a connection: close it towards the client too."""
+        await self._close(client)

@@ -207,7 +207,12 @@ class Engine:
         """Run one stage with the rules and time as they are now, time it, and count what it
         reports; a stage that raises is counted and logged, and the cycle goes on."""
         context = CycleContext(
-            self._pool, self._routes(), self.owner, self._clock.now(), self._rules_generation
+            self._pool,
+            self._routes(),
+            self.owner,
+            self._clock.now(),
+            self._rules_generation,
+            self._clock,
         )
         started = time.perf_counter()
         try:

@@ -1,7 +1,12 @@
 """Engine stage 3: deliver due outbox messages through their channels.
 
-Messages are leased, sent concurrently outside any transaction, and the outcome is recorded
-afterwards; a replica that dies mid-send leaves a lease that expires and another replica retries.
+Messages are claimed with a short lease (``leases.TERM``) and sent concurrently outside any
+transaction; a heartbeat renews the leases of the sends still in flight, and each send's outcome
+is recorded as soon as that send ends. A replica that dies therefore leaves behind only the
+sends it had in flight and the outcomes it had not yet recorded, and another replica retries
+those once their lease runs out, a few seconds later (``docs/operations.md``, *Delivery after a
+crash*). An outcome the database cannot take (it is unreachable) is kept and recorded at the
+start of the next run, while the lease is still this replica's.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Literal
 
 import structlog
 
+from detector.engine.leases import TERM, LeaseKeeper, Renew
 from detector.engine.stage import CycleContext
 from detector.ruleset.live import Routes
 from detector.ruleset.schema import RetrySpec
@@ -23,6 +29,7 @@ from detector.service.metrics import Metrics
 from detector.store import outbox
 from detector.store.connection import Connection, Pool
 from detector.store.outbox import OutboxMessage
+from detector.store.pooled import connection_failed, pooled
 from responders.channels.protocol import DeliveryError, FailureReason, deliver
 from responders.messages import (
     Message,
@@ -37,6 +44,10 @@ from responders.messages import (
 
 log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=60)
+"""The longest one send keeps its message leased: the heartbeat renews the lease while the send
+is in flight, but not past this, so a send that hangs beyond every channel timeout lets another
+replica try."""
+BATCH = 50
 
 
 class Outcome(StrEnum):
@@ -75,32 +86,12 @@ class Deliverer:
     rng: random.Random
 
 
-async def deliver_due(
-    pool: Pool,
-    deliverer: Deliverer,
-    routes: Routes,
-    owner: str,
-    now: datetime,
-    limit: int = 50,
-) -> list[DeliveryOutcome]:
-    """End stale pages, lease due messages, send them concurrently, record each result."""
-    async with pool.acquire() as connection:
-        async with connection.transaction():
-            superseded = await outbox.supersede_stale(connection, now)
-        messages = await outbox.claim_due(connection, owner, now, LEASE, limit)
-    outcomes = await asyncio.gather(*(_send(deliverer, routes, message) for message in messages))
-    for message in superseded:
-        log.info("page.superseded", channel=message.channel, incident_id=message.incident_id)
-    recorded = [
-        DeliveryOutcome(m, Outcome.SUPERSEDED, SkipReason.INCIDENT_MOVED_ON) for m in superseded
-    ]
-    async with pool.acquire() as connection:
-        for message, error in zip(messages, outcomes, strict=True):
-            async with connection.transaction():
-                recorded.append(
-                    await _record(connection, deliverer, routes, message, error, owner, now)
-                )
-    return recorded
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A send that ended (``error`` None: delivered), its outcome not yet recorded."""
+
+    message: OutboxMessage
+    error: DeliveryError | None
 
 
 async def _send(
@@ -165,11 +156,11 @@ async def _record(
     connection: Connection,
     deliverer: Deliverer,
     routes: Routes,
-    message: OutboxMessage,
-    error: DeliveryError | None,
+    sent: _Sent,
     owner: str,
     now: datetime,
 ) -> DeliveryOutcome:
+    message, error = sent.message, sent.error
     if error is None:
         if not await outbox.record_delivered(connection, message, owner, now):
             return _lease_lost(message)
@@ -202,7 +193,7 @@ def _lease_lost(message: OutboxMessage) -> DeliveryOutcome:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryBatch:
-    """The outcomes of one pass of :func:`deliver_due`."""
+    """The outcomes one run of the delivery stage recorded."""
 
     outcomes: list[DeliveryOutcome]
 
@@ -219,16 +210,99 @@ class DeliveryBatch:
 
 
 class DeliveryStage:
-    """The cycle's delivery stage: :func:`deliver_due` through the channels in force."""
+    """The cycle's delivery stage: the outcomes earlier runs could not record, then the stale
+    pages superseded and the due messages claimed, sent and recorded one by one."""
 
     name = "deliveries"
 
-    def __init__(self, deliverer: Deliverer) -> None:
+    def __init__(self, deliverer: Deliverer, limit: int = BATCH) -> None:
         self._deliverer = deliverer
+        self._limit = limit
+        self._unrecorded: list[_Sent] = []
 
     async def run(self, context: CycleContext) -> DeliveryBatch:
         """Deliver what is due now."""
-        outcomes = await deliver_due(
-            context.pool, self._deliverer, context.routes, context.owner, context.now
+        carried, self._unrecorded = self._unrecorded, []
+        outcomes = await self._record_all(context, carried)
+        async with pooled(context.pool) as connection:  # its return cannot lose the claim
+            async with connection.transaction():
+                superseded = await outbox.supersede_stale(connection, context.now)
+            claimed = await outbox.claim_due(
+                connection, context.owner, context.now, TERM, self._limit
+            )
+        for message in superseded:
+            log.info("page.superseded", channel=message.channel, incident_id=message.incident_id)
+        outcomes += [
+            DeliveryOutcome(m, Outcome.SUPERSEDED, SkipReason.INCIDENT_MOVED_ON) for m in superseded
+        ]
+        keeper = LeaseKeeper(
+            _renewer(context.pool, context.owner),
+            (message.id for message in claimed),
+            context.clock.now,
+            context.now,
+            LEASE,
         )
-        return DeliveryBatch(outcomes)
+        async with keeper:
+            sent = await asyncio.gather(*(self._deliver(context, keeper, m) for m in claimed))
+        return DeliveryBatch(outcomes + [outcome for outcome in sent if outcome is not None])
+
+    async def _deliver(
+        self, context: CycleContext, keeper: LeaseKeeper, message: OutboxMessage
+    ) -> DeliveryOutcome | None:
+        """Send one message and record how it went at once."""
+        try:
+            error = await _send(self._deliverer, context.routes, message)
+        except Exception:
+            # Not a channel's way of failing (that is a DeliveryError): give the claim back.
+            log.exception("page.send_crashed", channel=message.channel, message=message.id)
+            keeper.let_go(message.id)
+            await _release(context.pool, context.owner, message)
+            return None
+        keeper.let_go(message.id)
+        recorded = await self._record_all(context, [_Sent(message, error)])
+        return recorded[0] if recorded else None
+
+    async def _record_all(self, context: CycleContext, sends: list[_Sent]) -> list[DeliveryOutcome]:
+        """Record each outcome in its own transaction. One the database refuses is logged, and
+        the message is tried again once its lease runs out; when the database cannot be
+        reached, this one and the rest are kept for the next run (the lease is still this
+        replica's if the database comes back soon)."""
+        outcomes = []
+        for position, sent in enumerate(sends):
+            try:
+                outcomes.append(await self._record_one(context, sent))
+            except Exception as err:
+                message = sent.message
+                if not connection_failed(err):
+                    log.exception("page.record_failed", channel=message.channel, id=message.id)
+                    continue
+                log.warning(
+                    "page.unrecorded", pages=len(sends) - position, error=type(err).__name__
+                )
+                self._unrecorded += sends[position:]
+                break
+        return outcomes
+
+    async def _record_one(self, context: CycleContext, sent: _Sent) -> DeliveryOutcome:
+        now = context.clock.now()
+        async with pooled(context.pool) as connection, connection.transaction():
+            return await _record(
+                connection, self._deliverer, context.routes, sent, context.owner, now
+            )
+
+
+def _renewer(pool: Pool, owner: str) -> Renew:
+    async def renew(ids: list[int], until: datetime) -> None:
+        async with pooled(pool) as connection:
+            await outbox.renew_leases(connection, ids, owner, until)
+
+    return renew
+
+
+async def _release(pool: Pool, owner: str, message: OutboxMessage) -> None:
+    """Let another try have ``message`` at once (best effort: else its lease runs out)."""
+    try:
+        async with pooled(pool) as connection:
+            await outbox.release_leases(connection, [message.id], owner)
+    except Exception as err:
+        log.warning("page.release_failed", id=message.id, error=type(err).__name__)

@@ -17,6 +17,7 @@ import structlog
 
 from detector.domain.model import Decision
 from detector.ruleset.live import Routes
+from detector.service.clock import Clock
 from detector.service.metrics import Metrics
 from detector.store.connection import Pool
 
@@ -36,6 +37,9 @@ class CycleContext:
     rules_generation: int
     """Counts the rule sets this engine was told about (1 at start, when the rules may have
     been edited while no engine ran); a stage that must react to a change compares it."""
+    clock: Clock
+    """The engine's clock, for work that outlasts ``now``: lease renewals, outcomes recorded
+    as they come."""
 
 
 class StageReport(Protocol):

@@ -23,6 +23,7 @@ from detector.service.metrics import Metrics
 from detector.store import subscriber_outbox
 from detector.store.connection import Connection
 from detector.store.outbox import backoff
+from detector.store.pooled import pooled
 from detector.store.subscriber_outbox import SubscriberMessage
 from detector.store.subscribers import SubscriberKind
 from responders.channels.protocol import Channel, DeliveryError, FailureReason, deliver
@@ -118,7 +119,7 @@ class SubscriberDeliveryStage:
 
     async def run(self, context: CycleContext) -> SubscriberBatch:
         """Send what is due now, concurrently, and record each attempt."""
-        async with context.pool.acquire() as connection:
+        async with pooled(context.pool) as connection:  # its return cannot lose the claim
             messages = await subscriber_outbox.claim_due(
                 connection, context.owner, context.now, LEASE, self._limit
             )

@@ -13,6 +13,7 @@ from detector.domain.muting import mute
 from detector.domain.reasons import DecisionReason
 from detector.domain.related import DEFAULT_WINDOW
 from detector.engine.correlation import correlate_locked
+from detector.engine.leases import TERM, LeaseKeeper, Renew
 from detector.engine.notices import with_notices
 from detector.engine.stage import CycleContext, record_decisions
 from detector.ruleset.rules import RuleMatch, RuleSet
@@ -21,9 +22,15 @@ from detector.store import conditions as condition_store
 from detector.store import incidents as store
 from detector.store import timers
 from detector.store.connection import Connection, Pool
+from detector.store.pooled import connection_failed, pooled
 
 log = structlog.get_logger(__name__)
-LEASE = timedelta(seconds=60)
+BATCH = 100
+RETRY_FAILED_AFTER = timedelta(seconds=60)
+"""How long a timer whose transaction failed waits before it is tried again."""
+LONGEST_BATCH = timedelta(seconds=60)
+"""The longest one batch keeps its timers leased (renewed while it runs): a batch that hangs
+lets another replica fire what it has not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +44,7 @@ class FiredTimer:
 
 @dataclass(frozen=True, slots=True)
 class TimerBatch:
-    """The timers one pass fired, and how many failed (each is retried once its lease ends)."""
+    """The timers one pass fired, and how many failed (each is tried again later)."""
 
     fired: list[FiredTimer]
     failed: int = 0
@@ -59,33 +66,77 @@ class TimerBatch:
 
 
 async def fire_due(
-    pool: Pool,
-    rules: RuleSet,
-    owner: str,
-    now: datetime,
-    limit: int = 100,
-    related_window: timedelta = DEFAULT_WINDOW,
+    context: CycleContext, related_window: timedelta = DEFAULT_WINDOW, limit: int = BATCH
 ) -> TimerBatch:
     """Claim due timers and apply each one's decision in its own transaction.
 
-    A timer whose transaction fails (a deadlock, a bug) keeps its lease and is tried again when
-    the lease runs out; the others claimed with it still fire now.
+    The claim is a short lease, renewed while the batch is worked through. A timer whose
+    transaction the database refuses (a deadlock, a bug) is held back for ``RETRY_FAILED_AFTER``
+    while the others claimed with it still fire now. When the database goes away instead, the
+    rest of the batch is given back (or its leases run out, if the database cannot be told),
+    so whichever replica reaches the database next fires them.
     """
-    async with pool.acquire() as connection:
-        claimed = await timers.claim_due(connection, owner, now, LEASE, limit)
-    fired = []
+    pool, owner, now = context.pool, context.owner, context.now
+    async with pooled(pool) as connection:  # its return cannot lose the claim
+        claimed = await timers.claim_due(connection, owner, now, TERM, limit)
+    fired: list[FiredTimer] = []
     failed = 0
-    for timer in claimed:
-        try:
-            decision = await _fire(pool, rules, timer, owner, now, related_window)
-        except _LeaseLost:
-            continue
-        except Exception:
-            failed += 1
-            log.exception("timer.failed", timer=timer.id, kind=timer.kind, retry_in=str(LEASE))
-            continue
-        fired.append(FiredTimer(timer, now - timer.due_at, decision))
+    keeper = LeaseKeeper(
+        _renewer(pool, owner), (t.id for t in claimed), context.clock.now, now, LONGEST_BATCH
+    )
+    async with keeper:
+        for position, timer in enumerate(claimed):
+            try:
+                decision = await _fire(
+                    pool, context.routes.rules, timer, owner, now, related_window
+                )
+            except _LeaseLost:
+                continue
+            except Exception as err:
+                failed += 1
+                if connection_failed(err):
+                    log.warning("timer.database_lost", timer=timer.id, error=type(err).__name__)
+                    await _give_back(pool, owner, claimed[position:])
+                    break
+                log.exception(
+                    "timer.failed",
+                    timer=timer.id,
+                    kind=timer.kind,
+                    retry_in=str(RETRY_FAILED_AFTER),
+                )
+                await _hold_back(pool, owner, timer, context.clock.now() + RETRY_FAILED_AFTER)
+                continue
+            finally:
+                keeper.let_go(timer.id)
+            fired.append(FiredTimer(timer, now - timer.due_at, decision))
     return TimerBatch(fired, failed)
+
+
+def _renewer(pool: Pool, owner: str) -> Renew:
+    async def renew(ids: list[int], until: datetime) -> None:
+        async with pooled(pool) as connection:
+            await timers.renew_leases(connection, ids, owner, until)
+
+    return renew
+
+
+async def _give_back(pool: Pool, owner: str, unfired: list[Timer]) -> None:
+    """Release the leases on ``unfired`` (best effort: else they run out within a few seconds)."""
+    try:
+        async with pooled(pool) as connection:
+            await timers.release_leases(connection, [t.id for t in unfired], owner)
+    except Exception as err:
+        log.warning("timer.release_failed", timers=len(unfired), error=type(err).__name__)
+
+
+async def _hold_back(pool: Pool, owner: str, timer: Timer, until: datetime) -> None:
+    """Keep a failed timer leased until ``until``, so it is tried again then rather than in a
+    tight loop (best effort: else its lease runs out sooner)."""
+    try:
+        async with pooled(pool) as connection:
+            await timers.renew_leases(connection, [timer.id], owner, until)
+    except Exception as err:
+        log.warning("timer.hold_back_failed", timer=timer.id, error=type(err).__name__)
 
 
 class _LeaseLost(Exception):
@@ -95,7 +146,7 @@ class _LeaseLost(Exception):
 async def _fire(
     pool: Pool, rules: RuleSet, timer: Timer, owner: str, now: datetime, related_window: timedelta
 ) -> Decision:
-    async with pool.acquire() as connection, connection.transaction():
+    async with pooled(pool) as connection, connection.transaction():
         if timer.incident_id is None:
             decision = await _check_condition(connection, rules, timer, now, related_window)
         else:
@@ -158,10 +209,4 @@ class TimerStage:
 
     async def run(self, context: CycleContext) -> TimerBatch:
         """Fire what is due now."""
-        return await fire_due(
-            context.pool,
-            context.routes.rules,
-            context.owner,
-            context.now,
-            related_window=self._related_window,
-        )
+        return await fire_due(context, self._related_window)

@@ -15,6 +15,7 @@ from datetime import datetime
 from detector.intake.alertmanager import log_record
 from detector.store import intake_log
 from detector.store.connection import UNAVAILABLE, Pool
+from detector.store.pooled import pooled
 
 DB_ERRORS: tuple[type[Exception], ...] = (*UNAVAILABLE, TimeoutError)
 ANSWER_WITHIN_S = 10.0
@@ -84,7 +85,8 @@ class IntakeBatcher:
     async def _write_batches(self) -> None:
         batch: list[_Pending] = []
         try:
-            async with self._pool.acquire() as connection:
+            # Giving the connection back cannot fail the batches already committed on it.
+            async with pooled(self._pool) as connection:
                 while batch := self._take():
                     await intake_log.append(
                         connection,
@@ -98,6 +100,9 @@ class IntakeBatcher:
             # The failed batch, or the next one when no connection could be had: each
             # failure answers someone 503 (Alertmanager retries), so the queue always moves.
             _settle(batch or self._take(), err)
+        except Exception as err:
+            _settle(batch, err)  # answered at once, not after ANSWER_WITHIN_S
+            raise
 
     def _take(self) -> list[_Pending]:
         """The next batch; requests already answered 503 (timed out) are dropped unwritten,

@@ -25,6 +25,7 @@ from detector.service.metrics import Metrics
 from detector.store import intake_log
 from detector.store import probes as store
 from detector.store.connection import UNAVAILABLE, Pool
+from detector.store.pooled import pooled
 
 log = structlog.get_logger(__name__)
 LONGEST_WAIT = timedelta(seconds=1)
@@ -93,7 +94,7 @@ class Prober:
         if not journeys:
             return []
         slots = [self._slot(journey, now) for journey in journeys.values()]
-        async with self._pool.acquire() as connection:
+        async with pooled(self._pool) as connection:  # its return cannot lose the claim
             new = [slot for slot in slots if slot.journey not in self._added]
             if new:
                 await store.add(connection, self.location, new)

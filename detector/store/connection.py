@@ -19,12 +19,20 @@ StatementError = asyncpg.PostgresError
 CONNECTION_LOST: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     OSError,
 )
-"""What a statement raises when its connection failed or closed under it."""
+"""What a statement raises when its connection failed or closed under it.
+
+``InternalClientError`` belongs here: a server that shuts down sends each idle session its
+``FATAL`` before closing it, and a statement sent in the moment between the two (the close is
+read on a later turn of the event loop, later still through a proxy) finds asyncpg's protocol
+waiting for a reply that never comes ("cannot switch to state 11; another operation (2) is in
+progress"). It derives from neither of asyncpg's other error classes."""
 UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     OSError,
 )
 """What a statement raises when the database refuses it or cannot be reached (a connection that

@@ -172,6 +172,33 @@ async def claim_due(
     return [OutboxMessage(**dict(row)) for row in rows]
 
 
+async def renew_leases(
+    connection: Connection, ids: Sequence[int], owner: str, until: datetime
+) -> int:
+    """Extend ``owner``'s leases on the messages ``ids`` to ``until`` (a send still in flight);
+    a message another replica has taken over since is left alone. Returns how many."""
+    result: str = await connection.execute(
+        """UPDATE outbox SET lease_until = $3
+           WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND state = 'pending'""",
+        list(ids),
+        owner,
+        until,
+    )
+    return rows_affected(result)
+
+
+async def release_leases(connection: Connection, ids: Sequence[int], owner: str) -> int:
+    """End ``owner``'s leases on the messages ``ids``, which it will not send after all: any
+    replica may claim them at once. Returns how many."""
+    result: str = await connection.execute(
+        """UPDATE outbox SET lease_until = NULL
+           WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND state = 'pending'""",
+        list(ids),
+        owner,
+    )
+    return rows_affected(result)
+
+
 async def record_delivered(
     connection: Connection, message: OutboxMessage, owner: str, now: datetime
 ) -> bool:

@@ -85,6 +85,33 @@ async def claim_due(
     return sorted(timers, key=lambda timer: timer.due_at)
 
 
+async def renew_leases(
+    connection: Connection, ids: Sequence[int], owner: str, until: datetime
+) -> int:
+    """Extend ``owner``'s leases on the unfired timers ``ids`` to ``until``: while it works
+    through them, or to try a failed one again only then. Returns how many."""
+    result: str = await connection.execute(
+        """UPDATE timers SET lease_until = $3
+           WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND fired_at IS NULL""",
+        list(ids),
+        owner,
+        until,
+    )
+    return rows_affected(result)
+
+
+async def release_leases(connection: Connection, ids: Sequence[int], owner: str) -> int:
+    """End ``owner``'s leases on the unfired timers ``ids``, which it will not fire after all:
+    any replica may claim them at once. Returns how many."""
+    result: str = await connection.execute(
+        """UPDATE timers SET lease_until = NULL
+           WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND fired_at IS NULL""",
+        list(ids),
+        owner,
+    )
+    return rows_affected(result)
+
+
 async def mark_fired(
     connection: Connection, timer_id: int, owner: str, outcome: str, now: datetime
 ) -> bool:

@@ -2,8 +2,10 @@
 on intake, the status page on public changes.
 
 Listeners poll anyway (the engine every ``ENGINE_INTERVAL``, the status page on its refresh
-tick), so a lost listener connection only costs latency; it is re-established after a pause.
-A notification sent inside a transaction is delivered at its commit, and not at all on rollback.
+tick), so a lost listener connection only costs latency: it is dropped without waiting on it, a
+new one is opened after ``RETRY_SECONDS``, and the listener is woken once it listens again, for
+the notifications sent while nobody listened. A notification sent inside a transaction is
+delivered at its commit, and not at all on rollback.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
-from detector.store.connection import Connection
+from detector.store.connection import UNAVAILABLE, Connection
 
 log = structlog.get_logger(__name__)
 INTAKE_CHANNEL = "stormwatch_intake"
 STATUSPAGE_CHANNEL = "stormwatch_statuspage"
-RETRY_SECONDS = 5.0
+RETRY_SECONDS = 1.0
+CONNECT_TIMEOUT_S = 10.0
+_LOST: tuple[type[Exception], ...] = (*UNAVAILABLE, TimeoutError)
 
 
 async def wake_on_intake(url: str, wake: Callable[[], None]) -> None:
@@ -28,18 +32,24 @@ async def wake_on_intake(url: str, wake: Callable[[], None]) -> None:
 
 
 async def wake_on(url: str, channel: str, wake: Callable[[], None]) -> None:
-    """Call ``wake`` on every notification on ``channel`` (runs until cancelled)."""
+    """Call ``wake`` on every notification on ``channel`` (runs until cancelled), and once on
+    listening again after a lost connection."""
+    missed = False
     while True:
         try:
-            connection = await asyncpg.connect(url)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+            connection = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
+        except _LOST as err:
             log.warning("engine.wakeup_unavailable", error=type(err).__name__, channel=channel)
+            missed = True
             await asyncio.sleep(RETRY_SECONDS)
             continue
         try:
-            await _listen(connection, channel, wake)
+            await _listen(connection, channel, wake, missed)
+        except _LOST as err:
+            log.warning("engine.wakeup_lost", error=type(err).__name__, channel=channel)
         finally:
-            await connection.close(timeout=2)
+            connection.terminate()  # gone or going: closing politely could wait on it
+        missed = True
         await asyncio.sleep(RETRY_SECONDS)
 
 
@@ -48,10 +58,15 @@ async def notify(connection: Connection, channel: str) -> None:
     await connection.execute("SELECT pg_notify($1, '')", channel)
 
 
-async def _listen(connection: asyncpg.Connection, channel: str, wake: Callable[[], None]) -> None:
-    """Until the connection is lost."""
+async def _listen(
+    connection: asyncpg.Connection, channel: str, wake: Callable[[], None], missed: bool
+) -> None:
+    """Until the connection is lost; ``missed``: wake at once for what was committed while
+    nobody listened."""
     lost = asyncio.Event()
-    await connection.add_listener(channel, lambda *_: wake())
     connection.add_termination_listener(lambda _: lost.set())
+    await connection.add_listener(channel, lambda *_: wake())
+    if missed:
+        wake()
     await lost.wait()
     log.warning("engine.wakeup_lost", channel=channel)

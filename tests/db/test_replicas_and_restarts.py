@@ -205,7 +205,8 @@ class TestBacklogGauges:
             await store_alerts(pool, clock, alert(cluster="eu-1"))
             stuck = asyncio.create_task(hung.run_once())
             await asyncio.wait_for(arrived.wait(), 10)
-            clock.advance(timedelta(seconds=45))  # within the hung replica's lease
+            clock.advance(timedelta(seconds=45))
+            await _lease_renewed(pool, clock)  # the hung replica still renews its lease
             await watching.run_once()
             release.set()
             await stuck
@@ -216,6 +217,18 @@ class TestBacklogGauges:
         assert gauge("signals_waiting") == 1
         assert gauge("oldest_unprocessed_signal_age_seconds") == 75
         assert gauge("oldest_unsent_page_age_seconds") == 45
+
+
+async def _lease_renewed(pool: asyncpg.Pool, clock: FakeClock) -> None:
+    """Wait (bounded) until the page's lease runs past the clock's time: renewed by the
+    heartbeat of the replica sending it."""
+    for _ in range(200):
+        if await pool.fetchval(
+            "SELECT bool_and(lease_until > $1) FROM outbox WHERE state = 'pending'", clock.now()
+        ):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the hung replica's lease was not renewed within 10 s")
 
 
 async def _failing_for_now(pool: asyncpg.Pool, clock: FakeClock, *alerts: dict[str, Any]) -> None:
