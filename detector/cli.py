@@ -268,6 +268,8 @@ def _incident_detail(data: dict[str, Any]) -> str:
     if data.get("related"):
         others = (f"#{o['id']} {o['title']} ({o['state']})" for o in data["related"])
         lines.append(f"related: {', '.join(others)}")
+    if data.get("impact"):
+        lines.append(f"impact: {data['impact']['summary']}")
     lines.append("timeline:")
     lines += [
         f"  {event['at'][:19]}  {event['kind']:<22} {json.dumps(event['detail'])}"

@@ -42,6 +42,7 @@ from detector.service.clock import Clock, SystemClock
 from detector.service.engine_process import EngineProcess
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
+from detector.service.impact_wiring import impact_stage
 from detector.service.subscriber_channels import subscriber_stage
 from detector.store import migrate as migrations
 from detector.store.connection import UNAVAILABLE, init_connection
@@ -226,7 +227,7 @@ async def _start_services(
             batch_window=settings.engine_batch_window,
             related_window=settings.related_window,
             page=page,
-            extra_stages=[subscriber_stage(settings, session)],
+            extra_stages=[subscriber_stage(settings, session), impact_stage(settings, session)],
         ),
         signing_key=key,
         status_page=StatusSnapshot(
