@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from detector import component_commands, notices_cli
+from detector import component_commands, notices_cli, report_cli
 from detector.api_client import ApiClient, ApiError
 from detector.demo_shop import command as demo_shop
 from detector.ruleset.loader import RulesInvalid, load_ruleset
@@ -112,6 +112,7 @@ def _add_client_commands(commands: Any) -> None:
     resolve.add_argument("--reason", default="resolved by hand")
     notices_cli.add_commands(commands, client)
     component_commands.add_commands(commands, client)
+    report_cli.add_commands(commands, client)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +176,8 @@ def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
         return _print(args, notices_cli.request(args, api), notices_cli.render)
     if args.command == "components":
         return component_commands.run(args, api)
+    if args.command in report_cli.COMMANDS:
+        return report_cli.run(args, api)
     return _print(args, *_incident_request(args, api))
 
 

@@ -7,10 +7,11 @@ impact refresh timer in the transaction that opens it (:func:`with_impact`); the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from detector.domain.impact import NOT_CONFIGURED, Impact, estimate
+from detector.domain.impact import NOT_CONFIGURED, Impact, ImpactSample, estimate
 from detector.domain.model import Decision, TimerKind, TimerSpec
 from detector.ruleset.impact_rules import ImpactSpec
 from detector.ruleset.rules import RuleSet
@@ -48,6 +49,17 @@ async def current_impact(
 ) -> Impact:
     """What the incident has cost so far (not configured, unknown with the reason, or figures)."""
     samples = await impact_store.samples(connection, incident_id)
+    return impact_of(rules, rule_name, component, opened_at, samples)
+
+
+def impact_of(
+    rules: RuleSet,
+    rule_name: str,
+    component: str | None,
+    opened_at: datetime,
+    samples: Sequence[ImpactSample],
+) -> Impact:
+    """The impact ``samples`` add up to; not configured when nothing was ever asked for."""
     if not samples and impact_spec(rules, rule_name, component) is None:
         return NOT_CONFIGURED
     return estimate(opened_at, samples)
