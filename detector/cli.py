@@ -16,6 +16,7 @@ import structlog
 
 from detector import component_commands, notices_cli, report_cli
 from detector.api_client import ApiClient, ApiError
+from detector.demo import command as demo
 from detector.demo_shop import command as demo_shop
 from detector.ruleset.loader import RulesInvalid, load_ruleset
 from detector.ruleset.rules_file import RulesFile
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_rules_commands(commands)
     _add_client_commands(commands)
     demo_shop.add_to(commands)
+    demo.add_to(commands)
     return parser
 
 
@@ -168,6 +170,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _rules_command(args)
     if args.command == "demo-shop":
         return demo_shop.run(args)
+    if args.command == "demo":
+        return demo.run(args)
     return _client_command(args, ApiClient(args.url, args.token))
 
 
