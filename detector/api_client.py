@@ -28,6 +28,13 @@ class ApiClient:
             path += "?" + urllib.parse.urlencode(query)
         return self._call("GET", path, None)
 
+    def text(self, path: str, query: Mapping[str, str] | None = None) -> str:
+        """GET a text document (Markdown, HTML) as it is."""
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        body: str = self._call("GET", path, None, parse=False)
+        return body
+
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         """POST a JSON body and return the JSON answer."""
         return self._call("POST", path, body or {})
@@ -40,7 +47,7 @@ class ApiClient:
         """DELETE a resource and return the JSON answer."""
         return self._call("DELETE", path, None)
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None, parse: bool = True) -> Any:
         if not self._base.startswith(("http://", "https://")):
             raise ApiError(f"service URL must start with http:// or https:// (got {self._base!r})")
         headers = {"Accept": "application/json"}
@@ -56,6 +63,8 @@ class ApiClient:
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
                 content_type = response.headers.get("Content-Type", "no content type")
+                if not parse:
+                    return response.read().decode("utf-8", errors="replace")
                 return _parsed(response.status, content_type, response.read())
         except urllib.error.HTTPError as err:
             raise ApiError(_describe(err)) from None

@@ -14,8 +14,9 @@ from typing import Any
 
 import structlog
 
-from detector import component_commands, notices_cli
+from detector import component_commands, notices_cli, report_cli
 from detector.api_client import ApiClient, ApiError
+from detector.demo import command as demo
 from detector.demo_shop import command as demo_shop
 from detector.ruleset.loader import RulesInvalid, load_ruleset
 from detector.ruleset.rules_file import RulesFile
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_rules_commands(commands)
     _add_client_commands(commands)
     demo_shop.add_to(commands)
+    demo.add_to(commands)
     return parser
 
 
@@ -112,6 +114,7 @@ def _add_client_commands(commands: Any) -> None:
     resolve.add_argument("--reason", default="resolved by hand")
     notices_cli.add_commands(commands, client)
     component_commands.add_commands(commands, client)
+    report_cli.add_commands(commands, client)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +170,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _rules_command(args)
     if args.command == "demo-shop":
         return demo_shop.run(args)
+    if args.command == "demo":
+        return demo.run(args)
     return _client_command(args, ApiClient(args.url, args.token))
 
 
@@ -175,6 +180,8 @@ def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
         return _print(args, notices_cli.request(args, api), notices_cli.render)
     if args.command == "components":
         return component_commands.run(args, api)
+    if args.command in report_cli.COMMANDS:
+        return report_cli.run(args, api)
     return _print(args, *_incident_request(args, api))
 
 
@@ -268,6 +275,8 @@ def _incident_detail(data: dict[str, Any]) -> str:
     if data.get("related"):
         others = (f"#{o['id']} {o['title']} ({o['state']})" for o in data["related"])
         lines.append(f"related: {', '.join(others)}")
+    if data.get("impact"):
+        lines.append(f"impact: {data['impact']['summary']}")
     lines.append("timeline:")
     lines += [
         f"  {event['at'][:19]}  {event['kind']:<22} {json.dumps(event['detail'])}"

@@ -121,7 +121,8 @@ class Incident:
 
 class TimerKind(StrEnum):
     """What a due timer asks the engine to do; the ``notice_`` kinds are the notices stage's,
-    the others the timer stage's (``store.timers.claim_due``)."""
+    the ``impact_`` kinds the impact stage's, the others the timer stage's
+    (``store.timers.claim_due``)."""
 
     ESCALATE = "escalate"
     SILENCE_CHECK = "silence_check"
@@ -131,6 +132,7 @@ class TimerKind(StrEnum):
     NOTICE_HOLDING = "notice_holding"
     NOTICE_QUIET = "notice_quiet"
     NOTICE_FANOUT = "notice_fanout"
+    IMPACT_REFRESH = "impact_refresh"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from pydantic import (
 
 from detector.domain.durations import Duration, PositiveDuration
 from detector.domain.model import Severity
+from detector.ruleset.impact_rules import ImpactSpec
 from detector.ruleset.matchers import Matcher, parse_matcher
 from detector.ruleset.notice_rules import RuleNoticeSpec
 from detector.ruleset.templates import check_template
@@ -101,6 +102,7 @@ class RuleSpec(Strict):
     resolve_after: PositiveDuration | None = None
     reopen_within: Duration = timedelta(minutes=5)
     notice: RuleNoticeSpec | None = None
+    impact: ImpactSpec | None = None
 
     @model_validator(mode="after")
     def _one_condition(self) -> RuleSpec:
@@ -135,6 +137,7 @@ class ComponentSpec(Strict):
     name: Name
     display_name: str = Field(min_length=1)
     description: str = ""
+    impact: ImpactSpec | None = None
 
 
 class RetrySpec(Strict):

@@ -41,6 +41,7 @@ from detector.service.background import BackgroundLoops
 from detector.service.clock import Clock, SystemClock
 from detector.service.database import connection_pool, database_server
 from detector.service.engine_process import EngineProcess
+from detector.service.impact_wiring import impact_stage
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
 from detector.service.subscriber_channels import subscriber_stage
@@ -54,6 +55,7 @@ from detector.web import (
     notices_api,
     ops,
     probes_api,
+    report_api,
     rules_api,
     status,
     subscribers_api,
@@ -98,7 +100,7 @@ def create_app(
     app.add_routes([web.post(WEBHOOK_PATH, webhook.receive_alertmanager)])
     app.add_routes(incidents_api.routes() + rules_api.routes() + ack_page.routes() + ops.routes())
     app.add_routes(status.routes() + components_api.routes())
-    app.add_routes(probes_api.routes())
+    app.add_routes(probes_api.routes() + report_api.routes())
     app.add_routes(notices_api.routes() + subscribers_api.routes())
     clock = clock or SystemClock()
     limit = RateLimiter(settings.subscribe_rate_limit, SUBSCRIBE_WINDOW, clock.now)
@@ -225,7 +227,7 @@ async def _start_services(
             batch_window=settings.engine_batch_window,
             related_window=settings.related_window,
             page=page,
-            extra_stages=[subscriber_stage(settings, session)],
+            extra_stages=[subscriber_stage(settings, session), impact_stage(settings, session)],
         ),
         signing_key=key,
         status_page=StatusSnapshot(

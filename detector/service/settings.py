@@ -108,6 +108,15 @@ class Settings(BaseSettings):
         description="only alerts last heard of longer ago than this (and an Alertmanager "
         "running longer than this) are reconciled, so a just-fired alert is never resolved",
     )
+    prometheus_url: str | None = Field(
+        default=None,
+        description="the shop's Prometheus base URL; when set, incidents whose rule or "
+        "component names impact queries get their orders and revenue at risk estimated",
+    )
+    impact_interval: PositiveDuration = Field(
+        default=timedelta(minutes=1),
+        description="how often an open incident's business impact is measured again",
+    )
     status_page_name: str = Field(
         default="Our shop", min_length=1, description="the shop's name on the public status page"
     )

@@ -52,15 +52,17 @@ async def claim_due(
     lease: timedelta,
     limit: int,
     notices: bool = False,
+    impact: bool = False,
 ) -> list[Timer]:
     """Lease up to ``limit`` due timers to ``owner``, oldest due first: the notice timers when
-    ``notices``, the others otherwise (each has its own stage)."""
+    ``notices``, the impact refreshes when ``impact``, the others otherwise (each has its own
+    stage)."""
     rows = await connection.fetch(
         """UPDATE timers SET lease_owner = $1, lease_until = $2::timestamptz + $3::interval
            WHERE id IN (
              SELECT id FROM timers
              WHERE fired_at IS NULL AND due_at <= $2 AND (lease_until IS NULL OR lease_until < $2)
-               AND (kind LIKE 'notice\\_%') = $5
+               AND (kind LIKE 'notice\\_%') = $5 AND (kind LIKE 'impact\\_%') = $6
              ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)
            RETURNING id, incident_id, kind, due_at, epoch, payload, rule, group_key""",
         owner,
@@ -68,6 +70,7 @@ async def claim_due(
         lease,
         limit,
         notices,
+        impact,
     )
     timers = [
         Timer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from detector.domain.fieldpath import field_path
 from detector.domain.model import Decision, IncidentState
 from detector.engine import actions
+from detector.engine.impact import current_impact
 from detector.store import intake_log, queries
 from detector.store import signals as inbox
 from detector.web.context import SERVICES, Services
@@ -40,12 +42,22 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 async def show_incident(request: web.Request) -> web.Response:
-    """``GET /api/v1/incidents/{id}`` with alerts and timeline."""
+    """``GET /api/v1/incidents/{id}`` with alerts, timeline and business impact."""
     incident_id = int_param(request.match_info["id"], "id")
-    async with request.app[SERVICES].pool.acquire() as connection:
+    services = request.app[SERVICES]
+    async with services.pool.acquire() as connection:
         detail = await queries.incident_detail(connection, incident_id)
-    if detail is None:
-        return error(404, "no such incident", field="id")
+        if detail is None:
+            return error(404, "no such incident", field="id")
+        impact = await current_impact(
+            connection,
+            services.rules.current,
+            incident_id,
+            detail["rule"],
+            detail["component"],
+            datetime.fromisoformat(detail["opened_at"]),
+        )
+    detail["impact"] = impact.as_json() | {"summary": impact.describe()}
     return web.json_response(detail)
 
 

@@ -11,6 +11,7 @@ DEBIAN_PACKAGES = {
     "amtool": "prometheus-alertmanager",
     "prometheus-alertmanager": "prometheus-alertmanager",
     "promtool": "prometheus",
+    "prometheus": "prometheus",
 }
 
 
