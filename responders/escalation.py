@@ -1,7 +1,10 @@
-"""Escalation policies: who is paged at which step, and when an unacknowledged page moves on.
+"""Escalation policies: who is notified at which step, when an unacknowledged page moves on, how
+often the chain repeats, and when an acknowledged but unresolved incident is raised again.
 
 A policy is snapshotted onto the incident when it opens, so editing the file mid-incident never
-changes who an already-running escalation pages next.
+changes the chain an already-running escalation follows. The *people* behind a step's schedules
+are resolved when the step fires (``responders.oncall``), so a handoff mid-incident pages
+whoever is on call then.
 """
 
 from __future__ import annotations
@@ -14,21 +17,27 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class EscalationStep:
-    """Channels paged together; ``escalate_after``: how long to wait for an ack before moving on."""
+    """Targets notified together: shared channels, people and on-call schedules;
+    ``escalate_after``: how long to wait for an ack before moving on."""
 
-    channels: tuple[str, ...]
+    channels: tuple[str, ...] = ()
     escalate_after: timedelta | None = None
+    people: tuple[str, ...] = ()
+    schedules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class EscalationPolicy:
-    """An ordered chain of steps."""
+    """An ordered chain of steps, run ``1 + repeat`` times; ``ack_timeout`` re-notifies the
+    acknowledger when an acknowledged incident is still unresolved after it."""
 
     name: str
     steps: tuple[EscalationStep, ...]
+    repeat: int = 0
+    ack_timeout: timedelta | None = None
 
     def channels_at(self, step: int) -> tuple[str, ...]:
-        """The channels paged at ``step`` (none past the end of the chain)."""
+        """The shared channels paged at ``step`` (none past the end of the chain)."""
         return self.steps[step].channels if 0 <= step < len(self.steps) else ()
 
     def next_escalation(self, step: int, since: datetime) -> datetime | None:
@@ -42,12 +51,14 @@ class EscalationPolicy:
         """A JSON-ready snapshot for the incident row."""
         return {
             "name": self.name,
+            "repeat": self.repeat,
+            "ack_timeout": _seconds(self.ack_timeout),
             "steps": [
                 {
                     "channels": list(step.channels),
-                    "escalate_after": None
-                    if step.escalate_after is None
-                    else step.escalate_after.total_seconds(),
+                    "people": list(step.people),
+                    "schedules": list(step.schedules),
+                    "escalate_after": _seconds(step.escalate_after),
                 }
                 for step in self.steps
             ],
@@ -55,14 +66,28 @@ class EscalationPolicy:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EscalationPolicy:
-        """Rebuild a snapshot written by :meth:`to_json`."""
+        """Rebuild a snapshot written by :meth:`to_json` (or by a version before people,
+        schedules, repeats and ack timeouts, which had only channels)."""
         steps = tuple(
             EscalationStep(
                 channels=tuple(step["channels"]),
-                escalate_after=None
-                if step["escalate_after"] is None
-                else timedelta(seconds=step["escalate_after"]),
+                escalate_after=_delta(step["escalate_after"]),
+                people=tuple(step.get("people", ())),
+                schedules=tuple(step.get("schedules", ())),
             )
             for step in data["steps"]
         )
-        return cls(name=data["name"], steps=steps)
+        return cls(
+            name=data["name"],
+            steps=steps,
+            repeat=int(data.get("repeat", 0)),
+            ack_timeout=_delta(data.get("ack_timeout")),
+        )
+
+
+def _seconds(delta: timedelta | None) -> float | None:
+    return None if delta is None else delta.total_seconds()
+
+
+def _delta(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)

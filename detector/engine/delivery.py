@@ -23,8 +23,8 @@ import structlog
 
 from detector.engine.leases import TERM, LeaseKeeper, Renew
 from detector.engine.stage import CycleContext
+from detector.ruleset.channel_specs import RetrySpec
 from detector.ruleset.live import Routes
-from detector.ruleset.schema import RetrySpec
 from detector.service.metrics import Metrics
 from detector.store import outbox
 from detector.store.connection import Connection, Pool

@@ -18,7 +18,7 @@ from enum import StrEnum
 import structlog
 
 from detector.engine.stage import CycleContext
-from detector.ruleset.schema import RetrySpec
+from detector.ruleset.channel_specs import RetrySpec
 from detector.service.metrics import Metrics
 from detector.store import subscriber_outbox
 from detector.store.connection import Connection

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from detector.domain.durations import PositiveDuration
 from detector.probes.jsonpath import check_path
 from detector.probes.templating import RUN_FIELDS, Reference, check_syntax, references, strings_of
-from detector.ruleset.schema import Name, Strict
+from detector.ruleset.channel_specs import Name, Strict
 
 StepName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=60)]
 """A step's name is read in templates (``steps.NAME.value``), so it is an identifier."""

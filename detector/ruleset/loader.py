@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from detector.domain.fieldpath import field_path
 from detector.probes.journey import journey_problems
+from detector.ruleset.channel_specs import target_problem
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec, never_active
 from detector.ruleset.matchers import Matcher, MatchOp
 from detector.ruleset.notice_check import check_notices
@@ -148,8 +149,9 @@ def _reference_errors(
     yield from _rule_errors(item, defined)
     yield from _policy_errors(item, defined)
     for index, channel in enumerate(item.content.channels):
-        if (channel.url is None) == (channel.url_env is None):
-            yield _error(item, ("channels", index), "set exactly one of url or url_env")
+        problem = target_problem(channel)
+        if problem is not None:
+            yield _error(item, ("channels", index), problem)
     for section in ("silences", "maintenance_windows"):
         windows: tuple[SilenceSpec | MaintenanceWindowSpec, ...] = getattr(item.content, section)
         for index, window in enumerate(windows):

@@ -40,8 +40,9 @@ from pydantic import (
     model_validator,
 )
 
+from detector.ruleset.channel_specs import Name, Strict
 from detector.ruleset.matchers import matches_all
-from detector.ruleset.schema import MatcherField, Name, Strict
+from detector.ruleset.schema import MatcherField
 
 _T = TypeVar("_T")
 DAY_MINUTES = 24 * 60

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from detector.domain.model import Signal
 from detector.probes.journey import JourneySpec
+from detector.ruleset.channel_specs import SharedChannel, Target
 from detector.ruleset.maintenance import (
     ActiveWindow,
     MaintenanceWindowSpec,
@@ -18,9 +19,12 @@ from detector.ruleset.maintenance import (
 )
 from detector.ruleset.matchers import Matcher, MatchOp, matches_all
 from detector.ruleset.notice_rules import NoticePolicySpec
-from detector.ruleset.schema import ComponentSpec, RuleSpec, WebhookChannelSpec
+from detector.ruleset.oncall_specs import PersonSpec
+from detector.ruleset.schema import ComponentSpec, RuleSpec
+from responders.channels.recipients import contact_method
 from responders.escalation import EscalationPolicy
 from responders.notices.templates import NoticeTemplates, default_templates
+from responders.oncall.model import Schedule
 
 _LITERAL_ALTERNATION = re.compile(r"[A-Za-z0-9_:]+(?:\|[A-Za-z0-9_:]+)*")
 _MEMO_LIMIT = 10_000
@@ -43,13 +47,15 @@ class RuleSet:
 
     rules: Mapping[str, RuleSpec]
     components: Mapping[str, ComponentSpec]
-    channels: Mapping[str, WebhookChannelSpec]
+    channels: Mapping[str, SharedChannel]
     policies: Mapping[str, EscalationPolicy]
     windows: tuple[SilenceSpec | MaintenanceWindowSpec, ...] = ()
     files: tuple[str, ...] = ()
     journeys: Mapping[str, JourneySpec] = field(default_factory=dict)
     notice_policy: NoticePolicySpec = field(default_factory=NoticePolicySpec)
     notice_templates: NoticeTemplates = field(default_factory=default_templates)
+    people: Mapping[str, PersonSpec] = field(default_factory=dict)
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)
     _candidates: dict[str, tuple[RuleSpec, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -82,6 +88,15 @@ class RuleSet:
     ) -> ActiveWindow | None:
         """The silence or maintenance window muting this rule's pages now, if any."""
         return active_window(self.windows, rule, labels, now)
+
+    def every_channel(self) -> dict[str, Target]:
+        """Every endpoint a page can be delivered to, by outbox key: the shared channels by
+        name, and each person's contact methods as ``person:<id>:<index>``."""
+        endpoints: dict[str, Target] = dict(self.channels)
+        for person in self.people.values():
+            for index, method in enumerate(person.contact_methods):
+                endpoints[contact_method(person.id, index)] = method
+        return endpoints
 
     def policy_for(self, rule: RuleSpec) -> EscalationPolicy | None:
         """The escalation policy a rule pages, if any."""

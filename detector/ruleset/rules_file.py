@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from detector.probes.journey import JourneySpec
+from detector.ruleset.channel_specs import ChannelSpec, Strict
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec
 from detector.ruleset.notice_rules import NoticePolicySpec
-from detector.ruleset.schema import (
-    ChannelSpec,
-    ComponentSpec,
-    EscalationPolicySpec,
-    RuleSpec,
-    Strict,
-)
+from detector.ruleset.schema import ComponentSpec, EscalationPolicySpec, RuleSpec
 
 SECTIONS = (
     "rules",

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -19,14 +18,13 @@ from pydantic import (
 
 from detector.domain.durations import Duration, PositiveDuration
 from detector.domain.model import Severity
+from detector.ruleset.channel_specs import Name, Strict
 from detector.ruleset.impact_rules import ImpactSpec
 from detector.ruleset.matchers import Matcher, parse_matcher
 from detector.ruleset.notice_rules import RuleNoticeSpec
 from detector.ruleset.templates import check_template
 from responders.statuspage.model import ComponentLevel
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$|^\.\.\.$")]
 Template = Annotated[str, AfterValidator(check_template)]
 OutageLevel = Literal["degraded_performance", "partial_outage", "major_outage"]
@@ -43,12 +41,6 @@ MatcherField = Annotated[
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "examples": ['alertname="PgBouncerPoolSaturated"']}),
 ]
-
-
-class Strict(BaseModel):
-    """Base for file models: frozen, and unknown keys are errors, never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
 Selector = tuple[MatcherField, ...]
@@ -138,45 +130,6 @@ class ComponentSpec(Strict):
     display_name: str = Field(min_length=1)
     description: str = ""
     impact: ImpactSpec | None = None
-
-
-class RetrySpec(Strict):
-    """How the outbox retries a failing channel before dead-lettering the message."""
-
-    max_attempts: int = Field(default=8, ge=1, le=100)
-    initial_delay: Duration = timedelta(seconds=5)
-    max_delay: Duration = timedelta(minutes=5)
-
-
-MAX_CHANNEL_TIMEOUT = timedelta(seconds=30)
-"""A send must end well within the 60 s for which delivery leases a message: past the lease
-another replica sends the same page again."""
-
-
-def _send_timeout(value: timedelta) -> timedelta:
-    if not timedelta(0) < value <= MAX_CHANNEL_TIMEOUT:
-        raise ValueError(
-            "must be longer than 0s and at most 30s (0 would mean no timeout, and a send must"
-            " end well within the 60s a delivery is leased for)"
-        )
-    return value
-
-
-class WebhookChannelSpec(Strict):
-    """POST a JSON page to an HTTP endpoint. Put keyed URLs in ``url_env``, not in the file."""
-
-    type: Literal["webhook"]
-    name: Name
-    url: Annotated[str, Field(pattern=r"^https?://")] | None = None
-    url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout: Annotated[Duration, AfterValidator(_send_timeout)] = timedelta(seconds=10)
-    retry: RetrySpec = RetrySpec()
-
-
-ChannelSpec = Annotated[WebhookChannelSpec, Field(discriminator="type")]
-"""Every channel type a rule file can name (a union as types join, told apart by ``type``); the
-service registers an integration for each (``service.app.channel_registry``)."""
 
 
 class StepSpec(Strict):

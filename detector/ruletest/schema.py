@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from detector.domain.durations import Duration
 from detector.domain.model import AlertStatus, IncidentState, Severity
-from detector.ruleset.schema import Strict
+from detector.ruleset.channel_specs import Strict
 from responders.messages import PageEvent
 
 DEFAULT_START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

@@ -33,10 +33,10 @@ from detector.probes.runner import JourneyRunner
 from detector.probes.timings import timed_ssl_context
 from detector.reconcile.alertmanager_api import AlertmanagerClient, AlertmanagerPeers
 from detector.reconcile.reconciler import Reconciler
+from detector.ruleset.channel_specs import WebhookChannelSpec
 from detector.ruleset.live import ChannelConfigError, LiveRules
 from detector.ruleset.reload import RulesReloader
 from detector.ruleset.rules import RuleSet
-from detector.ruleset.schema import WebhookChannelSpec
 from detector.service.background import BackgroundLoops
 from detector.service.clock import Clock, SystemClock
 from detector.service.database import connection_pool, database_server

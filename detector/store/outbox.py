@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from detector.domain.model import Incident, PageOrder
-from detector.ruleset.schema import RetrySpec
+from detector.ruleset.channel_specs import RetrySpec
 from detector.store.connection import Connection, rows_affected
 from detector.store.timeline import add_timeline
 from responders.messages import MessageKind, NoticeReminder, Page, PageEvent

@@ -12,8 +12,8 @@ import asyncpg
 from detector.engine.actions import acknowledge
 from detector.engine.cycle import Engine
 from detector.engine.delivery import Deliverer, Outcome
+from detector.ruleset.channel_specs import WebhookChannelSpec
 from detector.ruleset.live import LiveRules
-from detector.ruleset.schema import WebhookChannelSpec
 from detector.service.app import build_channels
 from detector.service.metrics import Metrics
 from detector.web.ack_links import LinkBuilder

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from detector.ruleset.schema import RetrySpec
+from detector.ruleset.channel_specs import RetrySpec
 from detector.store.outbox import backoff
 
 SEC = timedelta(seconds=1)

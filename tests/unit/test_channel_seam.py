@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from detector.ruleset.schema import ChannelSpec
+from detector.ruleset.channel_specs import ChannelSpec
 from detector.service.app import channel_registry
 from responders.channels.protocol import DeliveryError, FailureReason, deliver
 from responders.channels.registry import ChannelRegistry

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from detector.engine import delivery as delivery_stage
+from detector.ruleset.channel_specs import MAX_CHANNEL_TIMEOUT
 from detector.ruleset.loader import RulesInvalid, load_ruleset
-from detector.ruleset.schema import MAX_CHANNEL_TIMEOUT
 from responders.escalation import EscalationPolicy, EscalationStep
 
 SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
