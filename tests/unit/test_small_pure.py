@@ -232,9 +232,22 @@ class TestEscalationPolicy:
     def test_json_snapshot_round_trips(self) -> None:
         snapshot = json.loads(json.dumps(POLICY.to_json()))
 
-        assert snapshot["steps"][0] == {"channels": ["pager"], "escalate_after": 300.0}
+        assert snapshot["steps"][0] == {
+            "channels": ["pager"],
+            "people": [],
+            "schedules": [],
+            "escalate_after": 300.0,
+        }
         assert snapshot["steps"][2]["escalate_after"] is None
         assert EscalationPolicy.from_json(snapshot) == POLICY
+
+    def test_a_snapshot_from_before_people_and_schedules_still_reads(self) -> None:
+        old = {"name": "p", "steps": [{"channels": ["pager"], "escalate_after": None}]}
+
+        policy = EscalationPolicy.from_json(old)
+
+        assert policy == EscalationPolicy("p", (EscalationStep(("pager",)),))
+        assert (policy.repeat, policy.ack_timeout) == (0, None)
 
 
 class TestClassifyStatus:
