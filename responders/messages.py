@@ -53,6 +53,10 @@ class Page:
     group: Mapping[str, str]
     step: int
     epoch: int | None = None  # the incident's epoch when queued (None in older queued pages)
+    impact: str | None = None
+    """The business impact estimate in plain words when the page was queued, if any."""
+    recipient: str | None = None
+    """The person the page is addressed to (their id), for a greeting and the ack's "who"."""
 
 
 @dataclass(frozen=True, slots=True)

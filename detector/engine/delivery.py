@@ -75,7 +75,8 @@ class DeliveryOutcome:
     reason: FailureReason | SkipReason | Literal[""] = ""
 
 
-LinkMaker = Callable[[Page], PageLinks]
+LinkMaker = Callable[[Page, str], PageLinks]
+"""Builds a page's links for the recipient (outbox key) it is sent to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +123,10 @@ def _typed(message: OutboxMessage, links: LinkMaker) -> Message:
     match kind:
         case MessageKind.PAGE:
             page = _page(message.payload)
-            return PageMessage(page, links(page))
+            return PageMessage(page, links(page, message.channel))
         case MessageKind.NOTICE_REMINDER:
             reminder = NoticeReminder(**message.payload)
-            page_links = links(_reminded_page(reminder))
+            page_links = links(_reminded_page(reminder), message.channel)
             return NoticeReminderMessage(reminder, page_links.incident)
         case _:  # subscriber messages have their own queue (``subscriber_delivery``)
             raise DeliveryError(FailureReason.UNSUPPORTED_KIND, retryable=False, detail=kind)

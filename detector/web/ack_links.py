@@ -55,15 +55,24 @@ class AckTarget:
 
     incident_id: int
     episode: int | None = None
+    recipient: str | None = None
+    """The outbox key the link was sent to (a channel's name, or ``person:<id>:<index>``)."""
 
 
 def make_token(
-    key: bytes, incident_id: int, expires_at: datetime, episode: int | None = None
+    key: bytes,
+    incident_id: int,
+    expires_at: datetime,
+    episode: int | None = None,
+    recipient: str | None = None,
 ) -> str:
-    """A token that acknowledges ``incident_id`` until ``expires_at``, in ``episode`` only."""
-    data: dict[str, int] = {"i": incident_id, "x": int(expires_at.timestamp())}
+    """A token that acknowledges ``incident_id`` until ``expires_at``, in ``episode`` only, on
+    behalf of whoever ``recipient`` reaches."""
+    data: dict[str, int | str] = {"i": incident_id, "x": int(expires_at.timestamp())}
     if episode is not None:
         data["e"] = episode
+    if recipient:
+        data["r"] = recipient
     payload = _b64(json.dumps(data).encode())
     return f"{payload}.{_sign(key, payload)}"
 
@@ -79,11 +88,12 @@ def read_token(key: bytes, token: str, now: datetime) -> AckTarget:
         data = json.loads(_unb64(payload))  # signed by us, so only a bug could make this fail
         incident_id, expires = int(data["i"]), int(data["x"])
         episode = None if data.get("e") is None else int(data["e"])
+        recipient = None if data.get("r") is None else str(data["r"])
     except (ValueError, KeyError, TypeError, AttributeError):
         raise LinkInvalid(LinkProblem.MALFORMED) from None
     if now.timestamp() >= expires:
         raise LinkInvalid(LinkProblem.EXPIRED)
-    return AckTarget(incident_id, episode)
+    return AckTarget(incident_id, episode, recipient)
 
 
 class LinkBuilder:
@@ -95,12 +105,12 @@ class LinkBuilder:
         self._ttl = ttl
         self._clock = clock
 
-    def __call__(self, page: Page) -> PageLinks:
-        """Links for one page."""
+    def __call__(self, page: Page, recipient: str = "") -> PageLinks:
+        """Links for one page sent to ``recipient`` (its outbox key)."""
         acknowledge = None
         if page.event.needs_ack:
             expires_at = self._clock.now() + self._ttl
-            token = make_token(self._key, page.incident_id, expires_at, page.epoch)
+            token = make_token(self._key, page.incident_id, expires_at, page.epoch, recipient)
             acknowledge = f"{self._base}/ack/{token}"
         return PageLinks(
             incident=f"{self._base}/api/v1/incidents/{page.incident_id}", acknowledge=acknowledge
