@@ -20,6 +20,7 @@ class MessageKind(StrEnum):
     NOTICE_REMINDER = "notice_reminder"
     SUBSCRIBER_NOTICE = "subscriber_notice"
     SUBSCRIPTION_CONFIRM = "subscription_confirm"
+    DIGEST = "digest"
 
 
 class PageEvent(StrEnum):
@@ -134,5 +135,20 @@ class SubscriptionConfirmMessage:
     page_name: str
 
 
-Message = PageMessage | NoticeReminderMessage | SubscriberNoticeMessage | SubscriptionConfirmMessage
+@dataclass(frozen=True, slots=True)
+class DigestMessage:
+    """Pages bundled for one person during a storm: past the bundling limit, the calls to act
+    that would each buzz a phone go out together as one message, each with its own links."""
+
+    kind: ClassVar[MessageKind] = MessageKind.DIGEST
+    pages: tuple[PageMessage, ...]
+
+
+Message = (
+    PageMessage
+    | NoticeReminderMessage
+    | SubscriberNoticeMessage
+    | SubscriptionConfirmMessage
+    | DigestMessage
+)
 """Every message a channel can be handed (a union as kinds join)."""
