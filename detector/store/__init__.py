@@ -18,6 +18,7 @@
 - ``notice_drafts``: notice_drafts (first notices held for a veto window or a person).
 - ``subscribers``: subscribers (email and webhook subscriptions; confirm, erase, batches).
 - ``subscriber_outbox``: subscriber_outbox (queue in batches, lease, record, prune).
+- ``oncall_overrides``: oncall_overrides (overrides made through the API and the CLI).
 - ``secrets``: service_secrets.
 - ``migrate``: schema_migrations, and the migrations/*.sql files it applies.
 - ``queries``: no table; read-only views for the API, the CLI and the open-incidents gauge.
