@@ -17,7 +17,7 @@ from detector.ruleset.channel_specs import target_problem
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec, never_active
 from detector.ruleset.matchers import Matcher, MatchOp
 from detector.ruleset.notice_check import check_notices
-from detector.ruleset.oncall_checks import oncall_errors
+from detector.ruleset.oncall_checks import gap_warnings, oncall_errors
 from detector.ruleset.positions import PositionedDocument, RuleError, parse
 from detector.ruleset.rules import RuleSet
 from detector.ruleset.rules_file import SECTIONS, RulesFile
@@ -75,7 +75,9 @@ def load_ruleset(directory: Path, now: datetime | None = None) -> RuleSet:
         )
     if errors or templates is None:
         raise RulesInvalid(errors)
-    return replace(build(loaded), notice_policy=policy, notice_templates=templates)
+    ruleset = build(loaded)
+    warnings = tuple(gap_warnings(loaded, ruleset.schedules, now))
+    return replace(ruleset, notice_policy=policy, notice_templates=templates, warnings=warnings)
 
 
 def _load_file(path: Path) -> tuple[list[RuleError], LoadedFile | None]:

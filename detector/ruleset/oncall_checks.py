@@ -5,12 +5,15 @@ A step *reaches nobody* when, once every target it names exists, none of them co
 page: it has no shared channel (in ``notify`` or ``targets``), none of its people has a contact
 method, and none of its schedules lists, in a layer or a file override, a person who has one.
 Overrides stored through the API cannot count (the files are checked without the database), so
-a schedule filled only that way needs another target in the step.
+a schedule filled only that way needs another target in the step. That is an error; a schedule
+with a gap in the next days is only a warning (:func:`gap_warnings`), since the files may be
+right and tomorrow's override not yet made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from detector.domain.fieldpath import field_path
@@ -18,9 +21,16 @@ from detector.ruleset.channel_specs import target_problem
 from detector.ruleset.oncall_specs import PersonSpec, ScheduleSpec
 from detector.ruleset.positions import RuleError
 from detector.ruleset.schema import TARGET_KINDS, EscalationPolicySpec, StepSpec
+from responders.oncall.model import Gap, Schedule
+from responders.oncall.resolver import gaps
 
 if TYPE_CHECKING:
     from detector.ruleset.loader import LoadedFile
+
+GAP_HORIZON = timedelta(days=14)
+"""How far ahead ``rules check`` and a reload look for times when nobody is on call."""
+GAPS_SHOWN = 3
+"""Gaps named per schedule; more are counted in one further warning."""
 
 Where = tuple[str | int, ...]
 
@@ -152,6 +162,40 @@ def _unknown_targets(
             name = getattr(target, kind)
             if name is not None and name not in targets.known[kind]:
                 yield _error(item, (*where, "targets", index, kind), f"unknown {kind} {name!r}")
+
+
+def gap_warnings(
+    files: Sequence[LoadedFile], schedules: Mapping[str, Schedule], now: datetime
+) -> list[RuleError]:
+    """A warning for each time nobody is on call in a schedule within ``GAP_HORIZON`` of
+    ``now`` (file overrides counted, stored ones not), at most ``GAPS_SHOWN`` per schedule."""
+    horizon = now + GAP_HORIZON
+    warnings: list[RuleError] = []
+    for item in files:
+        for index, spec in enumerate(item.content.schedules):
+            schedule = schedules[spec.name]
+            found = gaps(schedule, now, horizon)
+            where = ("schedules", index)
+            warnings.extend(
+                _error(item, where, "warning: " + _gap_text(schedule, gap, horizon))
+                for gap in found[:GAPS_SHOWN]
+            )
+            if len(found) > GAPS_SHOWN:
+                more = len(found) - GAPS_SHOWN
+                reason = (
+                    f"warning: {more} more time(s) with nobody on call in the next"
+                    f" {GAP_HORIZON.days} days (schedule {schedule.name})"
+                )
+                warnings.append(_error(item, where, reason))
+    return warnings
+
+
+def _gap_text(schedule: Schedule, gap: Gap, horizon: datetime) -> str:
+    zone = schedule.time_zone
+    start = gap.start.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    end = gap.end.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    to = f"to at least {end}" if gap.end >= horizon else f"to {end}"
+    return f"nobody is on call from {start} {to} {zone.key} (schedule {schedule.name})"
 
 
 def _error(item: LoadedFile, path: Where, reason: str) -> RuleError:

@@ -9,11 +9,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from structlog.testing import capture_logs
 
 from detector.cli import main
+from detector.ruleset.live import LiveRules
 from detector.ruleset.loader import load_ruleset
+from detector.ruleset.reload import RulesReloader
+from detector.service.metrics import Metrics
 from responders.escalation import EscalationPolicy, EscalationStep
 from responders.oncall.model import Layer, Override, Restriction, Schedule
+from responders.oncall.resolver import gaps
+from tests.fakes import FakeClock
 from tests.unit.test_rule_loading import RULE, SHARED, load_errors, rules_dir
 
 SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
@@ -467,6 +473,95 @@ class TestValidDirectory:
         assert '"ack_timeout"' in schema
 
 
+BUSINESS_HOURS = {
+    "shared.yml": SHARED,
+    "rules.yml": RULE,
+    "people.yml": PEOPLE,
+    "s.yml": """\
+        schedules:
+          - name: office
+            time_zone: Europe/Berlin
+            layers:
+              - members: [ana]
+                shift: 1w
+                handoff: "09:00"
+                start: 2027-01-04
+                restrictions: [{days: [mon:fri], from: "09:00", to: "17:00"}]
+    """,
+}
+
+
+class TestGapWarnings:
+    def test_names_the_first_gaps_and_counts_the_rest(self, tmp_path: Path) -> None:
+        directory = rules_dir(tmp_path, BUSINESS_HOURS)
+
+        warnings = [str(w) for w in load_ruleset(directory, NOW).warnings]
+
+        where = f"{directory}/s.yml:2: schedules[0]: warning:"
+        assert warnings == [
+            f"{where} nobody is on call from 2027-03-01 17:00 to 2027-03-02 09:00 Europe/Berlin"
+            " (schedule office)",
+            f"{where} nobody is on call from 2027-03-02 17:00 to 2027-03-03 09:00 Europe/Berlin"
+            " (schedule office)",
+            f"{where} nobody is on call from 2027-03-03 17:00 to 2027-03-04 09:00 Europe/Berlin"
+            " (schedule office)",
+            f"{where} 7 more time(s) with nobody on call in the next 14 days (schedule office)",
+        ]
+
+    def test_a_rotation_starting_later_leaves_nobody_until_then(self, tmp_path: Path) -> None:
+        later = SCHEDULE.replace("start: 2027-01-04", "start: 2027-04-05")
+        files = {"shared.yml": SHARED, "rules.yml": RULE, "people.yml": PEOPLE, "s.yml": later}
+
+        warnings = [str(w) for w in load_ruleset(rules_dir(tmp_path, files), NOW).warnings]
+
+        assert [w.partition("warning: ")[2] for w in warnings] == [
+            "nobody is on call from 2027-03-01 13:00 to at least 2027-03-15 13:00 Europe/Berlin"
+            " (schedule primary)"
+        ]
+
+    def test_a_file_override_fills_a_gap(self, tmp_path: Path) -> None:
+        weekend = {
+            **BUSINESS_HOURS,
+            "s.yml": BUSINESS_HOURS["s.yml"]
+            .replace("restrictions: [{days: [mon:fri]", "restrictions: [{days: [mon:sun]")
+            .rstrip(" ")
+            + "            overrides:\n"
+            '              - {person: ben, start: "2027-03-01T17:00:00+01:00",'
+            ' end: "2027-03-16T09:00:00+01:00"}\n',
+        }
+
+        assert load_ruleset(rules_dir(tmp_path, weekend), NOW).warnings == ()
+
+    def test_rules_check_prints_warnings_and_passes(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        directory = rules_dir(tmp_path, BUSINESS_HOURS)
+
+        assert main(["rules", "check", str(directory)]) == 0
+
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith(f"{directory}/s.yml:2: schedules[0]: warning: nobody is on")
+        assert lines[-1].startswith(f"{directory}: 1 rules, 1 channels, 1 escalation policies")
+        assert lines[-1].endswith("warning(s): OK")
+
+    def test_the_running_service_logs_them_and_reports_them_in_its_status(
+        self, tmp_path: Path
+    ) -> None:
+        directory = rules_dir(tmp_path, BUSINESS_HOURS)
+        live = LiveRules(directory, lambda _: {}, FakeClock(NOW).now)
+
+        with capture_logs() as logs:
+            reloader = RulesReloader(live, directory, Metrics())
+            reloaded = reloader.reload("api")
+
+        warned = [e for e in logs if e["event"] == "rules.warning"]
+        assert [e["trigger"] for e in warned] == ["start"] * 4 + ["api"] * 4
+        assert warned[0]["log_level"] == "warning"
+        assert warned[0]["warning"] == live.status.warnings[0]
+        assert reloaded.warnings == live.status.warnings
+        assert "2027-03-01 17:00" in reloaded.warnings[0]
+
+
 class TestShippedFiles:
     @pytest.mark.parametrize(
         "now",
@@ -481,6 +576,8 @@ class TestShippedFiles:
         rules = load_ruleset(SHIPPED_RULES, now)
 
         assert rules.warnings == ()
+        for schedule in rules.schedules.values():
+            assert gaps(schedule, now, now + timedelta(days=60)) == [], schedule.name
 
     def test_the_policies_page_the_schedules_and_keep_a_shared_channel(self) -> None:
         rules = load_ruleset(SHIPPED_RULES, NOW)
