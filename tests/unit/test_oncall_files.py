@@ -4,16 +4,21 @@ about when nobody would be on call in the next 14 days."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from detector.cli import main
 from detector.ruleset.live import LiveRules
 from detector.ruleset.loader import load_ruleset
+from detector.ruleset.oncall_checks import GAP_HORIZON
 from detector.ruleset.reload import RulesReloader
 from detector.service.metrics import Metrics
 from responders.escalation import EscalationPolicy, EscalationStep
@@ -562,6 +567,12 @@ class TestGapWarnings:
         assert "2027-03-01 17:00" in reloaded.warnings[0]
 
 
+@cache
+def shipped_schedules() -> Mapping[str, Schedule]:
+    """The shipped schedules, loaded once for many examples."""
+    return load_ruleset(SHIPPED_RULES, NOW).schedules
+
+
 class TestShippedFiles:
     @pytest.mark.parametrize(
         "now",
@@ -578,6 +589,18 @@ class TestShippedFiles:
         assert rules.warnings == ()
         for schedule in rules.schedules.values():
             assert gaps(schedule, now, now + timedelta(days=60)) == [], schedule.name
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(
+        now=st.datetimes(  # naive bounds are how Hypothesis takes them; the zone comes after
+            min_value=datetime(2026, 1, 6),  # noqa: DTZ001
+            max_value=datetime(2040, 1, 1),  # noqa: DTZ001
+            timezones=st.just(UTC),
+        )
+    )
+    def test_someone_is_on_call_in_every_schedule_from_any_date(self, now: datetime) -> None:
+        for schedule in shipped_schedules().values():
+            assert gaps(schedule, now, now + GAP_HORIZON) == [], schedule.name
 
     def test_the_policies_page_the_schedules_and_keep_a_shared_channel(self) -> None:
         rules = load_ruleset(SHIPPED_RULES, NOW)
