@@ -238,9 +238,13 @@ def _check_rules(directory: Path | None) -> int:
             print(error)
         print(f"{len(err.errors)} error(s) in {target}", file=sys.stderr)
         return 1
+    for warning in rules.warnings:
+        print(warning)
+    warned = f", {len(rules.warnings)} warning(s)" if rules.warnings else ""
     print(
         f"{target}: {len(rules.rules)} rules, {len(rules.channels)} channels, "
-        f"{len(rules.policies)} escalation policies in {len(rules.files)} files: OK"
+        f"{len(rules.policies)} escalation policies, {len(rules.people)} people, "
+        f"{len(rules.schedules)} schedules in {len(rules.files)} files{warned}: OK"
     )
     return 0
 

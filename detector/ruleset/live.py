@@ -37,6 +37,8 @@ class ReloadStatus:
     ok: bool
     at: datetime
     errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """The running rules' warnings (``file:line: field: warning: ...``), kept on a failure."""
 
 
 class LiveRules:
@@ -55,7 +57,7 @@ class LiveRules:
         self._channels = channels
         self._now = now
         self._routes = self._build(start_with)
-        self.status = ReloadStatus(ok=True, at=now())
+        self.status = ReloadStatus(ok=True, at=now(), warnings=self._warnings())
 
     @property
     def routes(self) -> Routes:
@@ -72,15 +74,19 @@ class LiveRules:
         try:
             self._routes = self._build()
         except RulesInvalid as err:
-            self.status = ReloadStatus(False, self._now(), tuple(str(e) for e in err.errors))
+            errors = tuple(str(e) for e in err.errors)
+            self.status = ReloadStatus(False, self._now(), errors, self._warnings())
         except ChannelConfigError as err:
-            self.status = ReloadStatus(False, self._now(), (str(err),))
+            self.status = ReloadStatus(False, self._now(), (str(err),), self._warnings())
         else:
-            self.status = ReloadStatus(True, self._now())
+            self.status = ReloadStatus(True, self._now(), warnings=self._warnings())
         return self.status
+
+    def _warnings(self) -> tuple[str, ...]:
+        return tuple(str(warning) for warning in self._routes.rules.warnings)
 
     def _build(self, rules: RuleSet | None = None) -> Routes:
         """Routes for ``rules``, or for the directory's when None."""
         if rules is None:
-            rules = load_ruleset(self._directory)
+            rules = load_ruleset(self._directory, self._now())
         return Routes(rules, self._channels(rules))

@@ -17,11 +17,11 @@ from detector.ruleset.channel_specs import target_problem
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec, never_active
 from detector.ruleset.matchers import Matcher, MatchOp
 from detector.ruleset.notice_check import check_notices
+from detector.ruleset.oncall_checks import gap_warnings, oncall_errors
 from detector.ruleset.positions import PositionedDocument, RuleError, parse
 from detector.ruleset.rules import RuleSet
 from detector.ruleset.rules_file import SECTIONS, RulesFile
 from detector.ruleset.schema import RuleSpec
-from responders.escalation import EscalationPolicy, EscalationStep
 
 
 class RulesInvalid(Exception):
@@ -52,7 +52,9 @@ def rule_files(directory: Path) -> list[Path]:
 
 
 def load_ruleset(directory: Path, now: datetime | None = None) -> RuleSet:
-    """Validate every file in ``directory`` and build the rule set, or raise RulesInvalid."""
+    """Validate every file in ``directory`` and build the rule set, or raise RulesInvalid.
+    What is valid but likely a mistake (nobody on call soon after ``now``) comes back in the
+    rule set's ``warnings``."""
     now = now or datetime.now(UTC)
     if not directory.is_dir():
         raise RulesInvalid([RuleError(str(directory), 1, "", "rules directory does not exist")])
@@ -73,7 +75,9 @@ def load_ruleset(directory: Path, now: datetime | None = None) -> RuleSet:
         )
     if errors or templates is None:
         raise RulesInvalid(errors)
-    return replace(build(loaded), notice_policy=policy, notice_templates=templates)
+    ruleset = build(loaded)
+    warnings = tuple(gap_warnings(loaded, ruleset.schedules, now))
+    return replace(ruleset, notice_policy=policy, notice_templates=templates, warnings=warnings)
 
 
 def _load_file(path: Path) -> tuple[list[RuleError], LoadedFile | None]:
@@ -121,6 +125,7 @@ def schema_errors(
 
 def cross_check(files: Iterable[LoadedFile], now: datetime) -> list[RuleError]:
     """Checks that span files: unique names and references that resolve."""
+    files = list(files)
     errors: list[RuleError] = []
     defined: dict[str, dict[str, str]] = {section: {} for section in SECTIONS}
     for item in files:
@@ -140,6 +145,7 @@ def cross_check(files: Iterable[LoadedFile], now: datetime) -> list[RuleError]:
                     )
     for item in files:
         errors.extend(_reference_errors(item, defined, now))
+    errors.extend(oncall_errors(files, defined["channels"]))
     return errors
 
 
@@ -246,17 +252,12 @@ def build(files: Iterable[LoadedFile]) -> RuleSet:
         rules={rule.name: rule for content in contents for rule in content.rules},
         components={c.name: c for content in contents for c in content.components},
         channels={c.name: c for content in contents for c in content.channels},
-        policies={
-            p.name: EscalationPolicy(
-                name=p.name,
-                steps=tuple(EscalationStep(s.notify, s.escalate_after) for s in p.steps),
-            )
-            for content in contents
-            for p in content.escalation_policies
-        },
+        policies={p.name: p.to_policy() for c in contents for p in c.escalation_policies},
         windows=tuple(window for content in contents for window in _windows(content)),
         journeys={j.name: j for content in contents for j in content.journeys},
         files=tuple(item.name for item in files),
+        people={p.id: p for content in contents for p in content.people},
+        schedules={s.name: s.to_schedule() for c in contents for s in c.schedules},
     )
 
 

@@ -53,6 +53,7 @@ class RulesReloader:
         self._followers: list[Callable[[], None]] = []
         self._watchers: list[Callable[[], None]] = []
         self._record(live.status)
+        _warn(live.status, "start")
 
     def forward_to(self, follower: Callable[[], None]) -> None:
         """Also call ``follower`` on every explicit reload (API, SIGHUP), e.g. to pass it on to
@@ -73,6 +74,7 @@ class RulesReloader:
         self._record(status)
         if status.ok:
             log.info("rules.reloaded", trigger=trigger, rules=len(self._live.current.rules))
+            _warn(status, trigger)
             for watcher in self._watchers:
                 watcher()
         else:
@@ -100,3 +102,9 @@ class RulesReloader:
         self._metrics.rules_reload_time.set(status.at.timestamp())
         self._metrics.rules_reloads.labels("success" if status.ok else "failure").inc()
         self._metrics.rules_loaded.set(len(self._live.current.rules))
+
+
+def _warn(status: ReloadStatus, trigger: str) -> None:
+    """Log each warning of rules just loaded: valid, but likely a mistake."""
+    for warning in status.warnings:
+        log.warning("rules.warning", trigger=trigger, warning=warning)

@@ -20,6 +20,7 @@ from detector.ruleset.maintenance import (
 from detector.ruleset.matchers import Matcher, MatchOp, matches_all
 from detector.ruleset.notice_rules import NoticePolicySpec
 from detector.ruleset.oncall_specs import PersonSpec
+from detector.ruleset.positions import RuleError
 from detector.ruleset.schema import ComponentSpec, RuleSpec
 from responders.channels.recipients import contact_method
 from responders.escalation import EscalationPolicy
@@ -56,6 +57,8 @@ class RuleSet:
     notice_templates: NoticeTemplates = field(default_factory=default_templates)
     people: Mapping[str, PersonSpec] = field(default_factory=dict)
     schedules: Mapping[str, Schedule] = field(default_factory=dict)
+    warnings: tuple[RuleError, ...] = field(default=(), compare=False)
+    """Valid but likely mistakes, such as nobody on call soon (``rules check`` prints them)."""
     _candidates: dict[str, tuple[RuleSpec, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

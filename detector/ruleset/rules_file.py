@@ -6,6 +6,7 @@ from detector.probes.journey import JourneySpec
 from detector.ruleset.channel_specs import ChannelSpec, Strict
 from detector.ruleset.maintenance import MaintenanceWindowSpec, SilenceSpec
 from detector.ruleset.notice_rules import NoticePolicySpec
+from detector.ruleset.oncall_specs import PersonSpec, ScheduleSpec
 from detector.ruleset.schema import ComponentSpec, EscalationPolicySpec, RuleSpec
 
 SECTIONS = (
@@ -16,8 +17,10 @@ SECTIONS = (
     "silences",
     "maintenance_windows",
     "journeys",
+    "schedules",
 )
-"""Sections whose entries have a ``name`` that must be unique across the directory."""
+"""Sections whose entries have a ``name`` that must be unique across the directory (people
+are told apart by ``id``: ``oncall_checks`` keeps those unique)."""
 
 
 class RulesFile(Strict):
@@ -31,3 +34,5 @@ class RulesFile(Strict):
     maintenance_windows: tuple[MaintenanceWindowSpec, ...] = ()
     journeys: tuple[JourneySpec, ...] = ()
     notices: NoticePolicySpec | None = None
+    people: tuple[PersonSpec, ...] = ()
+    schedules: tuple[ScheduleSpec, ...] = ()

@@ -23,6 +23,7 @@ from detector.ruleset.impact_rules import ImpactSpec
 from detector.ruleset.matchers import Matcher, parse_matcher
 from detector.ruleset.notice_rules import RuleNoticeSpec
 from detector.ruleset.templates import check_template
+from responders.escalation import EscalationPolicy, EscalationStep
 from responders.statuspage.model import ComponentLevel
 
 LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$|^\.\.\.$")]
@@ -132,15 +133,81 @@ class ComponentSpec(Strict):
     impact: ImpactSpec | None = None
 
 
-class StepSpec(Strict):
-    """One escalation step."""
+TARGET_KINDS = ("schedule", "person", "channel")
 
-    notify: tuple[Name, ...] = Field(min_length=1)
+
+def _some_steps(steps: tuple[StepSpec, ...]) -> tuple[StepSpec, ...]:
+    """Like ``min_length=1``, but silent when a step already failed: one error per mistake."""
+    if not steps:
+        raise ValueError("no steps: list at least one")
+    return steps
+
+
+class StepTargetSpec(Strict):
+    """One escalation target: whoever ``schedule`` has on call when the step fires, the person
+    ``person`` (by id), or the shared channel ``channel``."""
+
+    schedule: Name | None = None
+    person: Name | None = None
+    channel: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StepTargetSpec:
+        given = [kind for kind in TARGET_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            got = f" (got {', '.join(given)})" if given else ""
+            raise ValueError(f"name exactly one of schedule, person or channel{got}")
+        return self
+
+
+class StepSpec(Strict):
+    """One escalation step: the channels in ``notify`` and everyone in ``targets``, together."""
+
+    notify: tuple[Name, ...] = ()
+    targets: tuple[StepTargetSpec, ...] = ()
     escalate_after: Duration | None = None
+
+    @model_validator(mode="after")
+    def _someone(self) -> StepSpec:
+        if not self.notify and not self.targets:
+            raise ValueError("a step needs notify, targets or both: say who is paged")
+        return self
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The shared channels of ``notify``, then those of ``targets``, each once."""
+        named = (*self.notify, *(t.channel for t in self.targets if t.channel is not None))
+        return tuple(dict.fromkeys(named))
+
+    @property
+    def people(self) -> tuple[str, ...]:
+        """The people targeted by id, each once."""
+        return tuple(dict.fromkeys(t.person for t in self.targets if t.person is not None))
+
+    @property
+    def schedules(self) -> tuple[str, ...]:
+        """The schedules whose on-call people the step pages, each once."""
+        return tuple(dict.fromkeys(t.schedule for t in self.targets if t.schedule is not None))
 
 
 class EscalationPolicySpec(Strict):
-    """An ordered chain of steps; an unacknowledged page moves to the next one."""
+    """An ordered chain of steps; an unacknowledged page moves to the next one. The chain runs
+    ``1 + repeat`` times; ``ack_timeout`` pages again when an acknowledged incident is still
+    unresolved after it."""
 
     name: Name
-    steps: tuple[StepSpec, ...] = Field(min_length=1)
+    steps: Annotated[tuple[StepSpec, ...], AfterValidator(_some_steps)]
+    repeat: int = Field(default=0, ge=0, le=10)
+    ack_timeout: PositiveDuration | None = None
+
+    def to_policy(self) -> EscalationPolicy:
+        """The policy as the engine snapshots it onto an incident."""
+        return EscalationPolicy(
+            name=self.name,
+            steps=tuple(
+                EscalationStep(s.channels, s.escalate_after, s.people, s.schedules)
+                for s in self.steps
+            ),
+            repeat=self.repeat,
+            ack_timeout=self.ack_timeout,
+        )

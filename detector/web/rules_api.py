@@ -17,12 +17,15 @@ def _status_body(services: Services, status: ReloadStatus) -> dict[str, Any]:
             "success": status.ok,
             "at": status.at.isoformat(),
             "errors": list(status.errors),
+            "warnings": list(status.warnings),
         },
         "running": {
             "rules": sorted(rules.rules),
             "files": list(rules.files),
             "channels": sorted(rules.channels),
             "escalation_policies": sorted(rules.policies),
+            "people": sorted(rules.people),
+            "schedules": sorted(rules.schedules),
         },
     }
 

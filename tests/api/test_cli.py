@@ -118,6 +118,8 @@ class TestRulesCommands:
         assert code == 0
         schema = json.loads(out)
         assert "for" in schema["$defs"]["RuleSpec"]["properties"]
+        assert {"people", "schedules"} <= set(schema["properties"])
+        assert "targets" in schema["$defs"]["StepSpec"]["properties"]
 
 
 class TestIncidentCommands:
