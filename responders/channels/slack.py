@@ -4,9 +4,9 @@ A call to act (``triggered``, ``reopened``) is a full message: header, summary, 
 to open the incident and to acknowledge it, a context line. Acknowledgements and resolutions are
 short follow-up messages naming the same incident (an incoming webhook cannot edit what it
 posted). Every message carries ``text``, the fallback notifications and screen readers show.
-Slack answers 200 ``ok``; 400/403/404/410 (``invalid_payload``, ``invalid_token``,
-``channel_not_found``, ``no_service``, ``channel_is_archived``) cannot be fixed by retrying, 429
-and 5xx can.
+Texts are mrkdwn, so ``&``, ``<`` and ``>`` from incidents are escaped. Slack answers 200
+``ok``; 400/403/404/410 (``invalid_payload``, ``invalid_token``, ``channel_not_found``,
+``no_service``, ``channel_is_archived``) cannot be fixed by retrying, 429 and 5xx can.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _call_to_act(message: PageMessage) -> dict[str, Any]:
         _context(_escape(_context_line(message))),
     ]
     text = f"[{page.severity.upper()}] {reopened}{_reference(page.incident_id)} {page.title}"
-    return {"text": text, "blocks": blocks}
+    return {"text": _escape(text), "blocks": blocks}
 
 
 def _context_line(message: PageMessage) -> str:
@@ -135,7 +135,8 @@ def _follow_up(message: PageMessage) -> dict[str, Any]:
         _section(f"{mark} *{word}*: {link}"),
         _context(_escape(f"{page.severity} · {page.rule} · state {page.state}")),
     ]
-    return {"text": f"{word}: {_reference(page.incident_id)} {page.title}", "blocks": blocks}
+    text = f"{word}: {_reference(page.incident_id)} {page.title}"
+    return {"text": _escape(text), "blocks": blocks}
 
 
 def _reminder(message: NoticeReminderMessage) -> dict[str, Any]:
@@ -150,7 +151,7 @@ def _reminder(message: NoticeReminderMessage) -> dict[str, Any]:
         _context(_escape(f"Public incident {reminder.public_incident}")),
     ]
     text = f"Public update due at {reminder.due_at}: {_reference(reminder.incident_id)}"
-    return {"text": f"{text} {reminder.title}", "blocks": blocks}
+    return {"text": _escape(f"{text} {reminder.title}"), "blocks": blocks}
 
 
 def _digest(message: DigestMessage) -> dict[str, Any]:

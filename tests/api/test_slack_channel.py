@@ -236,6 +236,15 @@ class TestCallToAct:
         assert "Impact" not in texts(message)
         assert "Acknowledge" in texts(message)
 
+    async def test_incident_text_cannot_break_the_markup(
+        self, slack: IncomingWebhook, channel: SlackChannel
+    ) -> None:
+        await channel.send(page(9, title="Refunds <!here> & co"), "9:1:triggered:0:team-chat")
+
+        [message] = slack.payloads
+        assert message["text"] == "[CRITICAL] #9 Refunds &lt;!here&gt; &amp; co"
+        assert "<!here>" not in texts(message).replace(message["blocks"][0]["text"]["text"], "")
+
     async def test_long_texts_are_cut_to_slacks_limits(
         self, slack: IncomingWebhook, channel: SlackChannel
     ) -> None:
