@@ -5,6 +5,7 @@ the rules with an error that names the variable and whose endpoint needs it, nev
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,7 +22,7 @@ from detector.ruleset.channel_specs import (
     WebhookChannelSpec,
     WebhookTarget,
 )
-from detector.ruleset.live import ChannelConfigError
+from detector.ruleset.live import ChannelConfigError, LiveRules
 from detector.ruleset.oncall_specs import PersonSpec
 from detector.ruleset.rules import RuleSet
 from detector.service.integrations import build_channels, channel_registry
@@ -212,3 +213,42 @@ class TestMissingSecrets:
 
         assert str(raised.value) == message
         assert [value for value in environ.values() if value and value in message] == []
+
+
+PAGING = """
+channels:
+  - name: team-chat
+    type: slack
+    url_env: CHAT_URL
+escalation_policies:
+  - name: shop-oncall
+    steps:
+      - notify: [team-chat]
+rules:
+  - name: checkout-failing
+    match: ['alertname="CheckoutErrors"']
+    severity: critical
+    title: "Checkout is failing"
+    escalation_policy: shop-oncall
+"""
+
+
+class TestReload:
+    async def test_secrets_are_read_on_every_reload_and_a_missing_one_keeps_the_running_rules(
+        self, session: aiohttp.ClientSession, tmp_path: Path
+    ) -> None:
+        (tmp_path / "paging.yml").write_text(PAGING)
+        environ = {"CHAT_URL": SECRETS["CHAT_URL"]}
+        clock = FakeClock()
+        registry = channel_registry(session, clock.now, environ)
+        live = LiveRules(tmp_path, lambda rules: build_channels(rules, registry), clock.now)
+        running = live.routes
+
+        del environ["CHAT_URL"]  # the variable went missing from the service's environment
+        status = live.reload()
+
+        assert (status.ok, status.errors) == (
+            False,
+            ("channel 'team-chat': environment variable CHAT_URL is not set",),
+        )
+        assert live.routes is running
