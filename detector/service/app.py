@@ -13,7 +13,7 @@ import os
 import random
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
@@ -33,8 +33,7 @@ from detector.probes.runner import JourneyRunner
 from detector.probes.timings import timed_ssl_context
 from detector.reconcile.alertmanager_api import AlertmanagerClient, AlertmanagerPeers
 from detector.reconcile.reconciler import Reconciler
-from detector.ruleset.channel_specs import WebhookChannelSpec
-from detector.ruleset.live import ChannelConfigError, LiveRules
+from detector.ruleset.live import LiveRules
 from detector.ruleset.reload import RulesReloader
 from detector.ruleset.rules import RuleSet
 from detector.service.background import BackgroundLoops
@@ -42,6 +41,7 @@ from detector.service.clock import Clock, SystemClock
 from detector.service.database import connection_pool, database_server
 from detector.service.engine_process import EngineProcess
 from detector.service.impact_wiring import impact_stage
+from detector.service.integrations import build_channels, channel_registry
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
 from detector.service.subscriber_channels import subscriber_stage
@@ -67,9 +67,6 @@ from detector.web.rate_limit import RateLimiter
 from detector.web.responses import WEBHOOK_PATH, edge
 from detector.web.status_snapshot import StatusSnapshot
 from detector.web.status_state import page_info
-from responders.channels.protocol import Channel
-from responders.channels.registry import ChannelRegistry
-from responders.channels.webhook import WebhookChannel
 
 log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -194,7 +191,7 @@ async def _start_services(
     """Construct everything requests and loops share, in dependency order."""
     pool = await stack.enter_async_context(connection_pool(url, settings.db_pool_size))
     session = await stack.enter_async_context(aiohttp.ClientSession())
-    registry = channel_registry(session)
+    registry = channel_registry(session, clock.now)
     rules = LiveRules(
         settings.rules_dir, lambda r: build_channels(r, registry), clock.now, start_with
     )
@@ -327,25 +324,3 @@ def build_reconciler(
         wake=wake,
         routed=routed,
     )
-
-
-def channel_registry(session: aiohttp.ClientSession) -> ChannelRegistry:
-    """Every channel type the rule files can name, with the integration that builds it."""
-    registry = ChannelRegistry()
-    registry.register(WebhookChannelSpec, lambda spec: _webhook(spec, session))
-    return registry
-
-
-def build_channels(rules: RuleSet, registry: ChannelRegistry) -> Mapping[str, Channel]:
-    """Construct every channel the rules define, each by its type's registered integration."""
-    return {name: registry.build(spec) for name, spec in rules.channels.items()}
-
-
-def _webhook(spec: WebhookChannelSpec, session: aiohttp.ClientSession) -> WebhookChannel:
-    """A webhook channel; a keyed URL comes from the environment."""
-    url = spec.url or os.environ.get(spec.url_env or "")
-    if not url:
-        raise ChannelConfigError(
-            f"channel {spec.name!r}: environment variable {spec.url_env} is not set"
-        )
-    return WebhookChannel(spec.name, url, session, spec.headers, spec.timeout)

@@ -128,6 +128,13 @@ class Metrics:
             ["channel", "outcome", "reason"],
             registry=r,
         )
+        self.notifications = Counter(
+            "stormwatch_notifications_total",
+            "Pages and their updates by channel type (webhook, slack, email, pagerduty)"
+            " and outcome (delivered, retry, dead).",
+            ["channel_type", "outcome"],
+            registry=r,
+        )
 
     def _engine(self, r: CollectorRegistry) -> None:
         """Timers, engine cycles and Alertmanager reconciliation."""

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from responders.channels.webhook import WebhookChannel
-from responders.messages import Page, PageEvent, PageLinks, PageMessage
+from responders.messages import DigestMessage, Page, PageEvent, PageLinks, PageMessage
 from tests.fakes import PageReceiver
 
 INCIDENT = "https://stormwatch.example/api/v1/incidents/7"
@@ -76,6 +76,20 @@ ACKNOWLEDGED_BODY = (
     b' "links": {"incident": "https://stormwatch.example/api/v1/incidents/7"}}'
 )
 
+ESTIMATED = replace(ESCALATED, page=replace(ESCALATED.page, impact="about 40 orders a minute fail"))
+ESTIMATED_BODY = ESCALATED_BODY.replace(
+    b' "database": "shop"}}', b' "database": "shop"}, "impact": "about 40 orders a minute fail"}'
+)
+
+DIGEST = DigestMessage((ESCALATED, UNLINKED))
+DIGEST_BODY = (
+    b'{"version": "1", "event": "digest", "pages": ['
+    + ESCALATED_BODY
+    + b", "
+    + UNLINKED_BODY
+    + b"]}"
+)
+
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
@@ -93,11 +107,15 @@ class TestWebhookBody:
             pytest.param(UNLINKED, UNLINKED_BODY, id="escalation page without acknowledge link"),
             # an update on an earlier page has nothing left to acknowledge, and no component
             pytest.param(ACKNOWLEDGED, ACKNOWLEDGED_BODY, id="update without acknowledge link"),
+            # a business impact estimate joins the incident object, only when there is one
+            pytest.param(ESTIMATED, ESTIMATED_BODY, id="page with impact"),
+            # pages bundled during a storm: each page's object as it would have gone alone
+            pytest.param(DIGEST, DIGEST_BODY, id="digest of two pages"),
         ],
     )
     async def test_exact_bytes_on_the_wire(
         self,
-        message: PageMessage,
+        message: PageMessage | DigestMessage,
         body: bytes,
         pager: PageReceiver,
         session: aiohttp.ClientSession,

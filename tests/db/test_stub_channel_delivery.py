@@ -35,7 +35,7 @@ class TestStubChannelThroughTheOutbox:
             "backup": RecordingChannel("backup", ()),
         }
         registry = ChannelRegistry()
-        registry.register(WebhookChannelSpec, lambda spec: stubs[spec.name])
+        registry.register(WebhookChannelSpec, lambda name, spec: stubs[name])
         clock = FakeClock()
         rules = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
         links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)

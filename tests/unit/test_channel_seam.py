@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from detector.ruleset.channel_specs import ChannelSpec
-from detector.service.app import channel_registry
+from detector.ruleset.channel_specs import ChannelSpec, Target
+from detector.service.integrations import channel_registry
 from responders.channels.protocol import DeliveryError, FailureReason, deliver
 from responders.channels.registry import ChannelRegistry
 from responders.messages import MessageKind, Page, PageEvent, PageLinks, PageMessage
@@ -34,8 +34,19 @@ PAGE = PageMessage(
 
 
 @dataclass(frozen=True)
-class StubSpec:
+class StubTarget:
+    address: str
+
+
+@dataclass(frozen=True)
+class StubChannelSpec(StubTarget):
+    """A shared channel: the target plus a name, as the rule files have it."""
+
     name: str
+
+
+def stub_channel(name: str, target: StubTarget) -> RecordingChannel:
+    return RecordingChannel(name, {MessageKind.PAGE})
 
 
 class TestDeliver:
@@ -61,30 +72,58 @@ class TestDeliver:
 
 
 class TestRegistry:
-    def test_builds_by_spec_type(self) -> None:
+    def test_builds_by_spec_type_under_the_given_name(self) -> None:
         registry = ChannelRegistry()
-        registry.register(StubSpec, lambda spec: RecordingChannel(spec.name, {MessageKind.PAGE}))
+        registry.register(StubTarget, stub_channel)
 
-        channel = registry.build(StubSpec("chat"))
+        channel = registry.build("person:alice:0", StubTarget("alice@example.com"))
 
-        assert (channel.name, channel.kinds) == ("chat", {MessageKind.PAGE})
+        assert (channel.name, channel.kinds) == ("person:alice:0", {MessageKind.PAGE})
+
+    def test_a_target_types_factory_builds_its_named_subclass(self) -> None:
+        # shared channels are targets with a name: one registration serves both
+        registry = ChannelRegistry()
+        registry.register(StubTarget, stub_channel)
+
+        channel = registry.build("team-chat", StubChannelSpec("chat@example.com", "team-chat"))
+
+        assert StubChannelSpec in registry
+        assert channel.name == "team-chat"
+
+    def test_the_nearest_registered_type_wins(self) -> None:
+        registry = ChannelRegistry()
+        registry.register(StubTarget, stub_channel)
+        registry.register(StubChannelSpec, lambda name, spec: RecordingChannel(name, ()))
+
+        channel = registry.build("team-chat", StubChannelSpec("chat@example.com", "team-chat"))
+
+        assert channel.kinds == frozenset()
 
     def test_one_factory_per_spec_type(self) -> None:
         registry = ChannelRegistry()
-        registry.register(StubSpec, lambda spec: RecordingChannel(spec.name, ()))
+        registry.register(StubTarget, stub_channel)
 
-        with pytest.raises(ValueError, match="StubSpec already has a channel factory"):
-            registry.register(StubSpec, lambda spec: RecordingChannel(spec.name, ()))
+        with pytest.raises(ValueError, match="StubTarget already has a channel factory"):
+            registry.register(StubTarget, stub_channel)
 
     def test_an_unregistered_spec_type_is_a_wiring_error(self) -> None:
-        with pytest.raises(LookupError, match="no channel integration is registered for StubSpec"):
-            ChannelRegistry().build(StubSpec("chat"))
+        with pytest.raises(
+            LookupError, match="no channel integration is registered for StubTarget"
+        ):
+            ChannelRegistry().build("chat", StubTarget("chat@example.com"))
 
-    async def test_every_channel_type_of_the_rule_files_has_an_integration(self) -> None:
-        spec_type = typing.get_args(ChannelSpec)[0]
-        members = typing.get_args(spec_type) if typing.get_origin(spec_type) else (spec_type,)
+    @pytest.mark.parametrize(
+        "spec_type",
+        [
+            *typing.get_args(Target),  # people's contact methods
+            *typing.get_args(typing.get_args(ChannelSpec)[0]),  # shared channels
+        ],
+        ids=lambda spec_type: spec_type.__name__,
+    )
+    async def test_every_channel_type_of_the_rule_files_has_an_integration(
+        self, spec_type: type[object]
+    ) -> None:
         async with aiohttp.ClientSession() as session:
             registry = channel_registry(session)
 
-        assert members
-        assert [member for member in members if member not in registry] == []
+        assert spec_type in registry
