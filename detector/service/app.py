@@ -42,6 +42,7 @@ from detector.service.clock import Clock, SystemClock
 from detector.service.database import connection_pool, database_server
 from detector.service.engine_process import EngineProcess
 from detector.service.impact_wiring import impact_stage
+from detector.service.mail import smtp_sender
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
 from detector.service.subscriber_channels import subscriber_stage
@@ -194,15 +195,13 @@ async def _start_services(
     """Construct everything requests and loops share, in dependency order."""
     pool = await stack.enter_async_context(connection_pool(url, settings.db_pool_size))
     session = await stack.enter_async_context(aiohttp.ClientSession())
+    smtp = await stack.enter_async_context(smtp_sender(settings))
     registry = channel_registry(session)
     rules = LiveRules(
         settings.rules_dir, lambda r: build_channels(r, registry), clock.now, start_with
     )
     key = await signing_key(pool, settings.signing_key)
-    deliverer = Deliverer(
-        links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
-        rng=random.Random(),  # noqa: S311 - jitter, not security
-    )
+    deliverer = _deliverer(settings, key, clock)
     page = page_info(
         settings.status_page_name, settings.status_page_base, settings.status_page_time_zone
     )
@@ -227,7 +226,10 @@ async def _start_services(
             batch_window=settings.engine_batch_window,
             related_window=settings.related_window,
             page=page,
-            extra_stages=[subscriber_stage(settings, session), impact_stage(settings, session)],
+            extra_stages=[
+                subscriber_stage(settings, session, smtp),
+                impact_stage(settings, session),
+            ],
         ),
         signing_key=key,
         status_page=StatusSnapshot(
@@ -241,6 +243,14 @@ async def _start_services(
     services.reloader.on_swap(services.replays.forget_all)
     services.reloader.on_swap(services.engine.rules_changed)
     return services
+
+
+def _deliverer(settings: Settings, key: bytes, clock: Clock) -> Deliverer:
+    """Page delivery's links and backoff jitter."""
+    return Deliverer(
+        links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
+        rng=random.Random(),  # noqa: S311 - jitter, not security
+    )
 
 
 def _start_loops(
