@@ -24,6 +24,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from detector.domain.model import Signal
+from detector.engine.bundling import Bundling
 from detector.engine.cycle import Engine
 from detector.engine.delivery import Deliverer
 from detector.intake.batcher import IntakeBatcher
@@ -246,10 +247,11 @@ async def _start_services(
 
 
 def _deliverer(settings: Settings, key: bytes, clock: Clock) -> Deliverer:
-    """Page delivery's links and backoff jitter."""
+    """Page delivery's links, backoff jitter and storm bundling."""
     return Deliverer(
         links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
         rng=random.Random(),  # noqa: S311 - jitter, not security
+        bundling=Bundling(settings.page_bundle_limit, settings.page_bundle_window),
     )
 
 

@@ -128,6 +128,17 @@ class Metrics:
             ["channel", "outcome", "reason"],
             registry=r,
         )
+        self.notifications = Counter(
+            "stormwatch_notifications_total",
+            "Deliveries by the type of endpoint (webhook, slack, email, pagerduty) and outcome.",
+            ["channel_type", "outcome"],
+            registry=r,
+        )
+        self.pages_bundled = Counter(
+            "stormwatch_pages_bundled_total",
+            "Pages to a person bundled into a digest during a storm instead of sent one by one.",
+            registry=r,
+        )
 
     def _engine(self, r: CollectorRegistry) -> None:
         """Timers, engine cycles and Alertmanager reconciliation."""

@@ -168,6 +168,15 @@ class Settings(BaseSettings):
         description="PEM file of the certificate authorities the SMTP server's certificate is "
         "checked against (default: the system's)",
     )
+    page_bundle_limit: int = Field(
+        default=5,
+        ge=1,
+        description="calls to act one person gets one by one within PAGE_BUNDLE_WINDOW; past "
+        "it, the rest are bundled into one digest per contact method that takes digests",
+    )
+    page_bundle_window: PositiveDuration = Field(
+        default=timedelta(minutes=2), description="the window PAGE_BUNDLE_LIMIT counts in"
+    )
     subscribe_rate_limit: int = Field(
         default=5,
         ge=1,
