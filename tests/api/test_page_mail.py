@@ -76,13 +76,13 @@ async def sender(server: tuple[Mailbox, SmtpServer]) -> AsyncIterator[SmtpSender
 def text_of(mail: EmailMessage) -> str:
     part = mail.get_body(("plain",))
     assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")  # type: ignore[attr-defined]
+    return str(part.get_content()).replace("\r\n", "\n")
 
 
 def html_of(mail: EmailMessage) -> str:
     part = mail.get_body(("html",))
     assert part is not None
-    return str(part.get_content()).replace("\r\n", "\n")  # type: ignore[attr-defined]
+    return str(part.get_content()).replace("\r\n", "\n")
 
 
 class TestPagesByMail:
@@ -128,10 +128,10 @@ class TestPagesByMail:
 
         assert acked["Subject"] == "[ACKNOWLEDGED] #42 Checkout is failing"
         assert resolved["Subject"] == "[RESOLVED] #42 Checkout is failing"
-        for update in (acked, resolved):
-            assert update["In-Reply-To"] == update["References"] == "<incident-42@shop.example>"
-            assert update["Message-ID"].endswith("@shop.example>")
-            assert "Acknowledge" not in text_of(update)
+        for later in (acked, resolved):
+            assert later["In-Reply-To"] == later["References"] == "<incident-42@shop.example>"
+            assert later["Message-ID"].endswith("@shop.example>")
+            assert "Acknowledge" not in text_of(later)
         assert acked["Message-ID"] != resolved["Message-ID"]
         assert acked["Message-ID"] == "<42.2.acknowledged.0.a@shop.example>"
 
