@@ -7,31 +7,40 @@ sends it had in flight and the outcomes it had not yet recorded, and another rep
 those once their lease runs out, a few seconds later (``docs/operations.md``, *Delivery after a
 crash*). An outcome the database cannot take (it is unreachable) is kept and recorded at the
 start of the next run, while the lease is still this replica's.
+
+A page that ends dead on a person's contact method falls through to their next one in the
+transaction that records it; during a storm a person's calls to act past a limit go out bundled
+(``bundling``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
 import structlog
 
+from detector.engine.bundling import Bundling, Send, dispatch
 from detector.engine.leases import TERM, LeaseKeeper, Renew
 from detector.engine.stage import CycleContext
 from detector.ruleset.channel_specs import RetrySpec
 from detector.ruleset.live import Routes
+from detector.ruleset.rules import RuleSet
 from detector.service.metrics import Metrics
 from detector.store import outbox
 from detector.store.connection import Connection, Pool
 from detector.store.outbox import OutboxMessage
 from detector.store.pooled import connection_failed, pooled
 from responders.channels.protocol import DeliveryError, FailureReason, deliver
+from responders.channels.recipients import parse_contact
 from responders.messages import (
+    DigestMessage,
     Message,
     MessageKind,
     NoticeReminder,
@@ -73,6 +82,8 @@ class DeliveryOutcome:
     message: OutboxMessage
     outcome: Outcome
     reason: FailureReason | SkipReason | Literal[""] = ""
+    channel_type: str = "unknown"
+    """The endpoint's type (``webhook``, ``email``, …): a metric label."""
 
 
 LinkMaker = Callable[[Page, str], PageLinks]
@@ -81,10 +92,12 @@ LinkMaker = Callable[[Page, str], PageLinks]
 
 @dataclass(frozen=True, slots=True)
 class Deliverer:
-    """What delivery needs besides the rules: link building and the backoff jitter source."""
+    """What delivery needs besides the rules: link building, the backoff jitter source and
+    how pages are bundled during a storm."""
 
     links: LinkMaker
     rng: random.Random
+    bundling: Bundling = field(default_factory=Bundling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +108,31 @@ class _Sent:
     error: DeliveryError | None
 
 
-async def _send(
-    deliverer: Deliverer, routes: Routes, message: OutboxMessage
-) -> DeliveryError | None:
-    channel = routes.channels.get(message.channel)
+async def _send(deliverer: Deliverer, routes: Routes, send: Send) -> DeliveryError | None:
+    first = send.messages[0]
+    channel = routes.channels.get(first.channel)
     if channel is None:
-        return DeliveryError(FailureReason.UNKNOWN_CHANNEL, retryable=True, detail=message.channel)
+        return DeliveryError(FailureReason.UNKNOWN_CHANNEL, retryable=True, detail=first.channel)
     try:
-        await deliver(channel, _typed(message, deliverer.links), message.idempotency_key)
+        if send.digest:
+            pages = tuple(_page_message(m, deliverer.links) for m in send.messages)
+            await deliver(channel, DigestMessage(pages), digest_key(send.messages))
+        else:
+            await deliver(channel, _typed(first, deliverer.links), first.idempotency_key)
     except DeliveryError as err:
         return err
     return None
+
+
+def digest_key(pages: tuple[OutboxMessage, ...]) -> str:
+    """A digest's idempotency key: the same for the same pages to the same contact method."""
+    ids = ",".join(str(page.id) for page in pages)
+    return f"digest:{pages[0].channel}:{hashlib.sha256(ids.encode()).hexdigest()[:16]}"
+
+
+def _page_message(message: OutboxMessage, links: LinkMaker) -> PageMessage:
+    page = _page(message.payload)
+    return PageMessage(page, links(page, message.channel))
 
 
 def _typed(message: OutboxMessage, links: LinkMaker) -> Message:
@@ -122,8 +149,7 @@ def _typed(message: OutboxMessage, links: LinkMaker) -> Message:
         ) from None
     match kind:
         case MessageKind.PAGE:
-            page = _page(message.payload)
-            return PageMessage(page, links(page, message.channel))
+            return _page_message(message, links)
         case MessageKind.NOTICE_REMINDER:
             reminder = NoticeReminder(**message.payload)
             page_links = links(_reminded_page(reminder), message.channel)
@@ -162,17 +188,18 @@ async def _record(
     now: datetime,
 ) -> DeliveryOutcome:
     message, error = sent.message, sent.error
+    endpoint = routes.rules.endpoint(message.channel)
+    channel_type = endpoint.type if endpoint is not None else "unknown"
     if error is None:
         if not await outbox.record_delivered(connection, message, owner, now):
-            return _lease_lost(message)
+            return _lease_lost(message, channel_type)
         log.info("page.delivered", channel=message.channel, incident_id=message.incident_id)
-        return DeliveryOutcome(message, Outcome.DELIVERED)
-    spec = routes.rules.channels.get(message.channel)
-    policy = spec.retry if spec is not None else RetrySpec()
+        return DeliveryOutcome(message, Outcome.DELIVERED, channel_type=channel_type)
+    policy = endpoint.retry if endpoint is not None else RetrySpec()
     delay = outbox.backoff(policy, message.attempts + 1, deliverer.rng) if error.retryable else None
     retry_at = now + delay if delay is not None else None
     if not await outbox.record_failed(connection, message, owner, error.reason, retry_at, now):
-        return _lease_lost(message)
+        return _lease_lost(message, channel_type)
     outcome = Outcome.RETRY if retry_at else Outcome.DEAD
     log.warning(
         "page.failed",
@@ -182,14 +209,40 @@ async def _record(
         outcome=outcome,
         attempt=message.attempts + 1,
     )
-    return DeliveryOutcome(message, outcome, error.reason)
+    if outcome is Outcome.DEAD and message.kind == MessageKind.PAGE:
+        await _fall_through(connection, routes.rules, message, error.reason, now)
+    return DeliveryOutcome(message, outcome, error.reason, channel_type)
 
 
-def _lease_lost(message: OutboxMessage) -> DeliveryOutcome:
+async def _fall_through(
+    connection: Connection, rules: RuleSet, message: OutboxMessage, reason: str, now: datetime
+) -> None:
+    """A page that died on a person's contact method goes on to their next one, in the same
+    transaction; with none left, the timeline says the person could not be reached."""
+    address = parse_contact(message.channel)
+    if address is None:
+        return
+    here, there = rules.endpoint(address.key), rules.endpoint(address.next().key)
+    if there is None:
+        detail = {"person": address.person, "reason": reason}
+        await outbox.note_unreachable(connection, message, detail, now)
+        log.warning("page.unreachable", incident_id=message.incident_id, **detail)
+        return
+    detail = {
+        "person": address.person,
+        "from": here.type if here is not None else "unknown",
+        "to": there.type,
+        "reason": reason,
+    }
+    await outbox.fall_through(connection, message, address.next(), detail, now)
+    log.info("page.fell_through", incident_id=message.incident_id, **detail)
+
+
+def _lease_lost(message: OutboxMessage, channel_type: str) -> DeliveryOutcome:
     """The send took longer than the lease and another replica has the message now: this
     outcome is not recorded (that replica records its own)."""
     log.warning("page.lease_lost", channel=message.channel, incident_id=message.incident_id)
-    return DeliveryOutcome(message, Outcome.LEASE_LOST)
+    return DeliveryOutcome(message, Outcome.LEASE_LOST, channel_type=channel_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +250,8 @@ class DeliveryBatch:
     """The outcomes one run of the delivery stage recorded."""
 
     outcomes: list[DeliveryOutcome]
+    bundled: int = 0
+    """Pages bundled into a digest for the first time."""
 
     @property
     def busy(self) -> bool:
@@ -204,10 +259,13 @@ class DeliveryBatch:
         return bool(self.outcomes)
 
     def record(self, metrics: Metrics) -> None:
-        """Count each outcome by channel and reason."""
+        """Count each outcome by channel and reason, and by channel type."""
         for delivery in self.outcomes:
             channel = delivery.message.channel
             metrics.deliveries.labels(channel, delivery.outcome, delivery.reason).inc()
+            metrics.notifications.labels(delivery.channel_type, delivery.outcome).inc()
+        if self.bundled:
+            metrics.pages_bundled.inc(self.bundled)
 
 
 class DeliveryStage:
@@ -234,8 +292,14 @@ class DeliveryStage:
         for message in superseded:
             log.info("page.superseded", channel=message.channel, incident_id=message.incident_id)
         outcomes += [
-            DeliveryOutcome(m, Outcome.SUPERSEDED, SkipReason.INCIDENT_MOVED_ON) for m in superseded
+            DeliveryOutcome(
+                m, Outcome.SUPERSEDED, SkipReason.INCIDENT_MOVED_ON, _type(context.routes, m)
+            )
+            for m in superseded
         ]
+        plan = await dispatch(
+            context.pool, context.routes, claimed, self._deliverer.bundling, context.now
+        )
         keeper = LeaseKeeper(
             _renewer(context.pool, context.owner),
             (message.id for message in claimed),
@@ -244,24 +308,28 @@ class DeliveryStage:
             LEASE,
         )
         async with keeper:
-            sent = await asyncio.gather(*(self._deliver(context, keeper, m) for m in claimed))
-        return DeliveryBatch(outcomes + [outcome for outcome in sent if outcome is not None])
+            sent = await asyncio.gather(*(self._deliver(context, keeper, s) for s in plan.sends))
+        outcomes += [outcome for done in sent for outcome in done]
+        return DeliveryBatch(outcomes, plan.bundled)
 
     async def _deliver(
-        self, context: CycleContext, keeper: LeaseKeeper, message: OutboxMessage
-    ) -> DeliveryOutcome | None:
-        """Send one message and record how it went at once."""
+        self, context: CycleContext, keeper: LeaseKeeper, send: Send
+    ) -> list[DeliveryOutcome]:
+        """Send one message (or digest) and record how it went at once, page by page."""
+        ids = [message.id for message in send.messages]
         try:
-            error = await _send(self._deliverer, context.routes, message)
+            error = await _send(self._deliverer, context.routes, send)
         except Exception:
             # Not a channel's way of failing (that is a DeliveryError): give the claim back.
-            log.exception("page.send_crashed", channel=message.channel, message=message.id)
-            keeper.let_go(message.id)
-            await _release(context.pool, context.owner, message)
-            return None
-        keeper.let_go(message.id)
-        recorded = await self._record_all(context, [_Sent(message, error)])
-        return recorded[0] if recorded else None
+            first = send.messages[0]
+            log.exception("page.send_crashed", channel=first.channel, message=ids)
+            for message_id in ids:
+                keeper.let_go(message_id)
+            await _release(context.pool, context.owner, ids)
+            return []
+        for message_id in ids:
+            keeper.let_go(message_id)
+        return await self._record_all(context, [_Sent(m, error) for m in send.messages])
 
     async def _record_all(self, context: CycleContext, sends: list[_Sent]) -> list[DeliveryOutcome]:
         """Record each outcome in its own transaction. One the database refuses is logged, and
@@ -300,10 +368,17 @@ def _renewer(pool: Pool, owner: str) -> Renew:
     return renew
 
 
-async def _release(pool: Pool, owner: str, message: OutboxMessage) -> None:
-    """Let another try have ``message`` at once (best effort: else its lease runs out)."""
+async def _release(pool: Pool, owner: str, ids: list[int]) -> None:
+    """Let another try have the messages ``ids`` at once (best effort: else their leases run
+    out)."""
     try:
         async with pooled(pool) as connection:
-            await outbox.release_leases(connection, [message.id], owner)
+            await outbox.release_leases(connection, ids, owner)
     except Exception as err:
-        log.warning("page.release_failed", id=message.id, error=type(err).__name__)
+        log.warning("page.release_failed", id=ids, error=type(err).__name__)
+
+
+def _type(routes: Routes, message: OutboxMessage) -> str:
+    """The type of the endpoint ``message`` is addressed to (a metric label)."""
+    endpoint = routes.rules.endpoint(message.channel)
+    return endpoint.type if endpoint is not None else "unknown"

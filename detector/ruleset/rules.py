@@ -62,6 +62,9 @@ class RuleSet:
     _candidates: dict[str, tuple[RuleSpec, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _endpoints: dict[str, Target] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def route(self, signal: Signal) -> list[RuleMatch]:
         """Every rule whose matchers accept the signal's labels, with its grouping."""
@@ -100,6 +103,19 @@ class RuleSet:
             for index, method in enumerate(person.contact_methods):
                 endpoints[contact_method(person.id, index)] = method
         return endpoints
+
+    def endpoint(self, key: str) -> Target | None:
+        """The endpoint an outbox key names, from :meth:`every_channel` worked out once per
+        rule set (delivery asks for every message it records)."""
+        if not self._endpoints:
+            self._endpoints.update(self.every_channel())
+        return self._endpoints.get(key)
+
+    def contact_keys(self, person: str) -> tuple[str, ...]:
+        """The outbox keys of ``person``'s contact methods, in order (none for a stranger)."""
+        spec = self.people.get(person)
+        methods = spec.contact_methods if spec is not None else ()
+        return tuple(contact_method(person, index) for index in range(len(methods)))
 
     def policy_for(self, rule: RuleSpec) -> EscalationPolicy | None:
         """The escalation policy a rule pages, if any."""

@@ -24,6 +24,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from detector.domain.model import Signal
+from detector.engine.bundling import Bundling
 from detector.engine.cycle import Engine
 from detector.engine.delivery import Deliverer
 from detector.intake.batcher import IntakeBatcher
@@ -42,6 +43,7 @@ from detector.service.database import connection_pool, database_server
 from detector.service.engine_process import EngineProcess
 from detector.service.impact_wiring import impact_stage
 from detector.service.integrations import build_channels, channel_registry
+from detector.service.mail import page_mail_channel, smtp_sender
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
 from detector.service.subscriber_channels import subscriber_stage
@@ -191,15 +193,17 @@ async def _start_services(
     """Construct everything requests and loops share, in dependency order."""
     pool = await stack.enter_async_context(connection_pool(url, settings.db_pool_size))
     session = await stack.enter_async_context(aiohttp.ClientSession())
-    registry = channel_registry(session, clock.now)
+    smtp = await stack.enter_async_context(smtp_sender(settings))
+    registry = channel_registry(
+        session,
+        clock.now,
+        email=lambda name, target: page_mail_channel(name, target, smtp, clock.now),
+    )
     rules = LiveRules(
         settings.rules_dir, lambda r: build_channels(r, registry), clock.now, start_with
     )
     key = await signing_key(pool, settings.signing_key)
-    deliverer = Deliverer(
-        links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
-        rng=random.Random(),  # noqa: S311 - jitter, not security
-    )
+    deliverer = _deliverer(settings, key, clock)
     page = page_info(
         settings.status_page_name, settings.status_page_base, settings.status_page_time_zone
     )
@@ -224,7 +228,10 @@ async def _start_services(
             batch_window=settings.engine_batch_window,
             related_window=settings.related_window,
             page=page,
-            extra_stages=[subscriber_stage(settings, session), impact_stage(settings, session)],
+            extra_stages=[
+                subscriber_stage(settings, session, smtp),
+                impact_stage(settings, session),
+            ],
         ),
         signing_key=key,
         status_page=StatusSnapshot(
@@ -238,6 +245,15 @@ async def _start_services(
     services.reloader.on_swap(services.replays.forget_all)
     services.reloader.on_swap(services.engine.rules_changed)
     return services
+
+
+def _deliverer(settings: Settings, key: bytes, clock: Clock) -> Deliverer:
+    """Page delivery's links, backoff jitter and storm bundling."""
+    return Deliverer(
+        links=LinkBuilder(settings.base_url, key, settings.ack_link_ttl, clock),
+        rng=random.Random(),  # noqa: S311 - jitter, not security
+        bundling=Bundling(settings.page_bundle_limit, settings.page_bundle_window),
+    )
 
 
 def _start_loops(

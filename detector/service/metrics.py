@@ -135,6 +135,11 @@ class Metrics:
             ["channel_type", "outcome"],
             registry=r,
         )
+        self.pages_bundled = Counter(
+            "stormwatch_pages_bundled_total",
+            "Pages to a person bundled into a digest during a storm instead of sent one by one.",
+            registry=r,
+        )
 
     def _engine(self, r: CollectorRegistry) -> None:
         """Timers, engine cycles and Alertmanager reconciliation."""

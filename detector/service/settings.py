@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from detector.domain.durations import Duration, PositiveDuration
 from detector.domain.related import DEFAULT_WINDOW
-from responders.channels.email import SmtpSecurity
+from responders.channels.smtp import SmtpSecurity
 
 
 class LogFormat(StrEnum):
@@ -149,7 +149,9 @@ class Settings(BaseSettings):
         description="PEM file of the certificate authorities journeys trust (default: the "
         "system's)",
     )
-    smtp_host: str = Field(default="127.0.0.1", description="SMTP server for subscriber mail")
+    smtp_host: str = Field(
+        default="127.0.0.1", description="SMTP server for subscriber mail and page mail"
+    )
     smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port")
     smtp_security: SmtpSecurity = Field(
         default=SmtpSecurity.STARTTLS,
@@ -160,6 +162,20 @@ class Settings(BaseSettings):
     smtp_from: str = Field(
         default="status@localhost",
         description="sender of subscriber mail, e.g. 'Shop Status <status@shop.example>'",
+    )
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities the SMTP server's certificate is "
+        "checked against (default: the system's)",
+    )
+    page_bundle_limit: int = Field(
+        default=5,
+        ge=1,
+        description="calls to act one person gets one by one within PAGE_BUNDLE_WINDOW; past "
+        "it, the rest are bundled into one digest per contact method that takes digests",
+    )
+    page_bundle_window: PositiveDuration = Field(
+        default=timedelta(minutes=2), description="the window PAGE_BUNDLE_LIMIT counts in"
     )
     subscribe_rate_limit: int = Field(
         default=5,

@@ -22,6 +22,10 @@ class AdvisoryLock(IntEnum):
     # Reconciliation with Alertmanager: one replica at a time compares what open incidents
     # hold with Alertmanager's list and adopts stray alerts.
     RECONCILIATION = 0x5707_2EC0
+    # Storm bundling, per person (taken with ``hold_keyed``, the person's id as the key): one
+    # replica at a time decides which of a person's pages go out one by one and which are
+    # bundled, so two replicas never both send a person's allowance.
+    PAGE_BUNDLING = 0x5707_B0D1
 
 
 async def hold(connection: Connection, lock: AdvisoryLock) -> None:
@@ -33,3 +37,11 @@ async def try_hold(connection: Connection, lock: AdvisoryLock) -> bool:
     """Take ``lock`` until the transaction ends if it is free; False if another holds it."""
     taken: bool = await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", int(lock))
     return taken
+
+
+async def hold_keyed(connection: Connection, lock: AdvisoryLock, key: str) -> None:
+    """Wait for ``lock`` on ``key`` alone (two 32-bit keys: the lock's id and a hash of ``key``,
+    a space apart from the single-key locks above) and hold it until the transaction ends."""
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock($1::integer, hashtext($2))", int(lock), key
+    )

@@ -5,7 +5,7 @@ dead-lettered. Only the outbox retries."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +14,7 @@ from detector.domain.model import Incident, PageOrder
 from detector.ruleset.channel_specs import RetrySpec
 from detector.store.connection import Connection, rows_affected
 from detector.store.timeline import add_timeline
+from responders.channels.recipients import ContactAddress, parse_contact
 from responders.messages import MessageKind, NoticeReminder, Page, PageEvent
 
 
@@ -28,6 +29,9 @@ class OutboxMessage:
     payload: dict[str, Any]
     idempotency_key: str
     attempts: int
+    dispatched_at: datetime | None = None
+    """When it was decided whether this page goes out alone or bundled (None: not yet)."""
+    bundled: bool = False
 
 
 def backoff(policy: RetrySpec, attempts: int, rng: random.Random) -> timedelta | None:
@@ -43,7 +47,9 @@ def backoff(policy: RetrySpec, attempts: int, rng: random.Random) -> timedelta |
     return base * rng.uniform(0.8, 1.2)
 
 
-_MESSAGE_COLUMNS = "id, incident_id, channel, kind, payload, idempotency_key, attempts"
+_MESSAGE_COLUMNS = (
+    "id, incident_id, channel, kind, payload, idempotency_key, attempts, dispatched_at, bundled"
+)
 _CALLS_FOR_ACTION = [event.value for event in PageEvent if event.needs_ack]
 
 
@@ -104,7 +110,8 @@ async def add_reminders(
 
 def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[str, Any]:
     """What the page says, frozen at the moment it was decided (delivery rebuilds the
-    Page from it, so the two can never disagree on fields)."""
+    Page from it, so the two can never disagree on fields); a page to a person's contact
+    method names the person."""
     content = Page(
         event=page.event,
         incident_id=incident_id,
@@ -117,6 +124,7 @@ def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[
         group=dict(incident.group_labels),
         step=page.step,
         epoch=incident.epoch,
+        recipient=address.person if (address := parse_contact(page.channel)) else None,
     )
     return asdict(content)
 
@@ -213,11 +221,11 @@ async def record_delivered(
     )
     if result != "UPDATE 1":
         return False
-    await add_timeline(
-        connection,
-        message.incident_id,
-        [(f"{message.kind}.delivered", now, _detail(message, message.attempts + 1))],
-    )
+    detail = _detail(message, message.attempts + 1)
+    if message.bundled:
+        detail["bundled"] = True
+    entry = (f"{message.kind}.delivered", now, detail)
+    await add_timeline(connection, message.incident_id, [entry])
     return True
 
 
@@ -249,6 +257,63 @@ async def record_failed(
         detail["retry_at"] = retry_at.isoformat()
     await add_timeline(connection, message.incident_id, [(kind, now, detail)])
     return True
+
+
+async def fall_through(
+    connection: Connection,
+    message: OutboxMessage,
+    to: ContactAddress,
+    detail: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """Queue a dead page's payload again to the person's next contact method ``to``, due now,
+    with the idempotency key of the dead one plus ``>index``, and note it on the timeline."""
+    await connection.execute(
+        """INSERT INTO outbox (incident_id, channel, kind, payload, idempotency_key,
+                               next_attempt_at, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (idempotency_key) DO NOTHING""",
+        message.incident_id,
+        to.key,
+        message.kind,
+        message.payload,
+        f"{message.idempotency_key}>{to.index}",
+        now,
+    )
+    entry = (f"{message.kind}.fell_through", now, dict(detail))
+    await add_timeline(connection, message.incident_id, [entry])
+
+
+async def note_unreachable(
+    connection: Connection, message: OutboxMessage, detail: Mapping[str, Any], now: datetime
+) -> None:
+    """Note on the timeline that a dead page's person has no contact method left to try."""
+    entry = (f"{message.kind}.unreachable", now, dict(detail))
+    await add_timeline(connection, message.incident_id, [entry])
+
+
+async def sent_alone_since(connection: Connection, keys: Sequence[str], since: datetime) -> int:
+    """How many pages to the outbox keys ``keys`` went out one by one (not bundled) after
+    ``since`` (call under the person's bundling lock)."""
+    count: int = await connection.fetchval(
+        """SELECT count(*) FROM outbox
+           WHERE channel = ANY($1::text[]) AND dispatched_at > $2 AND NOT bundled""",
+        list(keys),
+        since,
+    )
+    return count
+
+
+async def mark_dispatched(
+    connection: Connection, alone: Sequence[int], bundled: Sequence[int], now: datetime
+) -> None:
+    """Record how the pages ``alone`` and ``bundled`` go out, decided ``now``."""
+    await connection.execute(
+        """UPDATE outbox SET dispatched_at = $3, bundled = id = ANY($2::bigint[])
+           WHERE id = ANY($1::bigint[] || $2::bigint[]) AND dispatched_at IS NULL""",
+        list(alone),
+        list(bundled),
+        now,
+    )
 
 
 def _detail(message: OutboxMessage, attempt: int) -> dict[str, Any]:
