@@ -10,7 +10,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from detector.intake.alertmanager import log_record
 from detector.store import intake_log
@@ -18,10 +18,11 @@ from detector.store.connection import UNAVAILABLE, Pool
 from detector.store.pooled import pooled
 
 DB_ERRORS: tuple[type[Exception], ...] = (*UNAVAILABLE, TimeoutError)
-ANSWER_WITHIN_S = 10.0
-"""How long a request waits for its commit before it is answered 503. A database that stops
-answering without closing the connection (a partition, a frozen VM) would otherwise hold every
-request, and Alertmanager's resends would pile up behind them."""
+ANSWER_WITHIN = timedelta(seconds=10)
+"""How long a request waits for its commit before it is answered 503, unless told otherwise
+(``STORMWATCH_INTAKE_TIMEOUT``). A database that stops answering without closing the connection
+(a partition, a frozen VM) would otherwise hold every request, and Alertmanager's resends would
+pile up behind them."""
 
 
 @dataclass(slots=True)
@@ -50,8 +51,10 @@ class IntakeBatcher:
         now: Callable[[], datetime],
         writers: int = 1,
         max_alerts: int = 5000,
+        answer_within: timedelta = ANSWER_WITHIN,
     ) -> None:
         self._pool = pool
+        self._answer_within = answer_within.total_seconds()
         self._now = now
         self._queue: deque[_Pending] = deque()
         self._max_writers = writers
@@ -61,7 +64,7 @@ class IntakeBatcher:
 
     async def submit(self, entry: bytes, alerts: int) -> None:
         """Store one framed request durably; returns once committed, raises if that failed or
-        took longer than ``ANSWER_WITHIN_S`` (TimeoutError; the request is then not written
+        took longer than ``answer_within`` (TimeoutError; the request is then not written
         if its turn has not come yet)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(entry, alerts, done))
@@ -70,7 +73,7 @@ class IntakeBatcher:
             task = asyncio.create_task(self._write_until_empty())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        async with asyncio.timeout(ANSWER_WITHIN_S):
+        async with asyncio.timeout(self._answer_within):
             return await done
 
     async def _write_until_empty(self) -> None:
@@ -101,7 +104,7 @@ class IntakeBatcher:
             # failure answers someone 503 (Alertmanager retries), so the queue always moves.
             _settle(batch or self._take(), err)
         except Exception as err:
-            _settle(batch, err)  # answered at once, not after ANSWER_WITHIN_S
+            _settle(batch, err)  # answered at once, not after answer_within
             raise
 
     def _take(self) -> list[_Pending]:

@@ -215,7 +215,7 @@ async def _start_services(
         reloader=RulesReloader(rules, settings.rules_dir, metrics),
         metrics=metrics,
         clock=clock,
-        batcher=IntakeBatcher(pool, clock.now),
+        batcher=IntakeBatcher(pool, clock.now, answer_within=settings.intake_timeout),
         replays=ReplayMemo(settings.replay_window),
         engine=Engine(
             pool,

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         description="a byte-identical resend of a webhook stored this recently is answered "
         "without storing it again (nor counting it as a new arrival); 0 off",
     )
+    intake_timeout: PositiveDuration = Field(
+        default=timedelta(seconds=10),
+        description="how long a webhook waits for its commit before it is answered 503, so a "
+        "database that stops answering holds no request (Alertmanager retries it)",
+    )
     rules_watch_interval: Duration = Field(
         default=timedelta(seconds=2), description="how often to look for rule file changes; 0 off"
     )

@@ -3,7 +3,9 @@ refresh (``engine.impact_stage``); ``domain.impact`` sums them into what is at r
 
 from __future__ import annotations
 
-from detector.domain.impact import ImpactSample, Rates
+from datetime import datetime
+
+from detector.domain.impact import ImpactSample, Rates, estimate
 from detector.store.connection import Connection
 
 
@@ -40,6 +42,13 @@ async def samples(connection: Connection, incident_id: int) -> list[ImpactSample
         )
         for row in rows
     ]
+
+
+async def described(connection: Connection, incident_id: int, opened_at: datetime) -> str | None:
+    """The impact so far in the words the API and CLI use, for the pages being queued; None
+    before the first sample, or when nothing measures the incident (no queries configured)."""
+    measured = await samples(connection, incident_id)
+    return estimate(opened_at, measured).describe() if measured else None
 
 
 def _rates(rate: float | None, baseline: float | None) -> Rates | None:

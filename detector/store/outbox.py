@@ -12,6 +12,7 @@ from typing import Any
 
 from detector.domain.model import Incident, PageOrder
 from detector.ruleset.channel_specs import RetrySpec
+from detector.store import impact as impact_store
 from detector.store.connection import Connection, rows_affected
 from detector.store.timeline import add_timeline
 from responders.channels.recipients import ContactAddress, parse_contact
@@ -64,6 +65,7 @@ async def add_pages(
     idempotency key) is not queued twice."""
     if not pages:
         return
+    impact = await impact_store.described(connection, incident_id, incident.opened_at)
     await connection.executemany(
         """INSERT INTO outbox (incident_id, channel, kind, payload, idempotency_key,
                                next_attempt_at, created_at)
@@ -73,7 +75,7 @@ async def add_pages(
                 incident_id,
                 page.channel,
                 MessageKind.PAGE.value,
-                page_payload(incident, page, incident_id),
+                page_payload(incident, page, incident_id, impact),
                 f"{incident_id}:{incident.epoch}:{page.dedup_suffix}",
                 now,
             )
@@ -108,7 +110,9 @@ async def add_reminders(
     )
 
 
-def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[str, Any]:
+def page_payload(
+    incident: Incident, page: PageOrder, incident_id: int, impact: str | None = None
+) -> dict[str, Any]:
     """What the page says, frozen at the moment it was decided (delivery rebuilds the
     Page from it, so the two can never disagree on fields); a page to a person's contact
     method names the person."""
@@ -124,6 +128,7 @@ def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[
         group=dict(incident.group_labels),
         step=page.step,
         epoch=incident.epoch,
+        impact=impact,
         recipient=address.person if (address := parse_contact(page.channel)) else None,
     )
     return asdict(content)
