@@ -69,6 +69,8 @@ from detector.web.rate_limit import RateLimiter
 from detector.web.responses import WEBHOOK_PATH, edge
 from detector.web.status_snapshot import StatusSnapshot
 from detector.web.status_state import page_info
+from responders.channels.registry import ChannelRegistry
+from responders.channels.smtp import SmtpSender
 
 log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -194,11 +196,7 @@ async def _start_services(
     pool = await stack.enter_async_context(connection_pool(url, settings.db_pool_size))
     session = await stack.enter_async_context(aiohttp.ClientSession())
     smtp = await stack.enter_async_context(smtp_sender(settings))
-    registry = channel_registry(
-        session,
-        clock.now,
-        email=lambda name, target: page_mail_channel(name, target, smtp, clock.now),
-    )
+    registry = _registry(session, smtp, clock)
     rules = LiveRules(
         settings.rules_dir, lambda r: build_channels(r, registry), clock.now, start_with
     )
@@ -245,6 +243,15 @@ async def _start_services(
     services.reloader.on_swap(services.replays.forget_all)
     services.reloader.on_swap(services.engine.rules_changed)
     return services
+
+
+def _registry(session: aiohttp.ClientSession, smtp: SmtpSender, clock: Clock) -> ChannelRegistry:
+    """Every channel integration, page mail sharing the service's one SMTP sender."""
+    return channel_registry(
+        session,
+        clock.now,
+        email=lambda name, target: page_mail_channel(name, target, smtp, clock.now),
+    )
 
 
 def _deliverer(settings: Settings, key: bytes, clock: Clock) -> Deliverer:
