@@ -41,7 +41,7 @@ from detector.service.background import BackgroundLoops
 from detector.service.clock import Clock, SystemClock
 from detector.service.database import connection_pool, database_server
 from detector.service.engine_process import EngineProcess
-from detector.service.impact_wiring import impact_stage
+from detector.service.impact_wiring import external_stages
 from detector.service.metrics import Metrics
 from detector.service.settings import Settings
 from detector.service.subscriber_channels import subscriber_stage
@@ -227,7 +227,7 @@ async def _start_services(
             batch_window=settings.engine_batch_window,
             related_window=settings.related_window,
             page=page,
-            extra_stages=[subscriber_stage(settings, session), impact_stage(settings, session)],
+            extra_stages=[subscriber_stage(settings, session), *external_stages(settings, session)],
         ),
         signing_key=key,
         status_page=StatusSnapshot(

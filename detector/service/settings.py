@@ -117,6 +117,14 @@ class Settings(BaseSettings):
         default=timedelta(minutes=1),
         description="how often an open incident's business impact is measured again",
     )
+    deadman_url: SecretStr | None = Field(
+        default=None,
+        description="an external checker's URL (healthchecks.io style) the engine GETs while it "
+        "runs, so someone hears when Stormwatch stops; a secret: never logged",
+    )
+    deadman_interval: PositiveDuration = Field(
+        default=timedelta(seconds=30), description="ping the dead-man URL at most this often"
+    )
     status_page_name: str = Field(
         default="Our shop", min_length=1, description="the shop's name on the public status page"
     )

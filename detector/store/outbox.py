@@ -14,6 +14,7 @@ from detector.domain.model import Incident, PageOrder
 from detector.ruleset.channel_specs import RetrySpec
 from detector.store.connection import Connection, rows_affected
 from detector.store.timeline import add_timeline
+from responders.channels.recipients import parse_contact
 from responders.messages import MessageKind, NoticeReminder, Page, PageEvent
 
 
@@ -104,7 +105,9 @@ async def add_reminders(
 
 def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[str, Any]:
     """What the page says, frozen at the moment it was decided (delivery rebuilds the
-    Page from it, so the two can never disagree on fields)."""
+    Page from it, so the two can never disagree on fields); a page to a person's contact
+    method names them as its recipient."""
+    address = parse_contact(page.channel)
     content = Page(
         event=page.event,
         incident_id=incident_id,
@@ -117,6 +120,7 @@ def page_payload(incident: Incident, page: PageOrder, incident_id: int) -> dict[
         group=dict(incident.group_labels),
         step=page.step,
         epoch=incident.epoch,
+        recipient=None if address is None else address.person,
     )
     return asdict(content)
 
