@@ -28,6 +28,7 @@ from detector.web.ack_links import LinkBuilder
 from responders.escalation import EscalationPolicy, EscalationStep
 from responders.messages import Message, MessageKind, PageMessage
 from responders.oncall.model import Layer, Schedule
+from responders.oncall.targets import notified_at
 from tests.conftest import alert, store_alerts
 from tests.fakes import T0, FakeClock
 
@@ -143,32 +144,38 @@ class Story:
 STEPS = ("incident.paged", "incident.escalated", "escalation.nobody_on_call")
 
 
+async def primary_then_secondary(story: Story) -> int:
+    """Open: the primary's person is paged; 5 minutes on, the secondary's after a handoff."""
+    incident_id = await story.open()
+    [first] = story.sent
+    assert first == Sent(
+        "person:alice:0", "triggered", 0, "alice", f"{incident_id}:0:triggered:0:person:alice:0"
+    )
+    story.pages()
+
+    # dave is the secondary at 09:00; erin takes over at 09:03, before the step fires
+    assert notified_at(CHECKOUT.steps[1], story.rules.schedules, T0).people == ("dave",)
+    await story.at(5 * MIN)
+    assert story.pages() == [
+        ("sre-chat", "triggered", 1),
+        ("person:erin:0", "triggered", 1),
+    ]
+    assert await story.timeline(incident_id, *STEPS) == [
+        ("incident.paged", {"step": 0, "round": 0, "people": ["alice"], "channels": []}),
+        (
+            "incident.escalated",
+            {"step": 1, "round": 0, "people": ["erin"], "channels": ["sre-chat"]},
+        ),
+    ]
+    return incident_id
+
+
 class TestEscalationToPeople:
     async def test_primary_then_secondary_after_a_handoff_then_ack_timeout(
         self, pool: asyncpg.Pool, rules_dir: Path
     ) -> None:
         story = Story(pool, rules_dir, CHECKOUT)
-
-        incident_id = await story.open()
-        [first] = story.sent
-        assert first == Sent(
-            "person:alice:0", "triggered", 0, "alice", f"{incident_id}:0:triggered:0:person:alice:0"
-        )
-        story.pages()
-
-        # dave is the secondary at 09:00; erin takes over at 09:03, before the step fires
-        await story.at(5 * MIN)
-        assert story.pages() == [
-            ("sre-chat", "triggered", 1),
-            ("person:erin:0", "triggered", 1),
-        ]
-        assert await story.timeline(incident_id, *STEPS) == [
-            ("incident.paged", {"step": 0, "round": 0, "people": ["alice"], "channels": []}),
-            (
-                "incident.escalated",
-                {"step": 1, "round": 0, "people": ["erin"], "channels": ["sre-chat"]},
-            ),
-        ]
+        incident_id = await primary_then_secondary(story)
 
         ack = await actions.acknowledge(
             pool, incident_id, "erin", "api", story.rules, story.clock.now()
