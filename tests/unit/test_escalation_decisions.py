@@ -267,6 +267,35 @@ class TestOpening:
         assert decision.timers == (TimerSpec(ESCALATE, T0 + 5 * MIN, {"step": 1, "round": 0}),)
 
 
+class TestReopening:
+    def test_the_first_step_of_people_is_told_it_is_back_under_the_reopen_keys(self) -> None:
+        resolved = incident(
+            state=IncidentState.RESOLVED, resolved_at=T0, paged=(ALICE, BOB), escalation_step=1
+        )
+        signal = Signal(
+            Source.ALERTMANAGER, "CheckoutDown", "f2", AlertStatus.FIRING, T0 + MIN, None,
+            {"alertname": "CheckoutDown"}, {}, T0 + MIN,
+        )  # fmt: skip
+        spec = RuleSpec.model_validate(
+            {"name": "checkout-down", "match": ['alertname="CheckoutDown"'],
+             "severity": "critical", "title": "Checkout down", "reopen_within": "10m"}
+        )  # fmt: skip
+        match = RuleMatch(spec, "{}", {})
+        reopened = decide_signals(resolved, [signal], match, POLICY, T0 + MIN)
+
+        assert reopened.reason == "reopened"
+        assert [p.dedup_suffix for p in reopened.pages] == [
+            "reopened:0:person:alice:0",
+            "reopened:0:person:bob:0",
+        ]
+        step_0 = TimerSpec(ESCALATE, T0 + MIN, {"step": 0, "round": 0, "event": "reopened"})
+        assert reopened.timers == (step_0,)
+        assert reopened.incident is not None
+        timer = Timer(3, 7, ESCALATE, T0 + MIN, reopened.incident.epoch, step_0.payload)
+        paged = fire(timer, reopened.incident, T0 + MIN)
+        assert [p.dedup_suffix for p in paged.pages] == ["reopened:0:person:alice:0"]
+
+
 class TestAckTimeout:
     def test_an_ack_sets_the_timeout_for_its_epoch(self) -> None:
         decision = decide_ack(incident(escalation_step=1), "bob", "api", None, T0 + 2 * MIN)
