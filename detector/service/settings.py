@@ -184,7 +184,12 @@ class Settings(BaseSettings):
         return level
 
     @field_validator(
-        "api_token", "webhook_token", "alertmanager_token", "signing_key", "smtp_password"
+        "api_token",
+        "webhook_token",
+        "alertmanager_token",
+        "signing_key",
+        "smtp_password",
+        "deadman_url",
     )
     @classmethod
     def _trimmed_secret(cls, value: SecretStr | None) -> SecretStr | None:

@@ -21,7 +21,9 @@ from detector.engine.cycle import Engine
 from detector.engine.deadman import DeadmanStage
 from detector.engine.delivery import Deliverer
 from detector.ruleset.live import LiveRules
+from detector.service.impact_wiring import external_stages
 from detector.service.metrics import Metrics
+from detector.service.settings import Settings
 from detector.web.ack_links import LinkBuilder
 from tests.fakes import T0, FakeClock
 
@@ -95,3 +97,21 @@ class TestDeadmanPing:
         assert [e.get("status") for e in failures] == [503, None]
         assert failures[1]["error"]
         assert KEY not in repr(logs)
+
+
+class TestDeadmanSetting:
+    async def test_the_stage_runs_only_when_the_url_is_set_and_the_url_stays_secret(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("STORMWATCH_DEADMAN_URL", f" https://hc-ping.example/{KEY}\n")
+        monkeypatch.setenv("STORMWATCH_DEADMAN_INTERVAL", "1m")
+        configured = Settings()
+        async with aiohttp.ClientSession() as session:
+            stages = [stage.name for stage in external_stages(configured, session)]
+            without = external_stages(Settings(deadman_url=None), session)
+            unset = [stage.name for stage in without]
+
+        assert stages == ["impact", "deadman"]
+        assert unset == ["impact"]
+        assert configured.deadman_interval == timedelta(minutes=1)
+        assert KEY not in repr(configured)
