@@ -11,6 +11,15 @@ from dataclasses import replace
 from datetime import datetime
 
 from detector.domain.durations import format_duration
+from detector.domain.escalation import (
+    Reach,
+    ack_timed_out,
+    ack_timer,
+    escalate,
+    first_step_now,
+    needs_people,
+    next_timer,
+)
 from detector.domain.model import (
     AlertState,
     AlertStatus,
@@ -94,7 +103,7 @@ def decide_ack(
         DecisionReason.ACKNOWLEDGED,
         incident=acked,
         timeline=(TimelineEntry("incident.acknowledged", now, {"by": by, "via": via}),),
-        timers=_silence_timer(acked, rule),
+        timers=_silence_timer(acked, rule) + ack_timer(acked),
         pages=_pages(acked, PageEvent.ACKNOWLEDGED),
     )
 
@@ -107,15 +116,22 @@ def decide_resolve(incident: Incident, by: str, reason: str, now: datetime) -> D
 
 
 def decide_timer(
-    incident: Incident, timer: Timer, rule: RuleSpec | None, last_seen: datetime, now: datetime
+    incident: Incident,
+    timer: Timer,
+    rule: RuleSpec | None,
+    last_seen: datetime,
+    now: datetime,
+    reach: Reach | None = None,
 ) -> Decision:
-    """A due timer fires; ``last_seen`` is the latest time any of the incident's alerts arrived."""
+    """A due timer fires; ``last_seen`` is the latest time any of the incident's alerts arrived,
+    ``reach`` who each escalation step reaches now (the engine resolves it for escalation and
+    ack-timeout timers; without it a step reaches its own people and channels)."""
     if timer.epoch != incident.epoch:
         return Decision(DecisionReason.STALE_EPOCH)
     if not incident.is_open:
         return Decision(DecisionReason.NOT_OPEN)
-    if timer.kind is TimerKind.ESCALATE:
-        return _escalate(incident, int(timer.payload["step"]), now)
+    if timer.kind in (TimerKind.ESCALATE, TimerKind.ACK_TIMEOUT):
+        return _paging_timer(incident, timer, rule, reach or Reach(), now)
     resolve_after = rule.resolve_after if rule is not None else None
     if resolve_after is None:
         return Decision(DecisionReason.SILENCE_RULE_REMOVED)
@@ -133,6 +149,7 @@ def _open(
     first = next(signal for signal in signals if signal.status is AlertStatus.FIRING)
     labels = {**first.labels, **match.group_labels}
     alerts, changed = _merge_alerts({}, signals, now)
+    resolve_first = needs_people(policy, 0)
     incident = Incident(
         rule=rule.name,
         group_key=match.group_key,
@@ -143,7 +160,8 @@ def _open(
         summary=render(rule.summary, labels, first.annotations),
         component=rule.component,
         policy=policy,
-        paged=policy.channels_at(0) if policy else (),
+        paged=policy.channels_at(0) if policy and not resolve_first else (),
+        escalated_at=None if resolve_first else now,
         opened_at=now,
         last_signal_at=now,
         alerts=alerts,
@@ -158,8 +176,8 @@ def _open(
         DecisionReason.OPENED,
         incident=incident,
         timeline=timeline,
-        timers=_escalation_timer(incident, 0, now) + _silence_timer(incident, rule),
-        pages=_pages(incident, PageEvent.TRIGGERED),
+        timers=_first_step(incident, now, PageEvent.TRIGGERED) + _silence_timer(incident, rule),
+        pages=() if resolve_first else _pages(incident, PageEvent.TRIGGERED),
         changed_alerts=changed,
         opened=True,
     )
@@ -179,6 +197,8 @@ def _reopen(
         epoch=current.epoch + 1,
         paged=tuple(dict.fromkeys((*first_step, *current.paged))),
         escalation_step=0,
+        escalation_round=0,
+        escalated_at=None if needs_people(current.policy, 0) else now,
         acknowledged_at=None,
         acknowledged_by=None,
         resolved_at=None,
@@ -194,7 +214,7 @@ def _reopen(
             TimelineEntry("incident.reopened", now, {"resolved_ago": resolved_ago}),
             *_alert_entries(changed, now),
         ),
-        timers=_escalation_timer(reopened, 0, now) + _silence_timer(reopened, rule),
+        timers=_first_step(reopened, now, PageEvent.REOPENED) + _silence_timer(reopened, rule),
         pages=_pages(reopened, PageEvent.REOPENED),
         changed_alerts=changed,
     )
@@ -248,25 +268,6 @@ def _resolve(incident: Incident, by: str, reason: str, now: datetime) -> Decisio
         timeline=(TimelineEntry("incident.resolved", now, {"by": by, "reason": reason}),),
         pages=_pages(resolved, PageEvent.RESOLVED),
         resolved=True,
-    )
-
-
-def _escalate(incident: Incident, step: int, now: datetime) -> Decision:
-    if incident.state is not IncidentState.TRIGGERED:
-        return Decision(DecisionReason.NOT_TRIGGERED)
-    channels = incident.policy.channels_at(step) if incident.policy else ()
-    if not channels:
-        return Decision(DecisionReason.NO_MORE_STEPS)
-    paged = tuple(dict.fromkeys((*incident.paged, *channels)))
-    escalated = replace(incident, escalation_step=step, paged=paged)
-    return Decision(
-        DecisionReason.ESCALATED,
-        incident=escalated,
-        timeline=(
-            TimelineEntry("incident.escalated", now, {"step": step, "channels": list(channels)}),
-        ),
-        timers=_escalation_timer(escalated, step, now),
-        pages=tuple(PageOrder(channel, PageEvent.TRIGGERED, step) for channel in channels),
     )
 
 
@@ -330,9 +331,38 @@ def _pages(incident: Incident, event: PageEvent) -> tuple[PageOrder, ...]:
     return tuple(PageOrder(channel, event, incident.escalation_step) for channel in channels)
 
 
-def _escalation_timer(incident: Incident, step: int, now: datetime) -> tuple[TimerSpec, ...]:
-    due = incident.policy.next_escalation(step, now) if incident.policy else None
-    return () if due is None else (TimerSpec(TimerKind.ESCALATE, due, {"step": step + 1}),)
+def _paging_timer(
+    incident: Incident, timer: Timer, rule: RuleSpec | None, reach: Reach, now: datetime
+) -> Decision:
+    """An escalation step falls due, or an acknowledged incident's ack timeout runs out (which
+    triggers it again in a new epoch: its silence check moves to that epoch too)."""
+    if timer.kind is TimerKind.ESCALATE:
+        event = PageEvent(timer.payload.get("event", PageEvent.TRIGGERED))
+        position = (int(timer.payload["step"]), _round(timer, incident))
+        return escalate(incident, position, reach, now, event)
+    decision = ack_timed_out(incident, reach, now)
+    if decision.incident is None:
+        return decision
+    return replace(decision, timers=decision.timers + _silence_timer(decision.incident, rule))
+
+
+def _first_step(incident: Incident, now: datetime, event: PageEvent) -> tuple[TimerSpec, ...]:
+    """A first step of people or schedules pages once the engine has resolved who is on call
+    (a timer due now); one of shared channels alone paged with the decision, so only the next
+    step's timer is needed."""
+    policy = incident.policy
+    if policy is None:
+        return ()
+    if needs_people(policy, 0):
+        return (first_step_now(now, event),)
+    timer = next_timer(policy, 0, 0, now)
+    return () if timer is None else (timer,)
+
+
+def _round(timer: Timer, incident: Incident) -> int:
+    """The chain's run a timer belongs to (escalations deferred by a window name none)."""
+    value = timer.payload.get("round")
+    return incident.escalation_round if value is None else int(value)
 
 
 def _silence_timer(incident: Incident, rule: RuleSpec | None) -> tuple[TimerSpec, ...]:

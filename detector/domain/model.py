@@ -105,8 +105,14 @@ class Incident:
     id: int | None = None
     epoch: int = 0
     escalation_step: int = 0
+    escalation_round: int = 0
+    """Which run of the policy's chain the incident is in: 0, then one more per ``repeat``."""
+    escalated_at: datetime | None = None
+    """When the current step paged (None while the first step waits to resolve who is on
+    call): the next step is due its delay after this."""
     paged: tuple[str, ...] = ()
-    """Channels that received a page, so acks and resolutions go to them and no one else."""
+    """Everyone who received a page (shared channel names and people's ``person:<id>:<i>``
+    contact keys), so acks and resolutions go to them and no one else."""
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     resolved_at: datetime | None = None
@@ -133,6 +139,7 @@ class TimerKind(StrEnum):
     NOTICE_QUIET = "notice_quiet"
     NOTICE_FANOUT = "notice_fanout"
     IMPACT_REFRESH = "impact_refresh"
+    ACK_TIMEOUT = "ack_timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,11 +172,14 @@ class PageOrder:
     channel: str
     event: PageEvent
     step: int
+    round: int = 0
+    """The run of the chain (a repeat pages the same step again, in the same epoch)."""
 
     @property
     def dedup_suffix(self) -> str:
         """Together with the incident id and epoch, the page's idempotency key."""
-        return f"{self.event}:{self.step}:{self.channel}"
+        step = f"{self.step}" if self.round == 0 else f"{self.step}r{self.round}"
+        return f"{self.event}:{step}:{self.channel}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The engine cycle every replica runs: its stages in order, each isolated from the others.
 
-The stages (``standard_stages``): a change of rules settled → pending signals → due timers →
-outbox deliveries, then retention and the open-incidents gauge. ``run_once`` is one cycle (tests
+The stages (``standard_stages``): a change of rules settled → pending signals → the self-audit
+(a lost escalation timer put back) → due timers → outbox deliveries, then retention and the
+open-incidents gauge. ``run_once`` is one cycle (tests
 call it after moving a fake clock); ``run`` repeats it until asked to stop, finishing the cycle
 in progress, and wakes early when intake commits new signals.
 """
@@ -19,6 +20,7 @@ from functools import partial
 import structlog
 
 from detector.domain.related import DEFAULT_WINDOW
+from detector.engine.audit import AuditStage
 from detector.engine.delivery import Deliverer, DeliveryBatch, DeliveryOutcome, DeliveryStage
 from detector.engine.gauges import GaugeStage
 from detector.engine.notice_stage import DEFAULT_PAGE, NoticeStage
@@ -54,6 +56,7 @@ def standard_stages(
     return [
         RulesChangeStage(),
         SignalStage(process_signals or partial(process_pending, related_window=related_window)),
+        AuditStage(),
         TimerStage(related_window),
         NoticeStage(page),
         DeliveryStage(deliverer),

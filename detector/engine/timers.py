@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
+from detector.domain.escalation import NOBODY_ON_CALL, Reach
 from detector.domain.incidents import decide_timer
-from detector.domain.model import Decision, Timer
+from detector.domain.model import Decision, Incident, Timer, TimerKind
 from detector.domain.muting import mute
 from detector.domain.reasons import DecisionReason
 from detector.domain.related import DEFAULT_WINDOW
 from detector.engine.correlation import correlate_locked
 from detector.engine.leases import TERM, LeaseKeeper, Renew
 from detector.engine.notices import with_notices
+from detector.engine.reach import reach_now
 from detector.engine.stage import CycleContext, record_decisions
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.service.metrics import Metrics
@@ -25,6 +28,10 @@ from detector.store.connection import Connection, Pool
 from detector.store.pooled import connection_failed, pooled
 
 log = structlog.get_logger(__name__)
+_PAGING = frozenset({TimerKind.ESCALATE, TimerKind.ACK_TIMEOUT})
+_STEPS_PAGED = frozenset(
+    {DecisionReason.PAGED, DecisionReason.ESCALATED, DecisionReason.ACK_TIMED_OUT}
+)
 BATCH = 100
 RETRY_FAILED_AFTER = timedelta(seconds=60)
 """How long a timer whose transaction failed waits before it is tried again."""
@@ -63,6 +70,19 @@ class TimerBatch:
         if self.failed:
             metrics.engine_errors.labels("timers").inc(self.failed)
         record_decisions(metrics, (fired.decision for fired in self.fired))
+        record_escalations(metrics, (fired.decision for fired in self.fired))
+
+
+def record_escalations(metrics: Metrics, decisions: Iterable[Decision]) -> None:
+    """Count the steps that paged (by step) and those that reached nobody."""
+    for decision in decisions:
+        nobody = sum(1 for entry in decision.timeline if entry.kind == NOBODY_ON_CALL)
+        if nobody:
+            metrics.escalation_nobody_on_call.inc(nobody)
+            log.warning("escalation.nobody_on_call", steps=nobody, reason=decision.reason)
+        incident = decision.incident
+        if incident is not None and decision.reason in _STEPS_PAGED:
+            metrics.escalations.labels(str(incident.escalation_step)).inc()
 
 
 async def fire_due(
@@ -163,10 +183,21 @@ async def _incident_timer(
     if incident is None:
         return Decision(DecisionReason.INCIDENT_GONE)
     last_seen = await store.last_seen(connection, incident_id) or incident.last_signal_at
-    decided = decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now)
+    reach = await _reach(connection, rules, incident, timer, now)
+    decided = decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now, reach)
     decision = mute(decided, rules, now, incident)
     await store.apply(connection, with_notices(decision, rules, now), now)
     return decision
+
+
+async def _reach(
+    connection: Connection, rules: RuleSet, incident: Incident, timer: Timer, now: datetime
+) -> Reach | None:
+    """Who the incident's steps reach now, for the timers that page (not a stale one)."""
+    wanted = timer.kind in _PAGING and timer.epoch == incident.epoch and incident.is_open
+    if not wanted or incident.policy is None:
+        return None
+    return await reach_now(connection, rules, incident.policy, now)
 
 
 async def _check_condition(

@@ -41,7 +41,7 @@ from detector.service.background import BackgroundLoops
 from detector.service.clock import Clock, SystemClock
 from detector.service.database import connection_pool, database_server
 from detector.service.engine_process import EngineProcess
-from detector.service.impact_wiring import impact_stage
+from detector.service.impact_wiring import external_stages
 from detector.service.integrations import build_channels, channel_registry
 from detector.service.mail import page_mail_channel, smtp_sender
 from detector.service.metrics import Metrics
@@ -228,7 +228,7 @@ async def _start_services(
             page=page,
             extra_stages=[
                 subscriber_stage(settings, session, smtp),
-                impact_stage(settings, session),
+                *external_stages(settings, session),
             ],
         ),
         signing_key=key,

@@ -14,6 +14,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from detector.domain.model import Decision
+from detector.domain.reasons import DecisionReason
+
 _SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -33,6 +36,49 @@ class Metrics:
         self._health(self.registry)
         self._probes(self.registry)
         self._notices(self.registry)
+        self._escalation(self.registry)
+
+    def _escalation(self, r: CollectorRegistry) -> None:
+        """Paging people: steps, acks, and the checks that keep escalation from stalling."""
+        self.escalations = Counter(
+            "stormwatch_escalations_total",
+            "Escalation steps that paged someone, by step (0: the first page).",
+            ["step"],
+            registry=r,
+        )
+        self.escalation_nobody_on_call = Counter(
+            "stormwatch_escalation_nobody_on_call_total",
+            "Escalation steps that reached nobody (passed over at once).",
+            registry=r,
+        )
+        self.time_to_acknowledge = Histogram(
+            "stormwatch_time_to_acknowledge_seconds",
+            "Seconds from an incident opening to its acknowledgement, by severity.",
+            ["severity"],
+            buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200),
+            registry=r,
+        )
+        self.audit_repairs = Counter(
+            "stormwatch_audit_repairs_total",
+            "Missing timers the self-audit found on open incidents and scheduled again.",
+            ["problem"],
+            registry=r,
+        )
+        self.deadman_pings = Counter(
+            "stormwatch_deadman_pings_total",
+            "Dead-man pings to the external checker, by outcome (ok, failed).",
+            ["outcome"],
+            registry=r,
+        )
+
+    def acknowledged(self, decision: Decision) -> None:
+        """Observe how long an incident waited for the acknowledgement ``decision`` applied
+        (from its opening; nothing for an ack that changed nothing)."""
+        incident = decision.incident
+        if decision.reason is not DecisionReason.ACKNOWLEDGED or incident is None:
+            return
+        waited = (incident.acknowledged_at or incident.opened_at) - incident.opened_at
+        self.time_to_acknowledge.labels(incident.severity).observe(waited.total_seconds())
 
     def _notices(self, r: CollectorRegistry) -> None:
         """What customers were told, and whether each promised update came on time."""

@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         default=timedelta(minutes=1),
         description="how often an open incident's business impact is measured again",
     )
+    deadman_url: SecretStr | None = Field(
+        default=None,
+        description="an external checker's URL (healthchecks.io style) the engine GETs while it "
+        "runs, so someone hears when Stormwatch stops; a secret: never logged",
+    )
+    deadman_interval: PositiveDuration = Field(
+        default=timedelta(seconds=30), description="ping the dead-man URL at most this often"
+    )
     status_page_name: str = Field(
         default="Our shop", min_length=1, description="the shop's name on the public status page"
     )
@@ -197,7 +205,12 @@ class Settings(BaseSettings):
         return level
 
     @field_validator(
-        "api_token", "webhook_token", "alertmanager_token", "signing_key", "smtp_password"
+        "api_token",
+        "webhook_token",
+        "alertmanager_token",
+        "signing_key",
+        "smtp_password",
+        "deadman_url",
     )
     @classmethod
     def _trimmed_secret(cls, value: SecretStr | None) -> SecretStr | None:

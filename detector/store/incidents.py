@@ -44,10 +44,10 @@ class HeldAlert:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-_INCIDENT_COLUMNS = """
+INCIDENT_COLUMNS = """
     id, rule, group_key, group_labels, state, severity, title, summary, component, policy,
-    epoch, escalation_step, paged_channels, opened_at, last_signal_at, acknowledged_at,
-    acknowledged_by, resolved_at, resolved_by
+    epoch, escalation_step, escalation_round, escalated_at, paged_channels, opened_at,
+    last_signal_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by
 """
 
 
@@ -67,6 +67,8 @@ def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None =
         policy=EscalationPolicy.from_json(row["policy"]) if row["policy"] else None,
         epoch=row["epoch"],
         escalation_step=row["escalation_step"],
+        escalation_round=row["escalation_round"],
+        escalated_at=row["escalated_at"],
         paged=tuple(row["paged_channels"]),
         opened_at=row["opened_at"],
         last_signal_at=row["last_signal_at"],
@@ -83,7 +85,7 @@ async def lock_incident(connection: Connection, incident_id: int) -> Incident | 
     alerts (a firing one if any): what acknowledging, resolving or a timer decides on (a
     window's matchers read that alert's labels)."""
     row = await connection.fetchrow(
-        f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = $1 FOR UPDATE", incident_id
+        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1 FOR UPDATE", incident_id
     )
     if row is None:
         return None
@@ -97,7 +99,7 @@ async def lock_group(connection: Connection, rule: str, group_key: str) -> Incid
     """The open incident of a group, else its most recently resolved one, locked; without its
     alerts (``with_alerts`` loads those a decision needs)."""
     row = await connection.fetchrow(
-        f"""SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE rule = $1 AND group_key = $2
+        f"""SELECT {INCIDENT_COLUMNS} FROM incidents WHERE rule = $1 AND group_key = $2
             ORDER BY (state <> 'resolved') DESC, resolved_at DESC NULLS FIRST, id DESC
             LIMIT 1 FOR UPDATE""",
         rule,
@@ -243,13 +245,15 @@ async def _save_incident(connection: Connection, incident: Incident, now: dateti
         incident.resolved_by,
         now,
         list(incident.paged),
+        incident.escalation_round,
+        incident.escalated_at,
     )
     if incident.id is not None:
         await connection.execute(
             """UPDATE incidents SET state = $2, severity = $3, title = $4, summary = $5, epoch = $6,
                  escalation_step = $7, last_signal_at = $8, acknowledged_at = $9,
                  acknowledged_by = $10, resolved_at = $11, resolved_by = $12, updated_at = $13,
-                 paged_channels = $14
+                 paged_channels = $14, escalation_round = $15, escalated_at = $16
                WHERE id = $1""",
             incident.id,
             *values,
@@ -258,9 +262,10 @@ async def _save_incident(connection: Connection, incident: Incident, now: dateti
     new_id: int | None = await connection.fetchval(
         """INSERT INTO incidents (state, severity, title, summary, epoch, escalation_step,
              last_signal_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, updated_at,
-             paged_channels, rule, group_key, group_labels, component, policy, opened_at)
+             paged_channels, escalation_round, escalated_at, rule, group_key, group_labels,
+             component, policy, opened_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                   $19)
+                   $19, $20, $21)
            ON CONFLICT (rule, group_key) WHERE state <> 'resolved' DO NOTHING RETURNING id""",
         *values,
         incident.rule,

@@ -115,7 +115,8 @@ def page_payload(
 ) -> dict[str, Any]:
     """What the page says, frozen at the moment it was decided (delivery rebuilds the
     Page from it, so the two can never disagree on fields); a page to a person's contact
-    method names the person."""
+    method names them as its recipient."""
+    address = parse_contact(page.channel)
     content = Page(
         event=page.event,
         incident_id=incident_id,
@@ -129,7 +130,7 @@ def page_payload(
         step=page.step,
         epoch=incident.epoch,
         impact=impact,
-        recipient=address.person if (address := parse_contact(page.channel)) else None,
+        recipient=None if address is None else address.person,
     )
     return asdict(content)
 

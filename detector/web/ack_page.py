@@ -116,6 +116,7 @@ async def acknowledge(request: web.Request) -> web.Response:
         return _html("Incident not found", "<p>No such incident.</p>", 404)
     if decision.reason is DecisionReason.LINK_SUPERSEDED:
         return _superseded(incident_id)
+    services.metrics.acknowledged(decision)
     if decision.incident is not None:
         services.engine.wake()
         return _html(

@@ -91,6 +91,7 @@ async def _act(
         decision = await call(services, incident_id, body)
     except actions.IncidentNotFound:
         return error(404, "no such incident", field="id")
+    services.metrics.acknowledged(decision)
     if decision.incident is not None:
         services.engine.wake()
     return web.json_response({"id": incident_id, "result": decision.reason})

@@ -19,7 +19,16 @@ from detector.service.metrics import Metrics
 from detector.web.ack_links import LinkBuilder
 from tests.fakes import FakeClock
 
-STANDARD = ["rules_change", "signals", "timers", "notices", "deliveries", "retention", "gauges"]
+STANDARD = [
+    "rules_change",
+    "signals",
+    "audit",
+    "timers",
+    "notices",
+    "deliveries",
+    "retention",
+    "gauges",
+]
 
 
 @dataclass(frozen=True)

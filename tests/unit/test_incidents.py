@@ -165,14 +165,14 @@ class TestDecideSignalsOpen:
             pytest.param(
                 {},
                 POLICY,
-                (TimerSpec(TimerKind.ESCALATE, T0 + 5 * MIN, {"step": 1}),),
+                (TimerSpec(TimerKind.ESCALATE, T0 + 5 * MIN, {"step": 1, "round": 0}),),
                 id="escalation at now+escalate_after of step 0",
             ),
             pytest.param(
                 {"resolve_after": "15m"},
                 POLICY,
                 (
-                    TimerSpec(TimerKind.ESCALATE, T0 + 5 * MIN, {"step": 1}),
+                    TimerSpec(TimerKind.ESCALATE, T0 + 5 * MIN, {"step": 1, "round": 0}),
                     TimerSpec(TimerKind.SILENCE_CHECK, T0 + 15 * MIN),
                 ),
                 id="silence check when resolve_after is set",
@@ -359,7 +359,9 @@ class TestDecideSignalsReopen:
             None,
         )
         assert decision.pages == pages(PageEvent.REOPENED, 0, "pager", "backup", "manager")
-        assert decision.timers == (TimerSpec(TimerKind.ESCALATE, now + 5 * MIN, {"step": 1}),)
+        assert decision.timers == (
+            TimerSpec(TimerKind.ESCALATE, now + 5 * MIN, {"step": 1, "round": 0}),
+        )
         assert decision.timeline[0].kind == "incident.reopened"
 
     @pytest.mark.parametrize(
@@ -542,7 +544,7 @@ class TestDecideTimerEscalate:
             pytest.param(
                 1,
                 pages(PageEvent.TRIGGERED, 1, "backup", "pager"),
-                (TimerSpec(TimerKind.ESCALATE, T0 + 5 * MIN + 10 * MIN, {"step": 2}),),
+                (TimerSpec(TimerKind.ESCALATE, T0 + 5 * MIN + 10 * MIN, {"step": 2, "round": 0}),),
                 id="to step 1 and schedule step 2",
             ),
             pytest.param(
