@@ -32,7 +32,7 @@ from detector.store import notice_drafts, outbox, public_incidents, timers
 from detector.store.connection import Connection, Pool
 from detector.store.timeline import add_timeline
 from responders.messages import NoticeReminder
-from responders.notices.cadence import Punctuality, commander
+from responders.notices.cadence import Punctuality, reminded
 from responders.notices.model import NoticeKind, PublishMode
 from responders.statuspage.model import IncidentStatus, PageInfo, PublicIncident
 
@@ -277,15 +277,11 @@ async def _promise_due(
         return FiredNotice(timer, NoticeOutcome.SUPERSEDED)
     if timer.kind is TimerKind.NOTICE_REMINDER:
         first_step = incident.policy.steps[0].channels if incident.policy else ()
-        channels = incident.paged or first_step
+        who = reminded(incident.acknowledged_by, incident.paged or first_step, rules.people)
         reminder = NoticeReminder(
-            incident_id,
-            incident.title,
-            commander(incident.acknowledged_by),
-            public.public_id,
-            promise.isoformat(),
+            incident_id, incident.title, who.commander, public.public_id, promise.isoformat()
         )
-        await outbox.add_reminders(connection, incident_id, channels, reminder, now)
+        await outbox.add_reminders(connection, incident_id, who.keys, reminder, now)
         return FiredNotice(timer, NoticeOutcome.REMINDED)
     published = await publish_update(
         connection,

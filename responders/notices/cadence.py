@@ -7,9 +7,13 @@ one. An update published after its promised time is late: the broken-promise cou
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
+
+from responders.channels.recipients import contact_method, parse_contact
 
 
 class Punctuality(StrEnum):
@@ -45,6 +49,29 @@ def commander(acknowledged_by: str | None, on_call: str | None = None) -> str | 
     """Who answers for the public side of an incident: whoever acknowledged it, else the
     person on call for it (None when nobody is known yet)."""
     return acknowledged_by or on_call
+
+
+@dataclass(frozen=True, slots=True)
+class Reminded:
+    """Who answers for an incident's public side, and the outbox keys that remind them."""
+
+    commander: str | None
+    keys: tuple[str, ...]
+
+
+def reminded(
+    acknowledged_by: str | None, paged: Sequence[str], people: Collection[str]
+) -> Reminded:
+    """The commander is whoever acknowledged, else the person paged last (the one on call for
+    the incident now). A commander the on-call files know is reminded at their first contact
+    method, beside the shared channels that were paged; anyone else (a name typed into an ack
+    form, or nobody yet) is reminded through everything that was paged."""
+    paged_people = [address.person for key in paged if (address := parse_contact(key))]
+    name = commander(acknowledged_by, paged_people[-1] if paged_people else None)
+    if name is None or name not in people:
+        return Reminded(name, tuple(paged))
+    shared = tuple(key for key in paged if parse_contact(key) is None)
+    return Reminded(name, (contact_method(name), *shared))
 
 
 def shop_time(moment: datetime, zone: ZoneInfo, reference: datetime | None = None) -> str:

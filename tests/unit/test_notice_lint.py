@@ -15,10 +15,12 @@ from detector.cli import main
 from detector.ruleset.loader import RulesInvalid, load_ruleset
 from responders.notices.cadence import (
     Punctuality,
+    Reminded,
     commander,
     next_update_at,
     parse_eta,
     punctuality,
+    reminded,
     reminder_at,
     shop_time,
 )
@@ -160,3 +162,42 @@ class TestRulesCheck:
         payments.write_text(payments.read_text().replace("after 5m unless vetoed", "later"))
         (found,) = errors_of(pack)
         assert "rules[0].notice.publish: use 'immediately', 'after DURATION unless vetoed'" in found
+
+
+PEOPLE = {"jonas", "tomas"}
+
+
+@pytest.mark.parametrize(
+    ("acknowledged_by", "paged", "expected"),
+    [
+        pytest.param(
+            None,
+            ("person:jonas:0", "team-chat"),
+            Reminded("jonas", ("person:jonas:0", "team-chat")),
+            id="unacknowledged: the person paged is the commander",
+        ),
+        pytest.param(
+            None,
+            ("person:jonas:0", "team-chat", "person:tomas:0"),
+            Reminded("tomas", ("person:tomas:0", "team-chat")),
+            id="escalated: the person paged last, not the first one",
+        ),
+        pytest.param(
+            "jonas",
+            ("person:jonas:1", "person:tomas:0", "team-chat"),
+            Reminded("jonas", ("person:jonas:0", "team-chat")),
+            id="acknowledged by a known person: them, at their first method",
+        ),
+        pytest.param(
+            "maria from the form",
+            ("person:jonas:0", "team-chat"),
+            Reminded("maria from the form", ("person:jonas:0", "team-chat")),
+            id="acknowledged by a typed name: everything paged",
+        ),
+        pytest.param(None, ("team-chat",), Reminded(None, ("team-chat",)), id="channels only"),
+    ],
+)
+def test_who_is_reminded(
+    acknowledged_by: str | None, paged: tuple[str, ...], expected: Reminded
+) -> None:
+    assert reminded(acknowledged_by, paged, PEOPLE) == expected
