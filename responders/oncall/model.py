@@ -62,6 +62,8 @@ class Shift:
     person: str
     start: datetime
     end: datetime
+    schedule: str = ""
+    """The schedule's name (set by the resolver; empty for a bare layer's shifts)."""
 
 
 @dataclass(frozen=True, slots=True)
