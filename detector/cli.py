@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from detector import component_commands, notices_cli, report_cli
+from detector import component_commands, notices_cli, oncall_cli, report_cli
 from detector.api_client import ApiClient, ApiError
 from detector.demo import command as demo
 from detector.demo_shop import command as demo_shop
@@ -115,6 +115,7 @@ def _add_client_commands(commands: Any) -> None:
     notices_cli.add_commands(commands, client)
     component_commands.add_commands(commands, client)
     report_cli.add_commands(commands, client)
+    oncall_cli.add_commands(commands, client)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +183,8 @@ def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
         return component_commands.run(args, api)
     if args.command in report_cli.COMMANDS:
         return report_cli.run(args, api)
+    if args.command in oncall_cli.COMMANDS:
+        return oncall_cli.run(args, api)
     return _print(args, *_incident_request(args, api))
 
 
