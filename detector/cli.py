@@ -103,7 +103,11 @@ def _add_client_commands(commands: Any) -> None:
     )
     ack.add_argument("id", type=int)
     ack.add_argument(
-        "--by", default=os.environ.get("USER", "cli"), help="who acknowledges (default: $USER)"
+        "--as",
+        "--by",
+        dest="by",
+        default=os.environ.get("USER", "cli"),
+        help="who acknowledges (default: $USER)",
     )
     commands.add_parser(
         "probes", parents=[client], help="list journeys with their last results per location"
@@ -197,7 +201,8 @@ def _incident_request(args: argparse.Namespace, api: ApiClient) -> tuple[Any, An
     if args.command == "probes":
         return api.get("/api/v1/probes"), _probe_table
     if args.command == "ack":
-        return api.post(f"/api/v1/incidents/{args.id}/ack", {"by": args.by}), _result
+        body = {"by": args.by, "via": "cli"}
+        return api.post(f"/api/v1/incidents/{args.id}/ack", body), _result
     body = {"by": args.by, "reason": args.reason}
     return api.post(f"/api/v1/incidents/{args.id}/resolve", body), _result
 

@@ -105,6 +105,7 @@ def create_app(
     app.add_routes(probes_api.routes() + report_api.routes())
     app.add_routes(notices_api.routes() + subscribers_api.routes())
     app.add_routes(oncall_api.routes() + calendar_feeds.routes())
+    app.on_response_prepare.append(ack_page.protect)
     clock = clock or SystemClock()
     limit = RateLimiter(settings.subscribe_rate_limit, SUBSCRIBE_WINDOW, clock.now)
     app[subscribers_api.LIMITER] = limit

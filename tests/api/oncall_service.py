@@ -120,6 +120,7 @@ def on_call_app(services: Services) -> web.Application:
     app.add_routes(
         oncall_api.routes() + calendar_feeds.routes() + incidents_api.routes() + ack_page.routes()
     )
+    app.on_response_prepare.append(ack_page.protect)
     return app
 
 
