@@ -43,22 +43,30 @@ class ApiClient:
         """PUT a JSON body and return the JSON answer."""
         return self._call("PUT", path, body)
 
-    def delete(self, path: str) -> Any:
-        """DELETE a resource and return the JSON answer."""
-        return self._call("DELETE", path, None)
+    def delete(self, path: str, headers: Mapping[str, str] | None = None) -> Any:
+        """DELETE a resource and return the JSON answer; ``headers`` are sent as well (say,
+        ``X-Stormwatch-Actor``)."""
+        return self._call("DELETE", path, None, headers=headers)
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None, parse: bool = True) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        parse: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         if not self._base.startswith(("http://", "https://")):
             raise ApiError(f"service URL must start with http:// or https:// (got {self._base!r})")
-        headers = {"Accept": "application/json"}
+        sent = {**(headers or {}), "Accept": "application/json"}
         if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+            sent["Authorization"] = f"Bearer {self._token}"
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
         request = urllib.request.Request(  # noqa: S310 - scheme checked above
-            self._base + path, data=data, method=method, headers=headers
+            self._base + path, data=data, method=method, headers=sent
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from detector import component_commands, notices_cli, report_cli
+from detector import component_commands, notices_cli, oncall_cli, report_cli
 from detector.api_client import ApiClient, ApiError
 from detector.demo import command as demo
 from detector.demo_shop import command as demo_shop
@@ -103,7 +103,11 @@ def _add_client_commands(commands: Any) -> None:
     )
     ack.add_argument("id", type=int)
     ack.add_argument(
-        "--by", default=os.environ.get("USER", "cli"), help="who acknowledges (default: $USER)"
+        "--as",
+        "--by",
+        dest="by",
+        default=os.environ.get("USER", "cli"),
+        help="who acknowledges (default: $USER)",
     )
     commands.add_parser(
         "probes", parents=[client], help="list journeys with their last results per location"
@@ -115,6 +119,7 @@ def _add_client_commands(commands: Any) -> None:
     notices_cli.add_commands(commands, client)
     component_commands.add_commands(commands, client)
     report_cli.add_commands(commands, client)
+    oncall_cli.add_commands(commands, client)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +187,8 @@ def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
         return component_commands.run(args, api)
     if args.command in report_cli.COMMANDS:
         return report_cli.run(args, api)
+    if args.command in oncall_cli.COMMANDS:
+        return oncall_cli.run(args, api)
     return _print(args, *_incident_request(args, api))
 
 
@@ -194,7 +201,8 @@ def _incident_request(args: argparse.Namespace, api: ApiClient) -> tuple[Any, An
     if args.command == "probes":
         return api.get("/api/v1/probes"), _probe_table
     if args.command == "ack":
-        return api.post(f"/api/v1/incidents/{args.id}/ack", {"by": args.by}), _result
+        body = {"by": args.by, "via": "cli"}
+        return api.post(f"/api/v1/incidents/{args.id}/ack", body), _result
     body = {"by": args.by, "reason": args.reason}
     return api.post(f"/api/v1/incidents/{args.id}/resolve", body), _result
 

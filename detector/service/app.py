@@ -52,9 +52,11 @@ from detector.store.secrets import signing_key
 from detector.store.wakeup import STATUSPAGE_CHANNEL, wake_on, wake_on_intake
 from detector.web import (
     ack_page,
+    calendar_feeds,
     components_api,
     incidents_api,
     notices_api,
+    oncall_api,
     ops,
     probes_api,
     report_api,
@@ -103,6 +105,8 @@ def create_app(
     app.add_routes(status.routes() + components_api.routes())
     app.add_routes(probes_api.routes() + report_api.routes())
     app.add_routes(notices_api.routes() + subscribers_api.routes())
+    app.add_routes(oncall_api.routes() + calendar_feeds.routes())
+    app.on_response_prepare.append(ack_page.protect)
     clock = clock or SystemClock()
     limit = RateLimiter(settings.subscribe_rate_limit, SUBSCRIBE_WINDOW, clock.now)
     app[subscribers_api.LIMITER] = limit

@@ -5,6 +5,9 @@ Chat apps and mail scanners prefetch links, so a GET must never change anything.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from collections.abc import Mapping
 from html import escape
 
 from aiohttp import web
@@ -12,17 +15,37 @@ from aiohttp import web
 from detector.domain.model import IncidentState
 from detector.domain.reasons import DecisionReason
 from detector.engine import actions
+from detector.ruleset.channel_specs import Target
+from detector.ruleset.rules import RuleSet
 from detector.store import queries
 from detector.web.ack_links import AckTarget, LinkInvalid, LinkProblem, read_token
 from detector.web.context import SERVICES
+from responders.channels.recipients import parse_contact
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>{title} · Stormwatch</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}}
-button{{font-size:1.2rem;padding:.8rem 1.6rem}}.muted{{color:#555}}</style></head>
-<body><h1>{title}</h1>{body}</body></html>"""
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}"
+    "button{font-size:1.2rem;padding:.8rem 1.6rem}.muted{color:#555}"
+)
+_PAGE = (
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+    '<meta name="robots" content="noindex"><title>{title} · Stormwatch</title>\n'
+    "<style>{style}</style></head>\n"
+    "<body><h1>{title}</h1>{body}</body></html>"
+)
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+PROTECTION = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self';"
+        " frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
+"""Every answer under ``/ack/``: the token in the URL must not leak through a Referer, a cache
+or a frame (a page framing the button could trick someone into acknowledging)."""
 
 _PROBLEMS = {
     LinkProblem.EXPIRED: (
@@ -38,13 +61,51 @@ _ALREADY = {
 """The state an ack that changed nothing found the incident in."""
 
 
+async def protect(request: web.Request, response: web.StreamResponse) -> None:
+    """Add :data:`PROTECTION` to every response under ``/ack/``, error pages included (an
+    ``on_response_prepare`` hook, so nothing a handler or the router answers escapes it)."""
+    if request.path.startswith("/ack/"):
+        response.headers.update(PROTECTION)
+
+
+def ack_actor(
+    recipient: str | None, typed: str, endpoints: Mapping[str, Target]
+) -> tuple[str, str]:
+    """Who acknowledges through a link, and how (``by``, ``via``).
+
+    A link sent to a person's contact method acknowledges as that person, whatever is typed; one
+    sent to a shared channel as the name typed into the form, else the channel's name. ``via``
+    is ``link:<type of the method or channel>``, plain ``link`` when the rules no longer have
+    it or the link names no recipient (then ``by`` is the typed name, else ``ack link``).
+    """
+    if not recipient:
+        return typed or "ack link", "link"
+    method = endpoints.get(recipient)
+    via = f"link:{method.type}" if method is not None else "link"
+    contact = parse_contact(recipient)
+    if contact is not None:
+        return contact.person, via
+    return typed or recipient, via
+
+
 def _html(title: str, body: str, status: int = 200) -> web.Response:
     return web.Response(
-        text=_PAGE.format(title=escape(title), body=body),
+        text=_PAGE.format(title=escape(title), body=body, style=_STYLE),
         status=status,
         content_type="text/html",
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
+
+
+def _form(recipient: str | None, rules: RuleSet) -> str:
+    """The acknowledge button; a name field only where the link does not name a person."""
+    contact = parse_contact(recipient or "")
+    if contact is not None:
+        person = rules.people.get(contact.person)
+        name = person.name if person else contact.person
+        who = f"<p>You acknowledge as <strong>{escape(name)}</strong>.</p>"
+    else:
+        who = '<label>Your name <input name="by" autocomplete="name"></label>'
+    return f'<form method="post">{who}<p><button type=submit>Acknowledge</button></p></form>'
 
 
 def _target(request: web.Request) -> AckTarget | web.Response:
@@ -86,10 +147,7 @@ async def confirm_page(request: web.Request) -> web.Response:
         f"<p class=muted>{escape(detail['summary'])}</p>"
     )
     if detail["state"] == "triggered":
-        body += (
-            '<form method="post"><label>Your name <input name="by" autocomplete="name"></label>'
-            "<p><button type=submit>Acknowledge</button></p></form>"
-        )
+        body += _form(target.recipient, request.app[SERVICES].rules.current)
     return _html(detail["title"], body)
 
 
@@ -101,14 +159,16 @@ async def acknowledge(request: web.Request) -> web.Response:
     incident_id = target.incident_id
     services = request.app[SERVICES]
     form = await request.post()
-    by = str(form.get("by") or "").strip()[:200] or "ack link"
+    rules = services.rules.current
+    typed = str(form.get("by") or "").strip()[:200]
+    by, via = ack_actor(target.recipient, typed, rules.every_channel())
     try:
         decision = await actions.acknowledge(
             services.pool,
             incident_id,
             by,
-            "link",
-            services.rules.current,
+            via,
+            rules,
             services.clock.now(),
             target.episode,
         )

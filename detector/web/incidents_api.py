@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -15,7 +16,7 @@ from detector.engine.impact import current_impact
 from detector.store import intake_log, queries
 from detector.store import signals as inbox
 from detector.web.context import SERVICES, Services
-from detector.web.responses import bad_request, error, int_param
+from detector.web.responses import actor, bad_request, error, int_param
 
 _OPEN = (IncidentState.TRIGGERED.value, IncidentState.ACKNOWLEDGED.value)
 _ALL = (*_OPEN, IncidentState.RESOLVED.value)
@@ -23,11 +24,13 @@ _STATE_FILTERS = {"open": _OPEN, "all": _ALL, **{state: (state,) for state in _A
 
 
 class ActionBody(BaseModel):
-    """Optional body of ack and resolve: who did it and why."""
+    """Optional body of ack and resolve: who did it (else the ``X-Stormwatch-Actor`` header,
+    else ``api``), why, and through what (``cli`` when the command line sends it)."""
 
     model_config = ConfigDict(extra="forbid")
-    by: str = Field(default="api", min_length=1, max_length=200)
+    by: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str = Field(default="resolved by hand", min_length=1, max_length=2000)
+    via: Literal["api", "cli"] = "api"
 
 
 async def list_incidents(request: web.Request) -> web.Response:
@@ -66,7 +69,7 @@ async def acknowledge(request: web.Request) -> web.Response:
     return await _act(
         request,
         lambda s, incident_id, body: actions.acknowledge(
-            s.pool, incident_id, body.by, "api", s.rules.current, s.clock.now()
+            s.pool, incident_id, actor(request, body.by), body.via, s.rules.current, s.clock.now()
         ),
     )
 
@@ -76,7 +79,12 @@ async def resolve(request: web.Request) -> web.Response:
     return await _act(
         request,
         lambda s, incident_id, body: actions.resolve(
-            s.pool, incident_id, body.by, body.reason, s.rules.current, s.clock.now()
+            s.pool,
+            incident_id,
+            actor(request, body.by),
+            body.reason,
+            s.rules.current,
+            s.clock.now(),
         ),
     )
 

@@ -59,6 +59,16 @@ def int_param(value: str, field: str, minimum: int = 1, maximum: int = 1 << 62) 
     return number
 
 
+ACTOR_HEADER = "X-Stormwatch-Actor"
+"""Names the person behind an API call (a chat bot, a script) when its body does not."""
+
+
+def actor(request: web.Request, named: str | None) -> str:
+    """Who acts: the name the body gives, else the ``X-Stormwatch-Actor`` header, else ``api``."""
+    header = request.headers.get(ACTOR_HEADER, "").strip()[:200]
+    return named or header or "api"
+
+
 _REQUEST_IDS = itertools.count(1)
 _PROCESS_TAG = secrets.token_hex(3)
 WEBHOOK_PATH = "/api/v1/alertmanager"
