@@ -165,6 +165,8 @@ class PageOrder:
     channel: str
     event: PageEvent
     step: int
+    summary: str | None = None
+    """What the page says instead of the incident's summary (an ack naming what it covers)."""
 
     @property
     def dedup_suffix(self) -> str:

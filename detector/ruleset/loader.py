@@ -21,6 +21,7 @@ from detector.ruleset.positions import PositionedDocument, RuleError, parse
 from detector.ruleset.rules import RuleSet
 from detector.ruleset.rules_file import SECTIONS, RulesFile
 from detector.ruleset.schema import RuleSpec
+from detector.ruleset.supersedes import supersedes_problems
 from responders.escalation import EscalationPolicy, EscalationStep
 
 
@@ -121,6 +122,7 @@ def schema_errors(
 
 def cross_check(files: Iterable[LoadedFile], now: datetime) -> list[RuleError]:
     """Checks that span files: unique names and references that resolve."""
+    files = list(files)
     errors: list[RuleError] = []
     defined: dict[str, dict[str, str]] = {section: {} for section in SECTIONS}
     for item in files:
@@ -140,6 +142,11 @@ def cross_check(files: Iterable[LoadedFile], now: datetime) -> list[RuleError]:
                     )
     for item in files:
         errors.extend(_reference_errors(item, defined, now))
+    everything = {rule.name: rule for item in files for rule in item.content.rules}
+    for item in files:
+        for index, rule in enumerate(item.content.rules):
+            for path, reason in supersedes_problems(rule, everything):
+                errors.append(_error(item, ("rules", index, "supersedes", *path), reason))
     return errors
 
 
