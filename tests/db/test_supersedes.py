@@ -36,7 +36,7 @@ escalation_policies:
 rules:
   - name: pool-exhausted
     match: ['alertname="PgBouncerPoolSaturated"']
-    group_by: [cluster]
+    group_by: [cluster, database]
     severity: critical
     title: "Connection pool exhausted on {{{{ labels.cluster }}}}"
     component: checkout
@@ -217,3 +217,23 @@ async def test_a_cause_in_another_cluster_supersedes_nothing(shop: Shop) -> None
     )
     assert [p["incident"]["id"] for p in shop.pager.requests][-1] == us_pool
     assert "superseded_by" not in await shop.incident(us_pool)
+
+
+async def test_a_storm_of_symptoms_pages_nobody_and_links_each_incident_once(shop: Shop) -> None:
+    """1,000 pool alerts over 20 databases while the cause is open: 20 incidents held, each
+    looked up, linked and deferred once (per decision that opens it, not per alert)."""
+    await shop.post_alerts(POOL, CHECKOUT)
+    await shop.cycle()
+    storm = [alert(cluster="eu-1", database=f"db{n % 20}", pool=f"p{n}") for n in range(1000)]
+    for start in range(0, len(storm), 100):
+        assert (await shop.post_alerts(*storm[start : start + 100])).status == 200
+    for _ in range(5):
+        await shop.cycle()
+
+    held = [i for i in await shop.incidents() if i["rule"] == "pool-exhausted"]
+    assert len(held) == 21
+    assert len(shop.pager.requests) == 1
+    for incident in held:
+        detail = await shop.incident(incident["id"])
+        assert len(lines(detail, "incident.superseded")) == 1
+        assert len(lines(detail, "pages.deferred")) == 1
