@@ -127,6 +127,11 @@ def opens(decision: Decision) -> bool:
     return decision.reason in _OPENING
 
 
+def names_covered(decision: Decision) -> bool:
+    """Whether a decision is an ack or a resolution: what names the incidents it covers."""
+    return decision.reason is DecisionReason.ACKNOWLEDGED or decision.resolved
+
+
 def hold(decision: Decision, by: Party, before: Incident | None, now: datetime) -> Decision:
     """The decision with its pages held while ``by`` is open: dropped, and the current step
     deferred until ``by`` resolves (``before`` is the incident as it was, see ``hold_pages``)."""
@@ -153,8 +158,7 @@ def cover(decision: Decision, covered_ids: Sequence[int]) -> Decision:
     """An ack or resolution of a superseding incident names the open incidents it covers: on
     its timeline line (``covers``) and in the summary of its follow-up pages."""
     incident = decision.incident
-    acts = decision.reason is DecisionReason.ACKNOWLEDGED or decision.resolved
-    if incident is None or not covered_ids or not acts:
+    if incident is None or not covered_ids or not names_covered(decision):
         return decision
     ids = sorted(covered_ids)
     kinds = {"incident.acknowledged", "incident.resolved"}

@@ -21,6 +21,7 @@ from detector.domain.superseding import (
     cover,
     covered,
     hold,
+    names_covered,
     opens,
     superseded_rules,
     superseders,
@@ -71,7 +72,7 @@ async def settle(
     if below_rules and opens(decision):
         candidates = await supersedes_store.open_of_rules(connection, below_rules)
         below = covered(incident, candidates, rules)
-    elif below_rules and incident.id is not None:
+    elif below_rules and incident.id is not None and names_covered(decision):
         decision = cover(decision, await supersedes_store.covered_open(connection, incident.id))
     return Settled(decision, tuple(above), tuple(below))
 

@@ -38,6 +38,7 @@ from detector.domain.superseding import (
     covered,
     decision_order,
     hold,
+    names_covered,
     opens,
     superseders,
     would_page,
@@ -267,7 +268,7 @@ class Simulation:
         below: list[Party] = []
         if opens(decision):
             below = covered(incident, open_now, self.rules)
-        elif incident.id is not None:
+        elif incident.id is not None and names_covered(decision):
             ids = [b for a, b in self._supersedes if a == incident.id and self.incidents[b].is_open]
             decision = cover(decision, ids)
         return decision, [a.id for a in above], [b.id for b in below]
