@@ -174,6 +174,8 @@ class PageOrder:
     step: int
     round: int = 0
     """The run of the chain (a repeat pages the same step again, in the same epoch)."""
+    summary: str | None = None
+    """What the page says instead of the incident's summary (an ack naming what it covers)."""
 
     @property
     def dedup_suffix(self) -> str:

@@ -38,12 +38,8 @@ def incident_labels(incident: Incident) -> dict[str, str]:
 
 
 def mute(decision: Decision, rules: RuleSet, now: datetime, before: Incident | None) -> Decision:
-    """Mute the decision's pages and defer its escalation when a window covers its incident now.
-
-    ``before`` is the incident as it was: channels whose page is muted leave ``paged`` (they
-    get no notices about what they never heard), except those an earlier page of the same
-    episode reached; a reopen starts a new episode, so its muted channels all leave.
-    """
+    """Mute the decision's pages and defer its escalation when a window covers its incident now
+    (``hold_pages``; ``before`` is the incident as it was)."""
     incident = decision.incident
     escalates = any(timer.kind is TimerKind.ESCALATE for timer in decision.timers)
     if incident is None or not (decision.pages or escalates):
@@ -51,16 +47,10 @@ def mute(decision: Decision, rules: RuleSet, now: datetime, before: Incident | N
     window = rules.maintenance(incident.rule, incident_labels(incident), now)
     if window is None:
         return decision
-    timers = tuple(t for t in decision.timers if t.kind is not TimerKind.ESCALATE)
+    resume = None
     if incident.state is IncidentState.TRIGGERED:
-        resume = {"step": incident.escalation_step, DEFERRED_BY: window.name}
-        timers += (TimerSpec(TimerKind.ESCALATE, window.until, resume),)
-    reached: set[str] = set()
-    episode = (incident.id, incident.opened_at, incident.epoch)
-    if before is not None and (before.id, before.opened_at, before.epoch) == episode:
-        reached = set(before.paged)
-    muted_channels = {p.channel for p in decision.pages if p.event.needs_ack} - reached
-    incident = replace(incident, paged=tuple(c for c in incident.paged if c not in muted_channels))
+        payload = {"step": incident.escalation_step, DEFERRED_BY: window.name}
+        resume = TimerSpec(TimerKind.ESCALATE, window.until, payload)
     muted = TimelineEntry(
         "pages.muted",
         now,
@@ -70,10 +60,37 @@ def mute(decision: Decision, rules: RuleSet, now: datetime, before: Incident | N
             "channels": [page.channel for page in decision.pages],
         },
     )
+    return hold_pages(decision, incident, before, resume, muted)
+
+
+def hold_pages(
+    decision: Decision,
+    incident: Incident,
+    before: Incident | None,
+    resume: TimerSpec | None,
+    entry: TimelineEntry,
+) -> Decision:
+    """The decision (whose new state is ``incident``) without its pages, its escalation replaced
+    by ``resume`` (the deferred step, None once the incident is no longer triggered), and
+    ``entry`` on the timeline.
+
+    ``before`` is the incident as it was: channels whose page is held leave ``paged`` (they
+    get no notices about what they never heard), except those an earlier page of the same
+    episode reached; a reopen starts a new episode, so its held channels all leave.
+    """
+    timers = tuple(t for t in decision.timers if t.kind is not TimerKind.ESCALATE)
+    if resume is not None:
+        timers += (resume,)
+    reached: set[str] = set()
+    episode = (incident.id, incident.opened_at, incident.epoch)
+    if before is not None and (before.id, before.opened_at, before.epoch) == episode:
+        reached = set(before.paged)
+    held_channels = {p.channel for p in decision.pages if p.event.needs_ack} - reached
+    incident = replace(incident, paged=tuple(c for c in incident.paged if c not in held_channels))
     return replace(
         decision,
         incident=incident,
         pages=(),
         timers=timers,
-        timeline=(*decision.timeline, muted),
+        timeline=(*decision.timeline, entry),
     )

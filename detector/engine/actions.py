@@ -8,6 +8,7 @@ from datetime import datetime
 from detector.domain.incidents import decide_ack, decide_resolve
 from detector.domain.model import Decision, Incident
 from detector.domain.muting import mute
+from detector.engine import superseding
 from detector.engine.notices import with_notices
 from detector.ruleset.rules import RuleSet
 from detector.store import incidents as store
@@ -56,6 +57,9 @@ async def _act(
         incident = await store.lock_incident(connection, incident_id)
         if incident is None:
             raise IncidentNotFound(incident_id)
-        decision = mute(decide(incident), rules, now, incident)
-        await store.apply(connection, with_notices(decision, rules, now), now)
+        muted = mute(decide(incident), rules, now, incident)
+        settled = await superseding.settle(connection, rules, muted, incident, now)
+        decision = settled.decision
+        stored = await store.apply(connection, with_notices(decision, rules, now), now)
+        await superseding.record(connection, settled, stored, now)
         return decision

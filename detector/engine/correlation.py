@@ -19,6 +19,7 @@ import structlog
 from detector.domain.grouping import decide_released
 from detector.domain.model import Decision, Incident, Signal
 from detector.domain.related import DEFAULT_WINDOW
+from detector.engine import superseding
 from detector.engine.impact import with_impact
 from detector.engine.notices import with_notices
 from detector.engine.related import link_opened
@@ -76,8 +77,11 @@ async def correlate_locked(
     if current is not None:
         current = await store.with_alerts(connection, current, [s.occurrence for s in passing])
     decision = with_evidence(decide_released(rules, match, current, passing, now), signals, now)
+    settled = await superseding.settle(connection, rules, decision, current, now)
+    decision = settled.decision
     applied = with_impact(with_notices(decision, rules, now), rules, now)
     incident_id = await store.apply(connection, applied, now)
+    await superseding.record(connection, settled, incident_id, now)
     if decision.opened and incident_id is not None and decision.incident is not None:
         await link_opened(connection, incident_id, decision.incident, related_window, now)
     return Correlated(decision, dropped)

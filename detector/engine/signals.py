@@ -19,6 +19,7 @@ import structlog
 
 from detector.domain.model import Decision, Signal, Source
 from detector.domain.related import DEFAULT_WINDOW
+from detector.domain.superseding import decision_order
 from detector.engine import correlation
 from detector.engine.slices import GroupSlice, Slicer
 from detector.engine.stage import CycleContext, record_decisions
@@ -170,7 +171,8 @@ async def process_pending(
         failed: dict[int, tuple[inbox.PendingSignal, set[str]]] = {}
         carried: list[tuple[backlog.GroupKey, int]] = []
         finished = list(slicer.stale)
-        for piece in slicer.slices():
+        order = decision_order(rules)  # superseding rules first: their symptoms never page
+        for piece in sorted(slicer.slices(), key=lambda piece: order.get(piece.key[0], 0)):
             carried += [(piece.key, signal_id) for signal_id in piece.carry]
             finished += piece.done
             if not await _apply(connection, rules, piece, now, apply_group, result):

@@ -14,6 +14,7 @@ from detector.domain.model import Decision, Incident, Timer, TimerKind
 from detector.domain.muting import mute
 from detector.domain.reasons import DecisionReason
 from detector.domain.related import DEFAULT_WINDOW
+from detector.engine import superseding
 from detector.engine.correlation import correlate_locked
 from detector.engine.leases import TERM, LeaseKeeper, Renew
 from detector.engine.notices import with_notices
@@ -185,8 +186,12 @@ async def _incident_timer(
     last_seen = await store.last_seen(connection, incident_id) or incident.last_signal_at
     reach = await _reach(connection, rules, incident, timer, now)
     decided = decide_timer(incident, timer, rules.rules.get(incident.rule), last_seen, now, reach)
-    decision = mute(decided, rules, now, incident)
-    await store.apply(connection, with_notices(decision, rules, now), now)
+    settled = await superseding.settle(
+        connection, rules, mute(decided, rules, now, incident), incident, now
+    )
+    decision = settled.decision
+    stored = await store.apply(connection, with_notices(decision, rules, now), now)
+    await superseding.record(connection, settled, stored, now)
     return decision
 
 

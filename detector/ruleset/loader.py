@@ -22,6 +22,7 @@ from detector.ruleset.positions import PositionedDocument, RuleError, parse
 from detector.ruleset.rules import RuleSet
 from detector.ruleset.rules_file import SECTIONS, RulesFile
 from detector.ruleset.schema import RuleSpec
+from detector.ruleset.supersedes import supersedes_problems
 
 
 class RulesInvalid(Exception):
@@ -146,6 +147,11 @@ def cross_check(files: Iterable[LoadedFile], now: datetime) -> list[RuleError]:
     for item in files:
         errors.extend(_reference_errors(item, defined, now))
     errors.extend(oncall_errors(files, defined["channels"]))
+    everything = {rule.name: rule for item in files for rule in item.content.rules}
+    for item in files:
+        for index, rule in enumerate(item.content.rules):
+            for path, reason in supersedes_problems(rule, everything):
+                errors.append(_error(item, ("rules", index, "supersedes", *path), reason))
     return errors
 
 

@@ -68,6 +68,15 @@ class HeartbeatSpec(Strict):
     within: PositiveDuration
 
 
+class SupersedesSpec(Strict):
+    """While an incident of this rule is open, incidents of ``rules`` whose group labels agree
+    on ``equal`` are recorded but page nobody (Alertmanager's inhibit rules, keyed on incidents).
+    A missing label counts as empty; no ``equal`` labels means any group."""
+
+    rules: tuple[Name, ...] = Field(min_length=1)
+    equal: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()
+
+
 CONDITION_FIELDS = ("for_", "threshold", "absent", "heartbeat", "all_of")
 
 
@@ -96,6 +105,7 @@ class RuleSpec(Strict):
     reopen_within: Duration = timedelta(minutes=5)
     notice: RuleNoticeSpec | None = None
     impact: ImpactSpec | None = None
+    supersedes: SupersedesSpec | None = None
 
     @model_validator(mode="after")
     def _one_condition(self) -> RuleSpec:

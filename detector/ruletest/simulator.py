@@ -2,9 +2,10 @@
 
 It decides with the engine's own pure functions: routing and the group's incident and condition
 (``domain.grouping``), timers and human actions (``domain.incidents``), windows
-(``domain.muting``). What the engine keeps in PostgreSQL lives in dictionaries here: stored
-signals (a replay only refreshes when it was last seen), incidents, condition states (as JSON, as
-in their jsonb column) and timers.
+(``domain.muting``), superseding rules (``domain.superseding``). What the engine keeps in
+PostgreSQL lives in dictionaries here: stored signals (a replay only refreshes when it was last
+seen), incidents, condition states (as JSON, as in their jsonb column), timers and the links
+between superseding and superseded incidents.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ from detector.domain.model import (
     TimerKind,
 )
 from detector.domain.muting import mute
+from detector.domain.superseding import (
+    SUPERSEDED_BY,
+    Party,
+    cover,
+    covered,
+    decision_order,
+    hold,
+    names_covered,
+    opens,
+    superseders,
+    would_page,
+)
 from detector.intake.alertmanager import fingerprint_of
 from detector.ruleset.conditions import ConditionResult, State
 from detector.ruleset.rules import RuleMatch, RuleSet
@@ -92,6 +105,7 @@ class Simulation:
         self._groups: dict[tuple[str, str], _Group] = {}
         self._timers: list[tuple[datetime, int, Timer]] = []
         self._sequence = itertools.count(1)
+        self._supersedes: set[tuple[int, int]] = set()
 
     def play(self, inputs: Iterable[tuple[datetime, Input]], until: datetime) -> None:
         """Apply ``inputs`` in time order and fire every timer at its due time, up to ``until``.
@@ -157,7 +171,8 @@ class Simulation:
             for match in to_attached_incidents(self.rules.route(signal), holders, self.rules):
                 key = (match.rule.name, match.group_key)
                 groups.setdefault(key, (match, []))[1].append(signal)
-        for match, grouped in groups.values():
+        order = decision_order(self.rules)  # as the engine's batch: superseding rules first
+        for match, grouped in sorted(groups.values(), key=lambda g: order.get(g[0].rule.name, 0)):
             self._correlate(match, grouped, now)
 
     def act(self, rule: str, action: str, now: datetime) -> None:
@@ -168,7 +183,7 @@ class Simulation:
                     decision = decide_ack(incident, ACTOR, "test", self.rules.rules.get(rule), now)
                 else:
                     decision = decide_resolve(incident, ACTOR, "resolved in test", now)
-                self._apply(mute(decision, self.rules, now, incident), now)
+                self._apply(mute(decision, self.rules, now, incident), incident, now)
 
     def next_timer(self) -> datetime | None:
         """When the earliest pending timer falls due."""
@@ -185,7 +200,7 @@ class Simulation:
                 rule = self.rules.rules.get(incident.rule)
                 last_seen = self._last_seen(incident.alerts) or incident.last_signal_at
                 decision = decide_timer(incident, timer, rule, last_seen, now)
-                self._apply(mute(decision, self.rules, now, incident), now)
+                self._apply(mute(decision, self.rules, now, incident), incident, now)
 
     def _check_condition(self, timer: Timer, now: datetime) -> None:
         """A check the group's later state moved or dropped is superseded, as in the engine."""
@@ -213,7 +228,7 @@ class Simulation:
                 )
             group.check_at = condition.check_at
         if change.decision is not None:
-            self._apply(change.decision, now)
+            self._apply(change.decision, current, now)
 
     def _stored(self, state: State) -> State:
         """The state as the engine reads it back from its jsonb column (same codec)."""
@@ -222,16 +237,51 @@ class Simulation:
         stored: State = orjson.loads(orjson.dumps(state, default=dict))
         return stored
 
-    def _apply(self, decision: Decision, now: datetime) -> None:
+    def _apply(self, decision: Decision, before: Incident | None, now: datetime) -> None:
+        decision, above, below = self._supersede(decision, before, now)
         incident = decision.incident
         if incident is None:
             return
         incident_id = incident.id if incident.id is not None else len(self.incidents) + 1
         self.incidents[incident_id] = replace(incident, id=incident_id)
+        self._supersedes.update((other, incident_id) for other in above)
+        self._supersedes.update((incident_id, other) for other in below)
+        if decision.resolved:
+            self._release(incident_id, now)
         for spec in decision.timers:
             self._push(Timer(0, incident_id, spec.kind, spec.due_at, incident.epoch, spec.payload))
         for page in decision.pages:
             self.pages.append(SentPage(now, page.channel, page.event.value, incident_id))
+
+    def _supersede(
+        self, decision: Decision, before: Incident | None, now: datetime
+    ) -> tuple[Decision, list[int], list[int]]:
+        """What ``engine.superseding.settle`` does, on the incidents in memory: the decision,
+        the open incidents superseding its incident and those it covers."""
+        incident = decision.incident
+        if incident is None:
+            return decision, [], []
+        open_now = [Party.of(i, key) for key, i in self.incidents.items() if i.is_open]
+        above = superseders(incident, open_now, self.rules) if would_page(decision) else []
+        if above:
+            decision = hold(decision, above[0], before, now)
+        below: list[Party] = []
+        if opens(decision):
+            below = covered(incident, open_now, self.rules)
+        elif incident.id is not None and names_covered(decision):
+            ids = [b for a, b in self._supersedes if a == incident.id and self.incidents[b].is_open]
+            decision = cover(decision, ids)
+        return decision, [a.id for a in above], [b.id for b in below]
+
+    def _release(self, superseding_id: int, now: datetime) -> None:
+        """Make the escalations a resolved superseding incident deferred due now."""
+        self._timers = [
+            (now, order, replace(timer, due_at=now))
+            if due > now and timer.payload.get(SUPERSEDED_BY) == superseding_id
+            else (due, order, timer)
+            for due, order, timer in self._timers
+        ]
+        heapq.heapify(self._timers)
 
     def _push(self, timer: Timer) -> None:
         heapq.heappush(self._timers, (timer.due_at, next(self._sequence), timer))

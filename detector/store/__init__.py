@@ -14,6 +14,8 @@
 - ``component_status``: component_statuses (statuses a person set).
 - ``probes``: probes (journey schedule, streaks and last results per location).
 - ``related``: related_incidents (links between incidents of one component opened close together).
+- ``supersedes``: supersedes (which open incident holds back which, by the rules'
+  ``supersedes:``).
 - ``impact``: impact_samples (an open incident's order and revenue rates beside their baseline).
 - ``notice_drafts``: notice_drafts (first notices held for a veto window or a person).
 - ``subscribers``: subscribers (email and webhook subscriptions; confirm, erase, batches).

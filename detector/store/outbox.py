@@ -122,7 +122,7 @@ def page_payload(
         incident_id=incident_id,
         title=incident.title,
         severity=incident.severity.value,
-        summary=incident.summary,
+        summary=incident.summary if page.summary is None else page.summary,
         state=incident.state.value,
         rule=incident.rule,
         component=incident.component,

@@ -10,6 +10,7 @@ import asyncpg
 
 from detector.store.connection import Connection
 from detector.store.related import related_to
+from detector.store.supersedes import links_of
 
 _SUMMARY_COLUMNS = """
     id, rule, group_key, group_labels, state, severity, title, summary, component,
@@ -58,6 +59,8 @@ async def incident_detail(connection: Connection, incident_id: int) -> dict[str,
     detail["alerts"] = [_json_ready(alert) for alert in alerts]
     detail["timeline"] = [_json_ready(event) for event in timeline]
     detail["related"] = [_json_ready(other) for other in await related_to(connection, incident_id)]
+    links = await links_of(connection, incident_id)
+    detail.update({side: ids for side, ids in links.items() if ids})
     return detail
 
 

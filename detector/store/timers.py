@@ -143,6 +143,20 @@ async def release_held(connection: Connection, now: datetime) -> int:
     return rows_affected(result)
 
 
+async def release_superseded(connection: Connection, superseding_id: int, now: datetime) -> int:
+    """Make every escalation the incident ``superseding_id`` defers due now (it resolved): each
+    is decided again, pages unless another superseding incident is open. Returns how many."""
+    result: str = await connection.execute(
+        """UPDATE timers SET due_at = $2
+           WHERE fired_at IS NULL AND payload ? 'superseded_by'
+             AND payload ->> 'superseded_by' = $1 AND kind = $3 AND due_at > $2""",
+        str(superseding_id),
+        now,
+        TimerKind.ESCALATE.value,
+    )
+    return rows_affected(result)
+
+
 async def prune_fired(connection: Connection, cutoff: datetime, limit: int) -> int:
     """Delete up to ``limit`` timers fired before ``cutoff``; returns how many."""
     result: str = await connection.execute(
