@@ -65,16 +65,16 @@ class OnCall:
         """(recipient, subject) of every mail so far."""
         return [
             (recipients[0], " ".join(str(mail["Subject"]).split()))
-            for mail, recipients in zip(
-                self.mailbox.mails, self.mailbox.recipients, strict=True
-            )
+            for mail, recipients in zip(self.mailbox.mails, self.mailbox.recipients, strict=True)
         ]
 
     def ack_path(self, to: str) -> str:
         """The acknowledge link in the last call to act mailed to ``to``, as a path."""
         mail = next(
             m
-            for m, rcpt in reversed(list(zip(self.mailbox.mails, self.mailbox.recipients)))
+            for m, rcpt in reversed(
+                list(zip(self.mailbox.mails, self.mailbox.recipients, strict=True))
+            )
             if rcpt == [to] and str(m["Subject"]).strip().startswith("[CRITICAL]")
         )
         found = ACK_LINK.search(text_of(mail))
@@ -236,9 +236,7 @@ async def test_the_person_on_call_is_paged_by_mail_escalation_stops_on_the_email
     answer = await shipped.client.get(f"{feed.path}?{feed.query}")
     assert answer.status == 200
     events = Calendar.from_ical(await answer.read()).walk("VEVENT")
-    starts = {
-        event.decoded("DTSTART").astimezone(UTC): str(event["SUMMARY"]) for event in events
-    }
+    starts = {event.decoded("DTSTART").astimezone(UTC): str(event["SUMMARY"]) for event in events}
     assert "Priya Nair" in starts[datetime(2026, 11, 30, 8, 0, tzinfo=UTC)]
     assert any("Jonas Weber" in summary for summary in starts.values())
 
@@ -259,7 +257,8 @@ async def test_escalation_story_mail_then_slack_ack_timeout_and_resolution(
     assert story.slack.problems == []
     blocks = repr(paged["blocks"])
     assert title in paged["text"]
-    assert "Acknowledge" in blocks and "/ack/" in blocks
+    assert "Acknowledge" in blocks
+    assert "/ack/" in blocks
     assert len(story.mails()) == 1
 
     # Jonas acknowledges from his mail: escalation stops
@@ -267,9 +266,7 @@ async def test_escalation_story_mail_then_slack_ack_timeout_and_resolution(
     await story.cycle()
     assert "acknowledged" in story.slack.payloads[-1]["text"].lower()
     await story.cycle(timedelta(minutes=20))  # past the last step and the repeat's wait
-    assert [s for _, s in story.mails() if s.startswith("[CRITICAL]")] == [
-        f"[CRITICAL] #1 {title}"
-    ]
+    assert [s for _, s in story.mails() if s.startswith("[CRITICAL]")] == [f"[CRITICAL] #1 {title}"]
     slack_before = len(story.slack.payloads)
 
     # Still unresolved two hours after the ack: Jonas is called again
