@@ -52,14 +52,18 @@ def standard_stages(
     page: PageInfo = DEFAULT_PAGE,
 ) -> list[Stage]:
     """The stages of every cycle, in the order they run; incidents that open in them are linked
-    to those of their component opened within ``related_window``; notices speak for ``page``."""
+    to those of their component opened within ``related_window``; notices speak for ``page``.
+
+    Pages go out in the cycle that decides them (signals, then timers: a first step of people
+    fires as a timer due at once; then the notices' reminders); the audit, which works in
+    minutes, follows delivery, and a timer it puts back fires in the next cycle."""
     return [
         RulesChangeStage(),
         SignalStage(process_signals or partial(process_pending, related_window=related_window)),
-        AuditStage(),
         TimerStage(related_window),
         NoticeStage(page),
         DeliveryStage(deliverer),
+        AuditStage(),
         PruneStage(retention),
         GaugeStage(),
     ]
@@ -96,17 +100,24 @@ class CycleReport:
         return report.outcomes if isinstance(report, DeliveryBatch) else []
 
 
+WORTH_BATCHING = 50
+"""Signals a cycle must find for the batch window to apply in full (fewer: a share of it)."""
+
+
 def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
     """Seconds to wait before the next cycle after one that found work.
 
-    Zero after a full batch (a backlog is waiting). Otherwise what is left of ``window`` since
-    the cycle started: under a steady stream of webhooks the engine would otherwise run one
-    small cycle per intake commit, and each cycle's fixed cost (transaction, queue and timer
-    queries) would dominate; waiting lets a batch build up, at most ``window`` of extra latency.
+    Zero after a full batch (a backlog is waiting). Otherwise what is left of a share of
+    ``window`` since the cycle started: under a stream of webhooks the engine would otherwise
+    run one small cycle per intake commit, and each cycle's fixed cost (transaction, queue and
+    timer queries) would dominate; waiting lets a batch build up, at most ``window`` of extra
+    latency. The share grows with the batch the cycle found (full from ``WORTH_BATCHING``
+    signals), so a trickle of new incidents is paged at once while a flood is batched.
     """
     if report.signals.full:
         return 0.0
-    return max(window - elapsed, 0.0)
+    share = min(report.signals.processed / WORTH_BATCHING, 1.0)
+    return max(window * share - elapsed, 0.0)
 
 
 class Engine:

@@ -22,10 +22,10 @@ from tests.fakes import FakeClock
 STANDARD = [
     "rules_change",
     "signals",
-    "audit",
     "timers",
     "notices",
     "deliveries",
+    "audit",
     "retention",
     "gauges",
 ]

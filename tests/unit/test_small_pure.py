@@ -4,6 +4,7 @@ engine pacing and signal retries."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -282,16 +283,20 @@ class TestClassifyStatus:
 
 class TestPauseAfter:
     @pytest.mark.parametrize(
-        ("full", "elapsed", "expected"),
+        ("full", "signals", "elapsed", "expected"),
         [
-            pytest.param(False, 0.03, 0.07, id="small batch waits out the window"),
-            pytest.param(False, 0.1, 0.0, id="a cycle as long as the window goes on"),
-            pytest.param(False, 0.25, 0.0, id="a slow cycle goes on"),
-            pytest.param(True, 0.01, 0.0, id="a full batch means a backlog: no wait"),
+            pytest.param(False, 50, 0.03, 0.07, id="a batch worth it waits out the window"),
+            pytest.param(False, 500, 0.1, 0.0, id="a cycle as long as the window goes on"),
+            pytest.param(False, 500, 0.25, 0.0, id="a slow cycle goes on"),
+            pytest.param(True, 500, 0.01, 0.0, id="a full batch means a backlog: no wait"),
+            pytest.param(False, 5, 0.002, 0.008, id="a trickle waits a tenth of the window"),
+            pytest.param(False, 1, 0.01, 0.0, id="one new alert: the next cycle at once"),
         ],
     )
-    def test_pause(self, full: bool, elapsed: float, expected: float) -> None:
-        report = CycleReport(signals=SignalBatchResult(full=full))
+    def test_pause(self, full: bool, signals: int, elapsed: float, expected: float) -> None:
+        report = CycleReport(
+            signals=SignalBatchResult(outcomes=Counter({"opened": signals}), full=full)
+        )
         assert pause_after(report, elapsed, window=0.1) == pytest.approx(expected)
 
     def test_no_window_never_waits(self) -> None:
