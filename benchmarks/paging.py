@@ -316,11 +316,11 @@ async def pending_escalations(url: str, due: int, window: float) -> datetime:
         )
         await connection.execute(
             """INSERT INTO timers (incident_id, kind, due_at, epoch, payload)
-               SELECT id, 'escalate',
-                   CASE WHEN row_number() OVER (ORDER BY id) <= $1
-                        THEN $2::timestamptz + (row_number() OVER (ORDER BY id)) * $3 * interval '1 second'
-                        ELSE $2::timestamptz + interval '2 hours' + (id % 79200) * interval '1 second' END,
-                   0, '{"step": 1}'::jsonb
+               SELECT id, 'escalate', $2::timestamptz + CASE
+                   WHEN row_number() OVER (ORDER BY id) <= $1
+                   THEN (row_number() OVER (ORDER BY id)) * $3 * interval '1 second'
+                   ELSE interval '2 hours' + (id % 79200) * interval '1 second' END,
+                   0, '{"step": 1, "round": 0}'::jsonb
                FROM incidents WHERE rule = $4 AND group_key LIKE 'pending-%'""",
             due,
             begin,
