@@ -4,14 +4,15 @@ under an ``ack_timeout`` has that timer. A timer lost to a bug, a hand-edited da
 restore is scheduled again, when it was due (or now), and the repair is recorded, logged and
 counted.
 
-The work is bounded: each pass looks at a batch of the incidents audited longest ago, each at
-most once a minute, so its cost follows the batch, not the number of open incidents.
+The work is bounded: a pass every ``PASS_EVERY`` looks at a batch of the incidents audited
+longest ago, each at most once a minute, so its cost follows the batch, not the number of open
+incidents, and a busy engine's cycles are not each slowed by it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -25,6 +26,8 @@ log = structlog.get_logger(__name__)
 EVERY = timedelta(minutes=1)
 """How often one incident is audited at most."""
 BATCH = 50
+PASS_EVERY = timedelta(seconds=2)
+"""How often a pass runs at most (50 incidents each: 1,500 audited a minute)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +61,20 @@ class AuditStage:
 
     name = "audit"
 
-    def __init__(self, every: timedelta = EVERY, limit: int = BATCH) -> None:
+    def __init__(
+        self, every: timedelta = EVERY, limit: int = BATCH, pass_every: timedelta = PASS_EVERY
+    ) -> None:
         self._every = every
         self._limit = limit
+        self._pass_every = pass_every
+        self._next_pass: datetime | None = None
 
     async def run(self, context: CycleContext) -> AuditReport:
         """Audit a batch of the incidents audited longest ago, in one transaction."""
         now = context.now
+        if self._next_pass is not None and now < self._next_pass:
+            return AuditReport()
+        self._next_pass = now + self._pass_every
         repaired: list[Repaired] = []
         async with pooled(context.pool) as connection, connection.transaction():
             found = await audit_store.lock_unaudited(connection, now - self._every, self._limit)

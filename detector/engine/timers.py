@@ -56,6 +56,8 @@ class TimerBatch:
 
     fired: list[FiredTimer]
     failed: int = 0
+    next_due: datetime | None = None
+    """When the earliest timer still waiting falls due, as read after this pass."""
 
     @property
     def busy(self) -> bool:
@@ -100,6 +102,7 @@ async def fire_due(
     pool, owner, now = context.pool, context.owner, context.now
     async with pooled(pool) as connection:  # its return cannot lose the claim
         claimed = await timers.claim_due(connection, owner, now, TERM, limit)
+        next_due = await timers.next_due(connection, now)
     fired: list[FiredTimer] = []
     failed = 0
     keeper = LeaseKeeper(
@@ -130,7 +133,7 @@ async def fire_due(
             finally:
                 keeper.let_go(timer.id)
             fired.append(FiredTimer(timer, now - timer.due_at, decision))
-    return TimerBatch(fired, failed)
+    return TimerBatch(fired, failed, next_due)
 
 
 def _renewer(pool: Pool, owner: str) -> Renew:

@@ -45,6 +45,18 @@ async def add_condition_checks(
     return rows_affected(result)
 
 
+async def next_due(connection: Connection, now: datetime) -> datetime | None:
+    """When the earliest unfired timer of any kind that nobody holds falls due (an index scan
+    in due order), so an idle engine wakes for it instead of a whole idle interval later."""
+    due: datetime | None = await connection.fetchval(
+        """SELECT due_at FROM timers
+           WHERE fired_at IS NULL AND (lease_until IS NULL OR lease_until < $1)
+           ORDER BY due_at LIMIT 1""",
+        now,
+    )
+    return due
+
+
 async def claim_due(
     connection: Connection,
     owner: str,
