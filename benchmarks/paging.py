@@ -398,6 +398,7 @@ async def measure(args: argparse.Namespace, scratch: Path) -> int:
                 poster = Poster(session, service.url, service.token)
                 samples, lost = await steady(poster, args.seconds, receiver)
         print(line(f"steady {RATE}/s: webhook -> page", samples, lost, "p50<=20 p99<=100", ref))
+        receiver.pages = receiver.digests = 0
         stack, service, _ = await stormwatch_run(scratch, server, "storm", receiver_url, {})
         with stack:
             async with aiohttp.ClientSession() as session:
