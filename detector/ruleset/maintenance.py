@@ -111,12 +111,16 @@ def _weekday_range(text: str) -> list[Weekday]:
 
 
 def _weekday(text: str) -> Weekday:
+    """A full weekday name or its first three (or more) letters, as people write them."""
     word = text.strip().lower()
-    if word in WEEK:
-        return Weekday(word)
+    for day in WEEK:
+        if word == day.value or (len(word) >= 3 and day.value.startswith(word)):
+            return day
     close = difflib.get_close_matches(word, [day.value for day in WEEK], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"unknown weekday {word!r}{hint}: use monday..sunday or monday:friday")
+    raise ValueError(
+        f"unknown weekday {word!r}{hint}: use mon..sun, monday..sunday or ranges like mon:fri"
+    )
 
 
 def _not_empty(value: tuple[_T, ...]) -> tuple[_T, ...]:

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     ConfigDict,
     Field,
     WithJsonSchema,
@@ -33,7 +32,7 @@ from detector.ruleset.maintenance import (
     Instant,
     TimeOfDay,
     TimeZone,
-    Weekday,
+    Weekdays,
 )
 from responders.oncall.model import Layer, Override, Restriction, Schedule
 
@@ -60,37 +59,13 @@ def _whole_hours(value: timedelta) -> timedelta:
     return value
 
 
-def _days(value: object) -> object:
-    """Expand ``mon:fri`` style ranges into weekdays, Monday first, without repeats."""
-    if not isinstance(value, list | tuple):
-        return value  # pydantic reports "Input should be a valid tuple"
-    days = {day for item in value for day in _day_range(str(item))}
-    return tuple(day for day in WEEK if day in days)
-
-
-def _day_range(text: str) -> list[Weekday]:
-    first, colon, last = text.partition(":")
-    start = WEEK.index(_day(first))
-    stop = WEEK.index(_day(last)) if colon else start
-    return [WEEK[(start + offset) % 7] for offset in range((stop - start) % 7 + 1)]
-
-
-def _day(text: str) -> Weekday:
-    word = text.strip().lower()
-    for day in WEEK:
-        if len(word) >= 3 and day.value.startswith(word):
-            return day
-    raise ValueError(f"unknown weekday {word!r}: use mon..sun, monday..sunday or mon:fri")
-
-
 TimeZoneName = Annotated[
     str, AfterValidator(_zone_name), Field(min_length=1, examples=["Europe/Berlin"])
 ]
 """An IANA time zone, kept as the name written."""
 ShiftLength = Annotated[PositiveDuration, AfterValidator(_whole_hours)]
 Days = Annotated[
-    tuple[Weekday, ...],
-    BeforeValidator(_days),
+    Weekdays,
     Field(min_length=1),
     WithJsonSchema({"type": "array", "items": {"type": "string", "examples": ["mon:fri"]}}),
 ]

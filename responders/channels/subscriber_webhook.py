@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from responders.channels.protocol import DeliveryError, FailureReason, classify_status
+from responders.channels.protocol import DeliveryError, FailureReason
+from responders.channels.webhook import post
 from responders.messages import Message, MessageKind, SubscriberNoticeMessage
 
 SIGNATURE_HEADER = "Stormwatch-Signature"
@@ -66,22 +67,11 @@ class SubscriberWebhookChannel:
             "Idempotency-Key": idempotency_key,
             SIGNATURE_HEADER: signature(message.recipient.secret, body, int(time.time())),
         }
-        try:
-            async with self._session.post(
-                message.recipient.address,
-                data=body,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as response:
-                await response.read()
-                status = response.status
-        except TimeoutError:
-            raise DeliveryError(FailureReason.TIMEOUT, retryable=True) from None
-        except (aiohttp.ClientError, OSError) as err:
-            raise DeliveryError(
-                FailureReason.CONNECTION, retryable=True, detail=type(err).__name__
-            ) from None
-        error = classify_status(status)
-        if error is not None:
-            raise error
+        await post(
+            self._session,
+            message.recipient.address,
+            body,
+            headers,
+            self._timeout,
+            follow_redirects=False,  # a subscriber's endpoint answers itself or not at all
+        )

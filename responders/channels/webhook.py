@@ -93,11 +93,15 @@ async def post(
     body: bytes,
     headers: Mapping[str, str],
     within: aiohttp.ClientTimeout,
+    *,
+    follow_redirects: bool = True,
 ) -> None:
     """POST ``body`` once and turn the outcome into a delivery decision; the URL, which may
     hold a key, never appears in an error (shared by the JSON-over-HTTP integrations)."""
     try:
-        async with session.post(url, data=body, headers=headers, timeout=within) as response:
+        async with session.post(
+            url, data=body, headers=headers, timeout=within, allow_redirects=follow_redirects
+        ) as response:
             await response.read()
             status = response.status
     except TimeoutError:

@@ -300,7 +300,7 @@ class TestValidationErrors:
                 WINDOW,
                 {"weekdays": ["weekend"]},
                 ("weekdays",),
-                "use monday..sunday or monday:friday",
+                "use mon..sun, monday..sunday or ranges like mon:fri",
                 id="weekday unknown",
             ),
             pytest.param(

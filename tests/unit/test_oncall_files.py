@@ -163,7 +163,8 @@ class TestErrors:
                 },
                 [
                     "s.yml:10: schedules[0].layers[0].restrictions[0].days: unknown weekday"
-                    " 'funday': use mon..sun, monday..sunday or mon:fri"
+                    " 'funday' (did you mean 'sunday'?): use mon..sun, monday..sunday or ranges"
+                    " like mon:fri"
                 ],
                 id="unknown weekday",
             ),
