@@ -20,6 +20,7 @@ from detector.domain.escalation import Repair, audit
 from detector.engine.stage import CycleContext
 from detector.service.metrics import Metrics
 from detector.store import audit as audit_store
+from detector.store import incidents as incident_store
 from detector.store.pooled import pooled
 
 log = structlog.get_logger(__name__)
@@ -85,7 +86,7 @@ class AuditStage:
                     await audit_store.repair(connection, incident, repair, now)
                     repaired.append(Repaired(incident.id, repair))
             ids = [s.incident.id for s in found if s.incident.id is not None]
-            await audit_store.mark_audited(connection, ids, now)
+            await incident_store.mark_audited(connection, ids, now)
         for item in repaired:
             log.warning(
                 "audit.repaired",

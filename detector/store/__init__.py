@@ -23,6 +23,7 @@
 - ``oncall_overrides``: oncall_overrides (overrides made through the API and the CLI).
 - ``secrets``: service_secrets.
 - ``migrate``: schema_migrations, and the migrations/*.sql files it applies.
+- ``audit``: no table; the self-audit's reads, its repairs through ``timers``.
 - ``queries``: no table; read-only views for the API, the CLI and the open-incidents gauge.
 - ``retention``: no table; paces the owners' prune functions.
 - ``wakeup``: no table; LISTEN/NOTIFY on intake commits and public changes.

@@ -1,5 +1,6 @@
 """The self-audit's reads and repairs: open incidents not looked at for a while, the kinds of
-their pending timers in their current epoch, and the timer put back where one is missing.
+their pending timers in their current epoch, and the timer put back where one is missing. It
+owns no table: timers go in through ``timers``, the audit mark through ``incidents``.
 
 The incidents are locked with ``SKIP LOCKED``: one a timer or an ack is changing right now is
 left for a later pass, and two replicas auditing at once share the work instead of repairing
@@ -8,7 +9,6 @@ the same incident twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,11 +63,3 @@ async def repair(connection: Connection, incident: Incident, found: Repair, now:
         **dict(found.timer.payload),
     }
     await add_timeline(connection, incident.id, [("audit.repaired", now, detail)])
-
-
-async def mark_audited(connection: Connection, ids: Sequence[int], now: datetime) -> None:
-    """Note that the incidents ``ids`` were audited at ``now``."""
-    if ids:
-        await connection.execute(
-            "UPDATE incidents SET audited_at = $2 WHERE id = ANY($1::bigint[])", list(ids), now
-        )

@@ -278,3 +278,11 @@ async def _save_incident(connection: Connection, incident: Incident, now: dateti
     if new_id is None:
         raise IncidentConflict(f"{incident.rule} {incident.group_key}")
     return new_id
+
+
+async def mark_audited(connection: Connection, ids: Sequence[int], now: datetime) -> None:
+    """Note that the incidents ``ids`` were audited at ``now`` (``store.audit``)."""
+    if ids:
+        await connection.execute(
+            "UPDATE incidents SET audited_at = $2 WHERE id = ANY($1::bigint[])", list(ids), now
+        )
