@@ -4,7 +4,7 @@ A muted decision keeps its state change and timeline, drops its pages, and, whil
 is still unacknowledged, defers the current escalation step until the window ends, so an incident
 that outlives the window pages then instead of being forgotten. The deferred step is marked with
 the window's name (the ``held_by`` key of the timer's stored payload), so a rules reload can
-release it at once (``timers.release_held``): a window deleted or cut short must not keep pages
+release it at once (``timers.release_deferred``): a window deleted or cut short must not keep pages
 back until its old end.
 """
 
@@ -85,8 +85,10 @@ def hold_pages(
     episode = (incident.id, incident.opened_at, incident.epoch)
     if before is not None and (before.id, before.opened_at, before.epoch) == episode:
         reached = set(before.paged)
-    held_channels = {p.channel for p in decision.pages if p.event.needs_ack} - reached
-    incident = replace(incident, paged=tuple(c for c in incident.paged if c not in held_channels))
+    deferred_channels = {p.channel for p in decision.pages if p.event.needs_ack} - reached
+    incident = replace(
+        incident, paged=tuple(c for c in incident.paged if c not in deferred_channels)
+    )
     return replace(
         decision,
         incident=incident,

@@ -47,7 +47,7 @@ class LeaseKeeper:
         longest: timedelta,
     ) -> None:
         self._renew = renew
-        self._held = set(ids)
+        self._leased = set(ids)
         self._now = now
         self._until = since + longest
         self._task: asyncio.Task[None] | None = None
@@ -55,10 +55,10 @@ class LeaseKeeper:
     def let_go(self, row_id: int) -> None:
         """Stop renewing ``row_id``: its work is done (its lease ends when it is recorded, or
         runs out if recording fails)."""
-        self._held.discard(row_id)
+        self._leased.discard(row_id)
 
     async def __aenter__(self) -> LeaseKeeper:
-        if self._held:
+        if self._leased:
             self._task = asyncio.create_task(self._beat())
         return self
 
@@ -74,13 +74,13 @@ class LeaseKeeper:
                 await self._task
 
     async def _beat(self) -> None:
-        while self._held:
+        while self._leased:
             await asyncio.sleep(RENEW_EVERY.total_seconds())
             now = self._now()
             if now >= self._until:
                 return
-            held = sorted(self._held)
+            leased = sorted(self._leased)
             try:
-                await self._renew(held, min(now + TERM, self._until))
+                await self._renew(leased, min(now + TERM, self._until))
             except _RENEW_ERRORS as err:
-                log.warning("lease.renew_failed", rows=len(held), error=type(err).__name__)
+                log.warning("lease.renew_failed", rows=len(leased), error=type(err).__name__)

@@ -47,7 +47,7 @@ class NoticeOutcome(StrEnum):
     PUBLISHED = "published"
     JOINED = "joined"
     DRAFTED = "drafted"
-    HELD_FOR_VETO = "held_for_veto"
+    AWAITING_VETO = "awaiting_veto"
     VETOED = "vetoed"
     REMINDED = "reminded"
     HOLDING = "holding_update"
@@ -64,7 +64,7 @@ ON_TIMELINE = frozenset(
         NoticeOutcome.PUBLISHED,
         NoticeOutcome.JOINED,
         NoticeOutcome.DRAFTED,
-        NoticeOutcome.HELD_FOR_VETO,
+        NoticeOutcome.AWAITING_VETO,
         NoticeOutcome.REMINDED,
         NoticeOutcome.HOLDING,
         NoticeOutcome.MONITORING,
@@ -234,7 +234,7 @@ async def _publish(
         return FiredNotice(timer, NoticeOutcome.DRAFTED)
     spec = TimerSpec(TimerKind.NOTICE_PUBLISH, publish_at, {PUBLISH_AT_ONCE: True})
     await timers.add_incident_timers(connection, incident_id, incident.epoch, [spec])
-    return FiredNotice(timer, NoticeOutcome.HELD_FOR_VETO)
+    return FiredNotice(timer, NoticeOutcome.AWAITING_VETO)
 
 
 async def publish_draft(

@@ -2,7 +2,7 @@
 
 After a rules reload (and at start: the rules may have been edited while no engine ran), the
 escalations that windows deferred are made due now, to be decided again by the timer stage
-rather than wait for the ends those windows had before (``timers.release_held``): a window
+rather than wait for the ends those windows had before (``timers.release_deferred``): a window
 deleted or cut short must not keep pages back. And every group whose rule lost its condition
 gets a condition check now (``conditions.recheck_orphans``), which lets what the condition kept
 waiting join the incident.
@@ -76,6 +76,6 @@ async def _settle(context: CycleContext) -> RulesSettled:
     rules = context.routes.rules
     conditioned = [name for name, rule in rules.rules.items() if rule.has_condition]
     async with context.pool.acquire() as connection, connection.transaction():
-        released = await timers_table.release_held(connection, context.now)
+        released = await timers_table.release_deferred(connection, context.now)
         rechecked = await condition_store.recheck_orphans(connection, conditioned, context.now)
     return RulesSettled(released, rechecked)

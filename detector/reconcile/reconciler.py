@@ -34,7 +34,7 @@ from detector.service.metrics import Metrics
 from detector.store import incidents, locks
 from detector.store import signals as inbox
 from detector.store.connection import UNAVAILABLE, Pool
-from detector.store.incidents import HeldAlert
+from detector.store.incidents import AttachedAlert
 from detector.store.timeline import add_timeline
 
 log = structlog.get_logger(__name__)
@@ -68,7 +68,7 @@ class GoneReason(StrEnum):
 class GoneAlert:
     """An occurrence to resolve, with the reason the planner gave."""
 
-    alert: HeldAlert
+    alert: AttachedAlert
     reason: GoneReason
 
 
@@ -76,7 +76,10 @@ class GoneAlert:
 
 
 def plan_reconciliation(
-    attached: Sequence[HeldAlert], listed: Mapping[str, datetime], now: datetime, grace: timedelta
+    attached: Sequence[AttachedAlert],
+    listed: Mapping[str, datetime],
+    now: datetime,
+    grace: timedelta,
 ) -> list[GoneAlert]:
     """The attached occurrences to resolve, given Alertmanager's ``fingerprint → startsAt`` list.
 
@@ -97,7 +100,9 @@ def plan_reconciliation(
 
 
 def _gone_reason(
-    alert: HeldAlert, listed_start: datetime | None, attached_keys: set[tuple[int, str, datetime]]
+    alert: AttachedAlert,
+    listed_start: datetime | None,
+    attached_keys: set[tuple[int, str, datetime]],
 ) -> GoneReason | None:
     """Alertmanager keeps the earliest startsAt when it merges re-posts of an ongoing alert.
 
@@ -124,7 +129,7 @@ def alertmanager_settled(started_at: datetime, reported_at: datetime, grace: tim
     return reported_at - started_at >= grace
 
 
-def resolved_signal(alert: HeldAlert, now: datetime) -> Signal:
+def resolved_signal(alert: AttachedAlert, now: datetime) -> Signal:
     """The synthetic ``resolved`` signal that closes an occurrence through the normal path."""
     return Signal(
         source=Source.ALERTMANAGER,
@@ -251,7 +256,7 @@ class Reconciler:
             if not await locks.try_hold(connection, locks.AdvisoryLock.RECONCILIATION):
                 return ReconcileReport(Outcome.LOCKED)
             gone = plan_reconciliation(
-                await incidents.held_alerts(connection), snapshot.listed, now, self._grace
+                await incidents.attached_alerts(connection), snapshot.listed, now, self._grace
             )
             if gone:
                 signals = [resolved_signal(item.alert, now) for item in gone]

@@ -235,7 +235,7 @@ def _for(ledger: Ledger, duration: timedelta, signals: Sequence[Signal], now: da
     track_firing(ledger, signals)
     first = ledger.earliest()
     if first is not None and now >= first.at + duration:
-        return _Step(release=True, note="held_long_enough")
+        return _Step(release=True, note="lasted_long_enough")
     return _Step(check_at=None if first is None else first.at + duration, note="waiting")
 
 

@@ -34,7 +34,7 @@ class IncidentConflict(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class HeldAlert:
+class AttachedAlert:
     """A firing occurrence an open incident holds, and when its latest signal arrived."""
 
     incident_id: int
@@ -151,7 +151,7 @@ async def last_seen(connection: Connection, incident_id: int) -> datetime | None
     return value
 
 
-async def held_alerts(connection: Connection) -> list[HeldAlert]:
+async def attached_alerts(connection: Connection) -> list[AttachedAlert]:
     """Firing occurrences of open incidents that came from Alertmanager and have no stored
     resolved signal yet (one pending in the inbox, or one reconciliation already wrote)."""
     rows = await connection.fetch(
@@ -170,7 +170,9 @@ async def held_alerts(connection: Connection) -> list[HeldAlert]:
            ORDER BY a.incident_id, a.fingerprint, a.starts_at"""
     )
     return [
-        HeldAlert(r["incident_id"], r["fingerprint"], r["starts_at"], r["last_seen"], r["labels"])
+        AttachedAlert(
+            r["incident_id"], r["fingerprint"], r["starts_at"], r["last_seen"], r["labels"]
+        )
         for r in rows
     ]
 

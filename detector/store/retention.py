@@ -18,7 +18,7 @@ _BATCH = 10_000
 _PRUNERS: dict[str, Callable[[Connection, datetime, int], Awaitable[int]]] = {
     "timers": timers.prune_fired,
     "outbox": outbox.prune_finished,
-    "signals": signals.prune_unheld,
+    "signals": signals.prune_unreferenced,
     "subscriber_outbox": subscriber_outbox.prune_finished,
 }
 """Per table, the owner's delete of up to a given number of rows older than a cutoff."""

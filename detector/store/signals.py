@@ -358,7 +358,7 @@ async def adopt(connection: Connection, signal_ids: Sequence[int]) -> None:
     )
 
 
-async def prune_unheld(connection: Connection, cutoff: datetime, limit: int) -> int:
+async def prune_unreferenced(connection: Connection, cutoff: datetime, limit: int) -> int:
     """Delete up to ``limit`` signals last received before ``cutoff`` that are neither queued
     nor held by an open incident; returns how many."""
     result: str = await connection.execute(

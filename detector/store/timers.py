@@ -142,7 +142,7 @@ async def mark_fired(
     return result == "UPDATE 1"
 
 
-async def release_held(connection: Connection, now: datetime) -> int:
+async def release_deferred(connection: Connection, now: datetime) -> int:
     """Make every escalation a silence or maintenance window holds due now (after a rules
     reload): each is decided again, pages if no window covers its incident any more, and is
     held again, until the window's current end, if one still does. Returns how many."""

@@ -82,7 +82,7 @@ async def open_titles(shop: Shop) -> list[str]:
     return sorted(incident["title"] for incident in await shop.incidents("open"))
 
 
-async def alerts_held(shop: Shop) -> dict[str, int]:
+async def alerts_waiting(shop: Shop) -> dict[str, int]:
     rows = await shop.services.pool.fetch(
         """SELECT i.title, count(*) AS alerts FROM incidents i
            JOIN incident_alerts a ON a.incident_id = i.id GROUP BY i.title"""
@@ -121,7 +121,7 @@ async def test_an_unrelated_incident_opens_within_two_cycles_of_a_storm(shop: Sh
     await post(shop, [alert("CheckoutErrorSpike", cluster="eu-1", service="checkout")])
     await work_off(shop)
 
-    held = await alerts_held(shop)
+    held = await alerts_waiting(shop)
     assert held == {
         **dict.fromkeys(per_database, STORM // DATABASES),
         "Payment gateway failing (eu-1)": 1,

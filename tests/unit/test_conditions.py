@@ -300,10 +300,10 @@ class TestFor:
                 T0 + 5 * MIN - SEC, "waiting", (), T0 + 5 * MIN, id="one second short: waits"
             ),
             pytest.param(
-                T0 + 5 * MIN, "held_long_enough", ("a",), None, id="exactly arrival+5m: opens"
+                T0 + 5 * MIN, "lasted_long_enough", ("a",), None, id="exactly arrival+5m: opens"
             ),
             pytest.param(
-                T0 + 7 * MIN, "held_long_enough", ("a",), None, id="late check: still opens"
+                T0 + 7 * MIN, "lasted_long_enough", ("a",), None, id="late check: still opens"
             ),
         ],
     )

@@ -148,7 +148,7 @@ class TestDecideGroup:
         change = decide_group(rules, match, None, waiting.state, [], T0 + 5 * MIN, None)
 
         assert change.condition is not None
-        assert change.condition.note == "held_long_enough"
+        assert change.condition.note == "lasted_long_enough"
         assert change.decision is not None
         assert change.decision.reason == "opened"
 

@@ -21,7 +21,7 @@ from detector.reconcile.reconciler import (
     resolved_signal,
     timeline_entries,
 )
-from detector.store.incidents import HeldAlert
+from detector.store.incidents import AttachedAlert
 from detector.store.signals import PendingSignal
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -35,8 +35,10 @@ OLD = NOW - GRACE - SEC  # last signal comfortably older than the grace
 
 def held(
     starts_at: datetime = T0, last_seen: datetime = OLD, fingerprint: str = FP, incident: int = 1
-) -> HeldAlert:
-    return HeldAlert(incident, fingerprint, starts_at, last_seen, {"alertname": "PoolSaturated"})
+) -> AttachedAlert:
+    return AttachedAlert(
+        incident, fingerprint, starts_at, last_seen, {"alertname": "PoolSaturated"}
+    )
 
 
 # The body Alertmanager 0.25 returned in the lab: one active, one silenced, one inhibited alert.
@@ -111,7 +113,7 @@ class TestPlan:
     )
     def test_decides(
         self,
-        alerts: list[HeldAlert],
+        alerts: list[AttachedAlert],
         listed: Mapping[str, datetime],
         expected: list[GoneReason | None],
     ) -> None:
