@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import groupby
 from typing import Any
 
 from detector.domain.impact import Impact
@@ -163,7 +164,22 @@ def page_lines(timeline: Sequence[Mapping[str, Any]]) -> list[PageLine]:
                 f" (attempt {detail.get('attempt')})"
             )
             lines.append(PageLine(at, message, text))
-    return lines
+    return steady_order(lines)
+
+
+def steady_order(lines: list[PageLine]) -> list[PageLine]:
+    """The same report from the same incident: one message sent to several channels at once
+    is delivered concurrently, so its lines (same time, same message) come in any order on the
+    timeline; they are listed by channel. Everything else keeps the timeline's order."""
+    ordered: list[PageLine] = []
+    for _, run in groupby(lines, key=lambda line: (line.at, line.what, _message(line))):
+        ordered.extend(sorted(run, key=lambda line: line.detail))
+    return ordered
+
+
+def _message(line: PageLine) -> str:
+    """What was sent (``acknowledged``), without the channel it went to."""
+    return line.detail.split(" to ", 1)[0]
 
 
 def _since(start: datetime | None, end: datetime | None) -> timedelta | None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from detector.domain.impact import ImpactSample, Rates
 from detector.report.chart import order_rate_chart
-from detector.report.facts import Promise, notice_lines, span
+from detector.report.facts import PageLine, Promise, notice_lines, span, steady_order
 from responders.statuspage.model import IncidentStatus, PublicUpdate
 from tests.fakes import T0
 
@@ -53,3 +53,20 @@ def test_the_chart_draws_rate_and_baseline_or_nothing() -> None:
     assert svg.count("<polyline") == 2
     assert "<script" not in svg
     assert "132/min" in svg  # the peak, 2/s, with a tenth of headroom
+
+
+def test_one_message_sent_to_several_channels_at_once_is_listed_by_channel() -> None:
+    later = T0 + timedelta(minutes=7)
+    on_the_timeline = [
+        PageLine(T0, "page", "triggered to pager: delivered (attempt 1)"),
+        PageLine(later, "page", "acknowledged to pager: delivered (attempt 1)"),
+        PageLine(later, "page", "acknowledged to backup: delivered (attempt 1)"),
+        PageLine(later, "page", "resolved to pager: delivered (attempt 1)"),
+    ]
+
+    assert [line.detail for line in steady_order(on_the_timeline)] == [
+        "triggered to pager: delivered (attempt 1)",
+        "acknowledged to backup: delivered (attempt 1)",
+        "acknowledged to pager: delivered (attempt 1)",
+        "resolved to pager: delivered (attempt 1)",  # a later message keeps its place
+    ]
