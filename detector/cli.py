@@ -16,6 +16,7 @@ import structlog
 
 from detector import component_commands, notices_cli, oncall_cli, report_cli
 from detector.api_client import ApiClient, ApiError
+from detector.cli_output import show
 from detector.demo import command as demo
 from detector.demo_shop import command as demo_shop
 from detector.ruleset.loader import RulesInvalid, load_ruleset
@@ -182,14 +183,14 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _client_command(args: argparse.Namespace, api: ApiClient) -> int:
     if args.command in notices_cli.COMMANDS:
-        return _print(args, notices_cli.request(args, api), notices_cli.render)
+        return show(args, notices_cli.request(args, api), notices_cli.render)
     if args.command == "components":
         return component_commands.run(args, api)
     if args.command in report_cli.COMMANDS:
         return report_cli.run(args, api)
     if args.command in oncall_cli.COMMANDS:
         return oncall_cli.run(args, api)
-    return _print(args, *_incident_request(args, api))
+    return show(args, *_incident_request(args, api))
 
 
 def _incident_request(args: argparse.Namespace, api: ApiClient) -> tuple[Any, Any]:
@@ -254,11 +255,6 @@ def _check_rules(directory: Path | None) -> int:
         f"{len(rules.policies)} escalation policies, {len(rules.people)} people, "
         f"{len(rules.schedules)} schedules in {len(rules.files)} files{warned}: OK"
     )
-    return 0
-
-
-def _print(args: argparse.Namespace, data: Any, render: Any) -> int:
-    print(json.dumps(data, indent=2) if args.json else render(data))
     return 0
 
 

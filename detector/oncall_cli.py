@@ -10,16 +10,15 @@ words are checked here. ``HH:MM`` is the next such time in the schedule's own ti
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from detector.api_client import ApiClient
+from detector.cli_output import show
 
 COMMANDS = ("oncall",)
 USAGE = """stormwatch oncall [SCHEDULE] [--calendar]
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace, api: ApiClient) -> int:
         if len(words) > 1:
             return _usage("give at most one SCHEDULE")
         render = render_calendars if args.calendar else render_oncall
-        return _show(args, _listing(api, words[0] if words else None), render)
+        return show(args, _listing(api, words[0] if words else None), render)
     if len(words) != 1 + _WORDS[action]:
         return _usage(f"{action} takes {' '.join(_action_usage(action))}")
     return _on_schedule(args, api, action, words[1:])
@@ -73,13 +72,13 @@ def _on_schedule(args: argparse.Namespace, api: ApiClient, action: str, words: l
     """``override``, ``overrides`` or ``override-delete`` on the schedule ``words[0]``."""
     base = f"/api/v1/schedules/{quote(words[0], safe='')}"
     if action == "overrides":
-        return _show(args, api.get(f"{base}/overrides"), render_overrides)
+        return show(args, api.get(f"{base}/overrides"), render_overrides)
     if action == "override":
         return _override(args, api, base)
     if not words[1].isdigit():
         return _usage("ID must be a number")
     answer = api.delete(f"{base}/overrides/{words[1]}", {"X-Stormwatch-Actor": args.actor})
-    return _show(args, answer, lambda d: f"override {d['id']} on {d['schedule']} deleted")
+    return show(args, answer, lambda d: f"override {d['id']} on {d['schedule']} deleted")
 
 
 def _listing(api: ApiClient, schedule: str | None) -> Any:
@@ -102,7 +101,7 @@ def _override(args: argparse.Namespace, api: ApiClient, base: str) -> int:
     body = {"person": args.person, "end": end.isoformat(), "created_by": args.actor}
     if start is not None:
         body["start"] = start.isoformat()
-    return _show(args, api.post(f"{base}/overrides", body), render_override)
+    return show(args, api.post(f"{base}/overrides", body), render_override)
 
 
 def moment(text: str, zone: ZoneInfo, after: datetime) -> datetime:
@@ -133,11 +132,6 @@ def _action_usage(action: str) -> list[str]:
 def _usage(message: str) -> int:
     print(f"usage: {USAGE}\nstormwatch oncall: error: {message}", file=sys.stderr)
     return USAGE_ERROR
-
-
-def _show(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> int:
-    print(json.dumps(data, indent=2) if args.json else render(data))
-    return 0
 
 
 def render_oncall(data: dict[str, Any]) -> str:
