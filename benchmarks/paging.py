@@ -58,6 +58,7 @@ STORM_BATCH = 10
 STORM_CONNECTIONS = 16
 PENDING = 100_000
 RULE = "bench-page"
+PARTS = ("reference", "steady", "storm", "timers")
 
 RULES = """\
 rules:
@@ -265,9 +266,7 @@ async def steady(poster: Poster, seconds: float, receiver: Receiver) -> tuple[li
 async def storm(poster: Poster, receiver: Receiver) -> tuple[list[float], int]:
     """20,000 alerts over 200 incidents, as fast as they are taken."""
     starts = datetime.now(UTC).isoformat()
-    alerts = [
-        labels(f"storm-{n % STORM_INCIDENTS}", f"storm-{n}") for n in range(STORM_ALERTS)
-    ]
+    alerts = [labels(f"storm-{n % STORM_INCIDENTS}", f"storm-{n}") for n in range(STORM_ALERTS)]
     batches = [alerts[i : i + STORM_BATCH] for i in range(0, len(alerts), STORM_BATCH)]
     sent: dict[str, float] = {}
     queue: asyncio.Queue[list[dict[str, str]]] = asyncio.Queue()
@@ -379,38 +378,95 @@ async def stormwatch_run(
     return stack, service, url
 
 
+async def stage_times(session: aiohttp.ClientSession, url: str) -> str:
+    """The engine's mean time per stage and cycle so far, from the service's ``/metrics``."""
+    async with session.get(f"{url}/metrics") as response:
+        text = await response.text()
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for row in text.splitlines():
+        for name, into in (("_sum", sums), ("_count", counts)):
+            for metric in ("stormwatch_engine_stage_seconds", "stormwatch_engine_cycle_seconds"):
+                if row.startswith(metric + name):
+                    stage = row.split('stage="')[1].split('"')[0] if "stage=" in row else "cycle"
+                    into[stage] = into.get(stage, 0.0) + float(row.rsplit(" ", 1)[1])
+    means = [
+        f"{stage} {sums[stage] / counts[stage] * 1000:.1f}" for stage in sums if counts.get(stage)
+    ]
+    return "    engine mean ms: " + ", ".join(means)
+
+
+async def steady_breakdown(url: str) -> str:
+    """Medians of the steady run's hops, from the database's own timestamps: intake commit →
+    incident opened (the cycle's clock) → page queued → page delivered."""
+    connection = await asyncpg.connect(url)
+    try:
+        row = await connection.fetchrow(
+            """SELECT
+                 percentile_cont(0.5) WITHIN GROUP
+                   (ORDER BY extract(epoch FROM i.opened_at - s.received_at)) AS opened,
+                 percentile_cont(0.5) WITHIN GROUP
+                   (ORDER BY extract(epoch FROM o.created_at - i.opened_at)) AS queued,
+                 percentile_cont(0.5) WITHIN GROUP
+                   (ORDER BY extract(epoch FROM o.delivered_at - o.created_at)) AS delivered
+               FROM incidents i
+               JOIN signals s ON s.labels ->> 'incident' = i.group_labels ->> 'incident'
+               JOIN outbox o ON o.incident_id = i.id AND o.kind = 'page'"""
+        )
+    finally:
+        await connection.close()
+    hops = ", ".join(
+        f"{name} +{(row[name] or 0) * 1000:.1f}" for name in ("opened", "queued", "delivered")
+    )
+    return f"    median hops ms (intake commit ->): {hops}"
+
+
 async def measure(args: argparse.Namespace, scratch: Path) -> int:
-    """Reference, steady, storm and timer lag; print as they finish."""
+    """Reference, steady, storm and timer lag (those of ``args.parts``); print as they finish."""
     receiver = Receiver()
     runner, receiver_url = await serve(receiver)
     database = EmbeddedPostgres(scratch / "pg")
     server = await database.start()
+    ref = None
     try:
-        ref_samples = await reference(scratch, args.seconds, receiver, receiver_url)
-        ref = percentiles(ref_samples)
-        print(line("Alertmanager: alert posted -> webhook", ref_samples, 0, "(reference)"))
-        no_bundling = {"STORMWATCH_PAGE_BUNDLE_LIMIT": "1000000"}
-        stack, service, _ = await stormwatch_run(
-            scratch, server, "steady", receiver_url, no_bundling
-        )
-        with stack:
-            async with aiohttp.ClientSession() as session:
-                poster = Poster(session, service.url, service.token)
-                samples, lost = await steady(poster, args.seconds, receiver)
-        print(line(f"steady {RATE}/s: webhook -> page", samples, lost, "p50<=20 p99<=100", ref))
-        receiver.pages = receiver.digests = 0
-        stack, service, _ = await stormwatch_run(scratch, server, "storm", receiver_url, {})
-        with stack:
-            async with aiohttp.ClientSession() as session:
-                poster = Poster(session, service.url, service.token)
-                samples, lost = await storm(poster, receiver)
-        print(line("storm 20,000/200: first alert -> page", samples, lost, "p99<=2000", ref))
-        print(f"    carried by {receiver.pages} single pages and {receiver.digests} digests")
-        stack, service, url = await stormwatch_run(scratch, server, "timers", receiver_url, {})
-        with stack:
-            begin = await pending_escalations(url, args.due, args.window)
-            lags, unfired = await timer_lags(url, begin, args.window)
-        print(line(f"timer lag, {PENDING:,} pending", lags, unfired, "p99<=1000"))
+        if "reference" in args.parts:
+            ref_samples = await reference(scratch, args.seconds, receiver, receiver_url)
+            ref = percentiles(ref_samples)
+            print(line("Alertmanager: alert posted -> webhook", ref_samples, 0, "(reference)"))
+        if "steady" in args.parts:
+            no_bundling = {"STORMWATCH_PAGE_BUNDLE_LIMIT": "1000000"}
+            stack, service, url = await stormwatch_run(
+                scratch, server, "steady", receiver_url, no_bundling
+            )
+            with stack:
+                async with aiohttp.ClientSession() as session:
+                    poster = Poster(session, service.url, service.token)
+                    samples, lost = await steady(poster, args.seconds, receiver)
+                    times = await stage_times(session, service.url)
+                times += "\n" + await steady_breakdown(url)
+            target = "p50<=20 p99<=100"
+            print(line(f"steady {RATE}/s: webhook -> page", samples, lost, target, ref))
+            print(times)
+        if "storm" in args.parts:
+            receiver.pages = receiver.digests = 0
+            stack, service, _ = await stormwatch_run(scratch, server, "storm", receiver_url, {})
+            with stack:
+                async with aiohttp.ClientSession() as session:
+                    poster = Poster(session, service.url, service.token)
+                    samples, lost = await storm(poster, receiver)
+                    times = await stage_times(session, service.url)
+            print(line("storm 20,000/200: first alert -> page", samples, lost, "p99<=2000", ref))
+            print(f"    carried by {receiver.pages} single pages and {receiver.digests} digests")
+            print(times)
+        if "timers" in args.parts:
+            stack, service, url = await stormwatch_run(scratch, server, "timers", receiver_url, {})
+            with stack:
+                begin = await pending_escalations(url, args.due, args.window)
+                lags, unfired = await timer_lags(url, begin, args.window)
+                async with aiohttp.ClientSession() as session:
+                    times = await stage_times(session, service.url)
+            print(line(f"timer lag, {PENDING:,} pending", lags, unfired, "p99<=1000"))
+            print(times)
     finally:
         await runner.cleanup()
         await database.stop()
@@ -423,6 +479,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="steady run length")
     parser.add_argument("--due", type=int, default=200, help="escalations due in the window")
     parser.add_argument("--window", type=float, default=20.0, help="seconds they fall due over")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="which measurements to run (all by default)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(idle_check(), flush=True)

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pgserver
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
 from detector.engine.cycle import CycleReport, Engine
@@ -67,6 +68,16 @@ rules:
     auto_resolve: false
     resolve_after: 15m
 """
+
+
+# Tests log through structlog's defaults, but with plain tracebacks: the default renders every
+# frame's locals with rich, which takes seconds per error on the event loop under test.
+structlog.configure(
+    processors=[
+        *structlog.get_config()["processors"][:-1],
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+    ]
+)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,8 @@ from responders.messages import PageEvent
 
 NOBODY_ON_CALL = "escalation.nobody_on_call"
 """The timeline entry of a step that reached nobody (and was passed over at once)."""
+FIRST_PAGED = "incident.paged"
+"""The timeline entry of the first step paging the people on call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +94,41 @@ def needs_people(policy: EscalationPolicy | None, step: int = 0) -> bool:
 
 
 def first_step_now(now: datetime, event: PageEvent = PageEvent.TRIGGERED) -> TimerSpec:
-    """The timer, due at once, that pages the first step of a new episode: the engine resolves
-    who is on call when it fires (in the same cycle, the timer stage runs after signals)."""
+    """The timer, due at once, that pages the first step of a new episode once the engine has
+    resolved who is on call: the engine does so in the transaction that stores the decision
+    (``page_first_step``), so the timer is what a decision made without a database (a rule
+    test) keeps."""
     payload: dict[str, object] = {"step": 0, "round": 0}
     if event is not PageEvent.TRIGGERED:
         payload["event"] = event.value
     return TimerSpec(TimerKind.ESCALATE, now, payload)
+
+
+def first_step_due(decision: Decision, now: datetime) -> TimerSpec | None:
+    """The first-step timer due at once that ``decision`` carries, if any."""
+    for timer in decision.timers:
+        first = timer.payload.get("step") == 0 and timer.payload.get("round", 0) == 0
+        if timer.kind is TimerKind.ESCALATE and first and timer.due_at <= now:
+            return timer
+    return None
+
+
+def page_first_step(decision: Decision, timer: TimerSpec, reach: Reach, now: datetime) -> Decision:
+    """``decision`` with the first step its ``timer`` would page paged now instead, as the timer
+    would have (steps that reach nobody passed over, the next step's timer set)."""
+    if decision.incident is None:
+        return decision
+    event = PageEvent(timer.payload.get("event", PageEvent.TRIGGERED))
+    paged = escalate(decision.incident, (0, 0), reach, now, event)
+    if paged.incident is None:
+        return decision
+    return replace(
+        decision,
+        incident=paged.incident,
+        timeline=decision.timeline + paged.timeline,
+        timers=tuple(t for t in decision.timers if t is not timer) + paged.timers,
+        pages=decision.pages + paged.pages,
+    )
 
 
 def following(policy: EscalationPolicy, step: int, round_: int) -> tuple[int, int] | None:
@@ -178,7 +209,7 @@ def _page_step(
         "people": list(targets.people),
         "channels": list(targets.channels),
     }
-    entry = TimelineEntry("incident.paged" if first else "incident.escalated", now, detail)
+    entry = TimelineEntry(FIRST_PAGED if first else "incident.escalated", now, detail)
     timer = next_timer(incident.policy, step, round_, now)
     return Decision(
         DecisionReason.PAGED if first else DecisionReason.ESCALATED,

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from detector.domain.escalation import Repair, audit
-from detector.engine.stage import CycleContext
+from detector.engine.stage import CycleContext, Lane
 from detector.service.metrics import Metrics
 from detector.store import audit as audit_store
 from detector.store import incidents as incident_store
@@ -61,6 +61,7 @@ class AuditStage:
     """The cycle's stage that audits open incidents (see the module's docstring)."""
 
     name = "audit"
+    lane = Lane.UPKEEP
 
     def __init__(
         self, every: timedelta = EVERY, limit: int = BATCH, pass_every: timedelta = PASS_EVERY

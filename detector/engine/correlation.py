@@ -22,6 +22,7 @@ from detector.domain.related import DEFAULT_WINDOW
 from detector.engine import superseding
 from detector.engine.impact import with_impact
 from detector.engine.notices import with_notices
+from detector.engine.reach import with_first_step
 from detector.engine.related import link_opened
 from detector.probes.alert import with_evidence
 from detector.ruleset.conditions import decide, needed, released
@@ -78,7 +79,7 @@ async def correlate_locked(
         current = await store.with_alerts(connection, current, [s.occurrence for s in passing])
     decision = with_evidence(decide_released(rules, match, current, passing, now), signals, now)
     settled = await superseding.settle(connection, rules, decision, current, now)
-    decision = settled.decision
+    decision = await with_first_step(connection, rules, settled.decision, now)
     applied = with_impact(with_notices(decision, rules, now), rules, now)
     incident_id = await store.apply(connection, applied, now)
     await superseding.record(connection, settled, incident_id, now)

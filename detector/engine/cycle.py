@@ -1,10 +1,13 @@
-"""The engine cycle every replica runs: its stages in order, each isolated from the others.
+"""The engine every replica runs: its stages, each isolated from the others, in three lanes.
 
-The stages (``standard_stages``): a change of rules settled → pending signals → the self-audit
-(a lost escalation timer put back) → due timers → outbox deliveries, then retention and the
-open-incidents gauge. ``run_once`` is one cycle (tests
-call it after moving a fake clock); ``run`` repeats it until asked to stop, finishing the cycle
-in progress, and wakes early when intake commits new signals.
+The stages (``standard_stages``) each belong to a lane (``stage.Lane``). The detecting lane (a
+change of rules settled → pending signals → due timers → notices) turns alerts into incidents
+and decisions; the delivering lane sends the pages and messages they queued; the upkeep lane
+audits, prunes and counts. ``run`` gives each lane a loop of its own, so a receiver that answers
+slowly or a count over 100,000 open incidents never holds up the next alert's incident or its
+page: the delivering loop is woken the moment a detecting stage finds work, and the detecting
+loop wakes early when intake commits new signals. ``run_once`` is one cycle of every lane in
+turn (tests call it after moving a fake clock).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from detector.engine.signals import (
     SignalStage,
     process_pending,
 )
-from detector.engine.stage import CycleContext, Stage, StageReport
+from detector.engine.stage import CycleContext, Lane, Stage, StageReport
 from detector.engine.timers import FiredTimer, TimerBatch, TimerStage
 from detector.ruleset.live import Routes
 from detector.service.clock import Clock
@@ -42,6 +45,11 @@ from responders.statuspage.model import PageInfo
 
 log = structlog.get_logger(__name__)
 STALLED_AFTER_SECONDS = 60.0
+UPKEEP_EVERY = timedelta(seconds=1)
+"""How often the upkeep lane runs (each of its stages keeps its own, slower pace within it)."""
+SLOW_PASS = timedelta(seconds=1)
+MAX_PASSES = 4
+"""Passes of one lane running at once at most, the slow ones included (``Engine._follow``)."""
 
 
 def standard_stages(
@@ -51,12 +59,13 @@ def standard_stages(
     process_signals: SignalProcessor | None = None,
     page: PageInfo = DEFAULT_PAGE,
 ) -> list[Stage]:
-    """The stages of every cycle, in the order they run; incidents that open in them are linked
-    to those of their component opened within ``related_window``; notices speak for ``page``.
+    """The stages of every cycle, in the order they run within their lanes; incidents that open
+    in them are linked to those of their component opened within ``related_window``; notices
+    speak for ``page``.
 
-    Pages go out in the cycle that decides them (signals, then timers: a first step of people
-    fires as a timer due at once; then the notices' reminders); the audit, which works in
-    minutes, follows delivery, and a timer it puts back fires in the next cycle."""
+    A first step of people fires as a timer due at once, in the timer stage right after the
+    signals that opened its incident; the audit, which works in minutes, puts a lost timer back
+    for the detecting lane's next cycle."""
     return [
         RulesChangeStage(),
         SignalStage(process_signals or partial(process_pending, related_window=related_window)),
@@ -129,11 +138,11 @@ def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
 class Engine:
     """Runs the stages against one database; any number of replicas may run side by side.
 
-    ``extra_stages`` run after the standard ones, each cycle, under the same isolation, timing
-    and metrics; ``process_signals`` replaces what the signal stage runs (a replica under test
-    whose rule group fails, say); ``related_window`` is how close together incidents of one
-    component must open to be linked as related; ``page`` is the public status page notices
-    speak for (its name, address and time zone).
+    ``extra_stages`` run in their lanes after the standard ones, each cycle, under the same
+    isolation, timing and metrics; ``process_signals`` replaces what the signal stage runs (a
+    replica under test whose rule group fails, say); ``related_window`` is how close together
+    incidents of one component must open to be linked as related; ``page`` is the public status
+    page notices speak for (its name, address and time zone).
     """
 
     def __init__(
@@ -158,61 +167,77 @@ class Engine:
         self._clock = clock
         self._metrics = metrics
         standard = standard_stages(deliverer, retention, related_window, process_signals, page)
-        self._stages = [*standard, *extra_stages]
-        names = [stage.name for stage in self._stages]
+        stages = [*standard, *extra_stages]
+        names = [stage.name for stage in stages]
         if len(set(names)) < len(names):
             raise ValueError(f"every stage needs a name of its own: {names}")
+        self._lanes = {lane: [stage for stage in stages if stage.lane is lane] for lane in Lane}
         self._interval = interval.total_seconds()
         self._batch_window = batch_window.total_seconds()
         self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
-        self._wake = asyncio.Event()
+        self._wakes = {lane: asyncio.Event() for lane in Lane}
         self._stopping = asyncio.Event()
         self._rules_generation = 1  # the rules may have been edited while no engine ran
         self._last_cycle = time.monotonic()
 
     def wake(self) -> None:
-        """Ask for a cycle now (new signals were committed)."""
-        self._wake.set()
+        """Ask for a cycle now (new signals were committed, or an incident was acted on and
+        its follow-up messages queued)."""
+        self._wakes[Lane.DETECT].set()
+        self._wakes[Lane.DELIVER].set()
 
     def rules_changed(self) -> None:
         """After a rules reload, have the next cycle's stages react to the new rules (see
         ``rules_change``: the escalations windows deferred are retried, the groups whose rule
         lost its condition checked)."""
         self._rules_generation += 1
-        self._wake.set()
+        self._wakes[Lane.DETECT].set()
 
     def stop(self) -> None:
-        """Stop after the cycle in progress."""
+        """Stop after the cycle in progress, in every lane."""
         self._stopping.set()
-        self._wake.set()
+        for wake in self._wakes.values():
+            wake.set()
 
     async def run_once(self) -> CycleReport:
-        """One cycle of every stage, each stage isolated from the others' failures."""
+        """One cycle of every stage, lane after lane, each stage isolated from the others'
+        failures."""
         started = time.perf_counter()
         reports: dict[str, StageReport] = {}
-        for stage in self._stages:
-            report = await self._run_stage(stage)
-            if report is not None:
-                reports[stage.name] = report
+        for lane in Lane:
+            reports |= await self._run_lane(lane)
         self._metrics.engine_cycle.observe(time.perf_counter() - started)
         self._last_cycle = time.monotonic()
         return CycleReport(**reports)
 
     @property
     def running(self) -> bool:
-        """Whether this engine has finished a cycle lately (readiness, where it runs in the web
-        process): an idle engine cycles every interval, so a longer silence means it hangs."""
+        """Whether this engine's detecting stages have run lately (readiness, where it runs in
+        the web process): they run every interval when idle, so a longer silence means a hang."""
         return time.monotonic() - self._last_cycle < self._interval + STALLED_AFTER_SECONDS
 
     async def run(self) -> None:
-        """Cycle until stopped; idle waits end early on :meth:`wake`."""
+        """Run every lane in a loop of its own until stopped."""
         log.info("engine.started", owner=self.owner)
+        async with asyncio.TaskGroup() as lanes:
+            lanes.create_task(self._detect())
+            lanes.create_task(self._follow(Lane.DELIVER, self._interval))
+            lanes.create_task(self._follow(Lane.UPKEEP, UPKEEP_EVERY.total_seconds()))
+        log.info("engine.stopped", owner=self.owner)
+
+    async def _detect(self) -> None:
+        """Detecting cycles: back to back while they find work (after a pause that lets a batch
+        build up, ``pause_after``), else when woken or when the next timer falls due."""
+        wake = self._wakes[Lane.DETECT]
         while not self._stopping.is_set():
             started = time.monotonic()
             # Cleared before the cycle, not after it: a wake (new signals, or stop) that comes
             # while the cycle runs must end the idle wait that follows it.
-            self._wake.clear()
-            report = await self.run_once()
+            wake.clear()
+            begun = time.perf_counter()
+            report = CycleReport(**await self._run_lane(Lane.DETECT))
+            self._metrics.engine_cycle.observe(time.perf_counter() - begun)
+            self._last_cycle = time.monotonic()
             if report.busy:
                 pause = pause_after(report, time.monotonic() - started, self._batch_window)
                 if pause:
@@ -220,8 +245,44 @@ class Engine:
                         await asyncio.wait_for(self._stopping.wait(), timeout=pause)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_wait(report))
-        log.info("engine.stopped", owner=self.owner)
+                await asyncio.wait_for(wake.wait(), timeout=self._idle_wait(report))
+
+    async def _follow(self, lane: Lane, every: float) -> None:
+        """A lane that runs when woken, at once again while it finds work, else every
+        ``every`` seconds. A pass still running after ``SLOW_PASS`` (a send waiting on a
+        receiver that does not answer) is left to finish beside the next ones, at most
+        ``MAX_PASSES`` at once: their claims never overlap, so it holds up only its own work."""
+        wake = self._wakes[lane]
+        passes: set[asyncio.Task[dict[str, StageReport]]] = set()
+        while not self._stopping.is_set():
+            wake.clear()
+            current = asyncio.create_task(self._run_lane(lane))
+            passes.add(current)
+            current.add_done_callback(passes.discard)
+            await asyncio.wait([current], timeout=SLOW_PASS.total_seconds())
+            if current.done() and any(report.busy for report in current.result().values()):
+                continue
+            while len(passes) >= MAX_PASSES:
+                await asyncio.wait(passes, return_when=asyncio.FIRST_COMPLETED)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=every)
+        await asyncio.gather(*passes)
+
+    async def _run_lane(self, lane: Lane) -> dict[str, StageReport]:
+        """Run ``lane``'s stages in order. A detecting stage that found work wakes delivery at
+        once (what it decided may be waiting to be sent); an upkeep stage that did wakes the
+        other lanes (a repaired timer is due now)."""
+        reports: dict[str, StageReport] = {}
+        for stage in self._lanes[lane]:
+            report = await self._run_stage(stage)
+            if report is None:
+                continue
+            reports[stage.name] = report
+            if report.busy and lane is not Lane.DELIVER:
+                self._wakes[Lane.DELIVER].set()
+                if lane is Lane.UPKEEP:
+                    self._wakes[Lane.DETECT].set()
+        return reports
 
     def _idle_wait(self, report: CycleReport) -> float:
         """The idle interval, cut short when a timer falls due sooner (at least 10 ms: a timer
@@ -242,6 +303,7 @@ class Engine:
             self._clock.now(),
             self._rules_generation,
             self._clock,
+            self.running,
         )
         started = time.perf_counter()
         try:

@@ -1,6 +1,8 @@
-"""Engine stage: the dead-man's switch. Every cycle (at most once per interval) a GET to an
-external checker's URL (healthchecks.io style, or an Alertmanager Watchdog receiver) says the
-engine is still cycling; when the pings stop, the checker pages someone about Stormwatch.
+"""Engine stage: the dead-man's switch. At most once per interval, while the engine's detecting
+stages keep cycling, a GET to an external checker's URL (healthchecks.io style, or an
+Alertmanager Watchdog receiver) says so; when the pings stop, the checker pages someone about
+Stormwatch. The ping runs in the upkeep lane, so a slow checker never holds up detection, and is
+withheld while detection has stalled, so a hung engine is noticed.
 
 A failed ping is logged and counted, never raised: a checker that is down must not stop the
 engine it watches. The URL usually carries the check's key, so it never appears in a log line.
@@ -16,7 +18,7 @@ import aiohttp
 import structlog
 from pydantic import SecretStr
 
-from detector.engine.stage import CycleContext
+from detector.engine.stage import CycleContext, Lane
 from detector.service.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -52,6 +54,7 @@ class DeadmanStage:
     """Pings ``url`` at most once every ``every`` (by the engine's clock)."""
 
     name = "deadman"
+    lane = Lane.UPKEEP
 
     def __init__(
         self,
@@ -67,8 +70,11 @@ class DeadmanStage:
         self._last: datetime | None = None
 
     async def run(self, context: CycleContext) -> DeadmanReport:
-        """Ping when the last ping is ``every`` old (or there was none)."""
+        """Ping when the last ping is ``every`` old (or there was none) and detection runs."""
         if self._last is not None and context.now - self._last < self._every:
+            return DeadmanReport()
+        if not context.detecting:
+            log.warning("deadman.withheld", reason="detecting stages stalled")
             return DeadmanReport()
         self._last = context.now
         return DeadmanReport(await self._ping())

@@ -28,7 +28,7 @@ import structlog
 
 from detector.engine.bundling import Bundling, Send, dispatch
 from detector.engine.leases import TERM, LeaseKeeper, Renew
-from detector.engine.stage import CycleContext
+from detector.engine.stage import CycleContext, Lane
 from detector.ruleset.channel_specs import RetrySpec
 from detector.ruleset.live import Routes
 from detector.ruleset.rules import RuleSet
@@ -273,6 +273,7 @@ class DeliveryStage:
     pages superseded and the due messages claimed, sent and recorded one by one."""
 
     name = "deliveries"
+    lane = Lane.DELIVER
 
     def __init__(self, deliverer: Deliverer, limit: int = BATCH) -> None:
         self._deliverer = deliverer

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from detector.domain.model import IncidentState
-from detector.engine.stage import CycleContext
+from detector.engine.stage import CycleContext, Lane
 from detector.service.metrics import Metrics
 from detector.store import backlog as group_backlog
 from detector.store import intake_log, outbox, queries
@@ -55,6 +55,7 @@ class GaugeStage:
     oldest-age gauges; a database that cannot answer leaves them as they were."""
 
     name = "gauges"
+    lane = Lane.UPKEEP
 
     def __init__(self) -> None:
         self._refreshed = -REFRESH_EVERY_SECONDS

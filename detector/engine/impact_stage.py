@@ -20,7 +20,7 @@ from detector.domain.impact import ImpactSample, ImpactStatus, Rates, estimate
 from detector.domain.model import Incident, Timer, TimerKind, TimerSpec
 from detector.engine.impact import impact_spec
 from detector.engine.prometheus_api import PrometheusApi, Reading
-from detector.engine.stage import CycleContext
+from detector.engine.stage import CycleContext, Lane
 from detector.ruleset.impact_rules import Baseline, ImpactSpec
 from detector.ruleset.rules import RuleSet
 from detector.service.metrics import Metrics
@@ -74,6 +74,7 @@ class ImpactStage:
     (every measured incident's impact is then unknown, saying so)."""
 
     name = "impact"
+    lane = Lane.UPKEEP
 
     def __init__(self, api: PrometheusApi | None, every: timedelta = EVERY) -> None:
         self._api = api

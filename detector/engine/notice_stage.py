@@ -24,7 +24,7 @@ from detector.engine.public_notices import (
     publish_first,
     publish_update,
 )
-from detector.engine.stage import CycleContext
+from detector.engine.stage import CycleContext, Lane
 from detector.ruleset.rules import RuleSet
 from detector.service.metrics import Metrics
 from detector.store import incidents as store
@@ -364,6 +364,7 @@ class NoticeStage:
     time zone for the times customers read, its name and address for subscribers."""
 
     name = "notices"
+    lane = Lane.DETECT
 
     def __init__(self, page: PageInfo) -> None:
         self._page = page

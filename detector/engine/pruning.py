@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from detector.engine.stage import CycleContext
+from detector.engine.stage import CycleContext, Lane
 from detector.service.metrics import Metrics
 from detector.store import retention
 
@@ -36,6 +36,7 @@ class PruneStage:
     next turn like a successful one."""
 
     name = "retention"
+    lane = Lane.UPKEEP
 
     def __init__(self, keep: timedelta) -> None:
         self._keep = keep

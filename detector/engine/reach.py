@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from detector.domain.escalation import Reach, StepTargets
+from detector.domain.escalation import Reach, StepTargets, first_step_due, page_first_step
+from detector.domain.model import Decision
 from detector.ruleset.rules import RuleSet
 from detector.store import oncall_overrides
 from detector.store.connection import Connection
@@ -34,3 +35,17 @@ async def reach_now(
         notified = notified_at(step, rules.schedules, now, overrides)
         steps.append(StepTargets(notified.people, notified.channels, notified.empty_schedules))
     return Reach(tuple(steps), frozenset(rules.people))
+
+
+async def with_first_step(
+    connection: Connection, rules: RuleSet, decision: Decision, now: datetime
+) -> Decision:
+    """``decision`` with its first step paged now, when it opens an episode whose first step
+    names people or schedules: who is on call is resolved in the caller's transaction, so the
+    page is queued with the decision rather than by a timer due at once in a later stage."""
+    timer = first_step_due(decision, now)
+    incident = decision.incident
+    if timer is None or incident is None or incident.policy is None:
+        return decision
+    reach = await reach_now(connection, rules, incident.policy, now)
+    return page_first_step(decision, timer, reach, now)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from detector.engine.stage import CycleContext
+from detector.engine.stage import CycleContext, Lane
 from detector.service.metrics import Metrics
 from detector.store import conditions as condition_store
 from detector.store import timers as timers_table
@@ -49,6 +49,7 @@ class RulesChangeStage:
     counted and logged, and settling is tried again in the next cycle."""
 
     name = "rules_change"
+    lane = Lane.DETECT
 
     def __init__(self) -> None:
         self._settled_generation = 0

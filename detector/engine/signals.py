@@ -22,7 +22,8 @@ from detector.domain.related import DEFAULT_WINDOW
 from detector.domain.superseding import decision_order
 from detector.engine import correlation
 from detector.engine.slices import GroupSlice, Slicer
-from detector.engine.stage import CycleContext, record_decisions
+from detector.engine.stage import CycleContext, Lane, record_decisions
+from detector.engine.timers import record_escalations
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.service.metrics import Metrics
 from detector.store import backlog, intake_log, locks
@@ -97,6 +98,7 @@ class SignalBatchResult:
         for (rule, reason), count in self.dropped.items():
             metrics.condition_dropped.labels(rule, reason).inc(count)
         record_decisions(metrics, self.decisions)
+        record_escalations(metrics, self.decisions)
 
 
 def retry_after(attempts: int) -> timedelta | None:
@@ -266,6 +268,7 @@ class SignalStage:
     """The cycle's signal stage: :func:`process_pending` with the rules in force."""
 
     name = "signals"
+    lane = Lane.DETECT
 
     def __init__(self, process: SignalProcessor = process_pending) -> None:
         self._process = process

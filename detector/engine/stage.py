@@ -2,8 +2,8 @@
 
 A stage does one kind of work against the database each cycle and returns a report; the cycle
 isolates each stage from the others' failures, times it and has its report count itself. Adding
-a stage is a module with a class that has a ``name`` and a ``run``, and one entry in the cycle's
-list (``cycle.standard_stages``).
+a stage is a module with a class that has a ``name``, a ``lane`` and a ``run``, and one entry in
+the cycle's list (``cycle.standard_stages``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 import structlog
@@ -22,6 +23,19 @@ from detector.service.metrics import Metrics
 from detector.store.connection import Pool
 
 log = structlog.get_logger(__name__)
+
+
+class Lane(StrEnum):
+    """Which of an engine's loops runs a stage. Each lane waits only on its own work, so a
+    receiver that answers slowly, a Prometheus that hangs or a count over every open incident
+    never holds up the stages that turn alerts into incidents and pages."""
+
+    DETECT = "detect"
+    """Signals, timers, notices: decisions, made against the database alone."""
+    DELIVER = "deliver"
+    """Sends what the decisions queued; woken as soon as a detecting stage found work."""
+    UPKEEP = "upkeep"
+    """The self-audit, retention, gauges, impact queries, the dead-man ping: at their own pace."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +54,9 @@ class CycleContext:
     clock: Clock
     """The engine's clock, for work that outlasts ``now``: lease renewals, outcomes recorded
     as they come."""
+    detecting: bool = True
+    """Whether this engine's detecting stages have run lately (the dead-man ping says so only
+    while they do)."""
 
 
 class StageReport(Protocol):
@@ -61,6 +78,11 @@ class Stage(Protocol):
     @property
     def name(self) -> str:
         """The stage's label: constant, low-cardinality."""
+        ...
+
+    @property
+    def lane(self) -> Lane:
+        """The engine loop that runs it."""
         ...
 
     async def run(self, context: CycleContext) -> StageReport:

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 import structlog
 
-from detector.engine.stage import CycleContext
+from detector.engine.stage import CycleContext, Lane
 from detector.ruleset.channel_specs import RetrySpec
 from detector.service.metrics import Metrics
 from detector.store import subscriber_outbox
@@ -103,6 +103,7 @@ class SubscriberDeliveryStage:
     """The cycle's stage that sends due subscriber messages through their channels."""
 
     name = "subscriber_deliveries"
+    lane = Lane.DELIVER
 
     def __init__(
         self,

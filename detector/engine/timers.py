@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from detector.domain.escalation import NOBODY_ON_CALL, Reach
+from detector.domain.escalation import FIRST_PAGED, NOBODY_ON_CALL, Reach
 from detector.domain.incidents import decide_timer
 from detector.domain.model import Decision, Incident, Timer, TimerKind
 from detector.domain.muting import mute
@@ -19,7 +19,7 @@ from detector.engine.correlation import correlate_locked
 from detector.engine.leases import TERM, LeaseKeeper, Renew
 from detector.engine.notices import with_notices
 from detector.engine.reach import reach_now
-from detector.engine.stage import CycleContext, record_decisions
+from detector.engine.stage import CycleContext, Lane, record_decisions
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.service.metrics import Metrics
 from detector.store import conditions as condition_store
@@ -84,7 +84,10 @@ def record_escalations(metrics: Metrics, decisions: Iterable[Decision]) -> None:
             metrics.escalation_nobody_on_call.inc(nobody)
             log.warning("escalation.nobody_on_call", steps=nobody, reason=decision.reason)
         incident = decision.incident
-        if incident is not None and decision.reason in _STEPS_PAGED:
+        paged = decision.reason in _STEPS_PAGED
+        if not paged:  # a first step paged with the decision that opened the incident
+            paged = any(entry.kind == FIRST_PAGED for entry in decision.timeline)
+        if incident is not None and paged:
             metrics.escalations.labels(str(incident.escalation_step)).inc()
 
 
@@ -242,6 +245,7 @@ class TimerStage:
     """The cycle's stage that fires due timers (:func:`fire_due`)."""
 
     name = "timers"
+    lane = Lane.DETECT
 
     def __init__(self, related_window: timedelta = DEFAULT_WINDOW) -> None:
         self._related_window = related_window

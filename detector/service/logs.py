@@ -77,7 +77,12 @@ def configure_logging(log_format: LogFormat, level: str) -> None:
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if log_format is LogFormat.JSON
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks: the default (rich, with every frame's locals) can take seconds per
+        # error on the event loop, during an outage when errors come fast, and would print
+        # whatever secrets a frame holds.
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*_SHARED, renderer],

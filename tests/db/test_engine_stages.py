@@ -13,7 +13,7 @@ import pytest
 
 from detector.engine.cycle import Engine
 from detector.engine.delivery import Deliverer
-from detector.engine.stage import CycleContext, Stage
+from detector.engine.stage import CycleContext, Lane, Stage
 from detector.ruleset.live import LiveRules
 from detector.service.metrics import Metrics
 from detector.web.ack_links import LinkBuilder
@@ -46,6 +46,8 @@ class Visit:
 class Visitor:
     """Notes the context of every run; raises in the cycles named in ``fail_in``."""
 
+    lane = Lane.UPKEEP
+
     def __init__(self, name: str, fail_in: frozenset[int] = frozenset()) -> None:
         self.name = name
         self.fail_in = fail_in
@@ -62,6 +64,7 @@ class Visitor:
 
 class Broken:
     name = "broken"
+    lane = Lane.UPKEEP
 
     async def run(self, context: CycleContext) -> Visit:
         raise RuntimeError("always")
