@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from detector.engine.cycle import Engine
-from detector.engine.deadman import DeadmanStage
+from detector.engine.deadman import DeadmanStage, PingOutcome
 from detector.engine.delivery import Deliverer
+from detector.engine.stage import CycleContext
 from detector.ruleset.live import LiveRules
 from detector.service.impact_wiring import external_stages
 from detector.service.metrics import Metrics
@@ -97,6 +99,24 @@ class TestDeadmanPing:
         assert [e.get("status") for e in failures] == [503, None]
         assert failures[1]["error"]
         assert KEY not in repr(logs)
+
+    async def test_is_withheld_while_detection_has_stalled(
+        self, pool: asyncpg.Pool, rules_dir: Path, checker: Checker
+    ) -> None:
+        clock = FakeClock()
+        rules = LiveRules(rules_dir, lambda _: {}, clock.now)
+        async with aiohttp.ClientSession() as session:
+            stage = DeadmanStage(session, SecretStr(checker.url), timedelta(seconds=30))
+            context = CycleContext(
+                pool, rules.routes, "engine-a", clock.now(), 1, clock, detecting=False
+            )
+            with capture_logs() as logs:
+                stalled = await stage.run(context)
+                alive = await stage.run(replace(context, detecting=True))
+
+        assert (stalled.outcome, alive.outcome) == (None, PingOutcome.OK)
+        assert checker.pings == 1
+        assert [e["event"] for e in logs] == ["deadman.withheld"]
 
 
 class TestDeadmanSetting:
