@@ -56,7 +56,7 @@ LEASE = timedelta(seconds=60)
 """The longest one send keeps its message leased: the heartbeat renews the lease while the send
 is in flight, but not past this, so a send that hangs beyond every channel timeout lets another
 replica try."""
-BATCH = 50
+BATCH = 200
 
 
 class Outcome(StrEnum):
@@ -330,35 +330,45 @@ class DeliveryStage:
             return []
         for message_id in ids:
             keeper.let_go(message_id)
-        return await self._record_all(context, [_Sent(m, error) for m in send.messages])
+        sent = [_Sent(message, error) for message in send.messages]
+        return await self._record_all(context, sent, together=send.digest)
 
-    async def _record_all(self, context: CycleContext, sends: list[_Sent]) -> list[DeliveryOutcome]:
-        """Record each outcome in its own transaction. One the database refuses is logged, and
-        the message is tried again once its lease runs out; when the database cannot be
-        reached, this one and the rest are kept for the next run (the lease is still this
-        replica's if the database comes back soon)."""
-        outcomes = []
-        for position, sent in enumerate(sends):
+    async def _record_all(
+        self, context: CycleContext, sends: list[_Sent], together: bool = False
+    ) -> list[DeliveryOutcome]:
+        """Record each outcome in its own transaction, or (``together``: a digest's pages) all
+        in one, so a storm's digests cost one commit each rather than one per page; when that
+        one is refused, page by page. One the database refuses is logged, and the message is
+        tried again once its lease runs out; when the database cannot be reached, this one and
+        the rest are kept for the next run (the lease is still this replica's if the database
+        comes back soon)."""
+        outcomes: list[DeliveryOutcome] = []
+        chunks = [sends] if together and len(sends) > 1 else [[sent] for sent in sends]
+        for position, chunk in enumerate(chunks):
             try:
-                outcomes.append(await self._record_one(context, sent))
+                outcomes += await self._record_chunk(context, chunk)
             except Exception as err:
-                message = sent.message
-                if not connection_failed(err):
-                    log.exception("page.record_failed", channel=message.channel, id=message.id)
+                if connection_failed(err):
+                    left = [sent for rest in chunks[position:] for sent in rest]
+                    log.warning("page.unrecorded", pages=len(left), error=type(err).__name__)
+                    self._unrecorded += left
+                    break
+                if len(chunk) > 1:
+                    outcomes += await self._record_all(context, chunk)
                     continue
-                log.warning(
-                    "page.unrecorded", pages=len(sends) - position, error=type(err).__name__
-                )
-                self._unrecorded += sends[position:]
-                break
+                message = chunk[0].message
+                log.exception("page.record_failed", channel=message.channel, id=message.id)
         return outcomes
 
-    async def _record_one(self, context: CycleContext, sent: _Sent) -> DeliveryOutcome:
+    async def _record_chunk(
+        self, context: CycleContext, chunk: list[_Sent]
+    ) -> list[DeliveryOutcome]:
         now = context.clock.now()
         async with pooled(context.pool) as connection, connection.transaction():
-            return await _record(
-                connection, self._deliverer, context.routes, sent, context.owner, now
-            )
+            return [
+                await _record(connection, self._deliverer, context.routes, sent, context.owner, now)
+                for sent in chunk
+            ]
 
 
 def _renewer(pool: Pool, owner: str) -> Renew:
