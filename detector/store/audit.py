@@ -42,7 +42,7 @@ async def lock_unaudited(
             WHERE state <> 'resolved' AND policy IS NOT NULL
               AND (audited_at IS NULL OR audited_at < $1)
             ORDER BY audited_at NULLS FIRST, id LIMIT $2
-            FOR UPDATE OF incidents SKIP LOCKED""",
+            FOR NO KEY UPDATE OF incidents SKIP LOCKED""",
         audited_before,
         limit,
     )

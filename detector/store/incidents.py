@@ -80,12 +80,21 @@ def incident_from_row(row: asyncpg.Record, alerts: list[asyncpg.Record] | None =
     )
 
 
+INCIDENT_LOCK = "FOR NO KEY UPDATE"
+"""How deciding transactions lock an incident: against each other, not against rows that only
+reference it (foreign keys take ``FOR KEY SHARE``, which ``FOR UPDATE`` would block)."""
+
+
 async def lock_incident(connection: Connection, incident_id: int) -> Incident | None:
     """Load an incident, holding its row lock until the transaction ends, with one of its
     alerts (a firing one if any): what acknowledging, resolving or a timer decides on (a
-    window's matchers read that alert's labels)."""
+    window's matchers read that alert's labels).
+
+    The lock is ``FOR NO KEY UPDATE`` (``INCIDENT_LOCK``): deciding engines exclude each other,
+    but rows that only reference the incident (a delivery's timeline entry) are written past it,
+    so a long signal transaction and a digest's record never wait on each other in a cycle."""
     row = await connection.fetchrow(
-        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1 FOR UPDATE", incident_id
+        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1 {INCIDENT_LOCK}", incident_id
     )
     if row is None:
         return None
@@ -101,7 +110,7 @@ async def lock_group(connection: Connection, rule: str, group_key: str) -> Incid
     row = await connection.fetchrow(
         f"""SELECT {INCIDENT_COLUMNS} FROM incidents WHERE rule = $1 AND group_key = $2
             ORDER BY (state <> 'resolved') DESC, resolved_at DESC NULLS FIRST, id DESC
-            LIMIT 1 FOR UPDATE""",
+            LIMIT 1 {INCIDENT_LOCK}""",
         rule,
         group_key,
     )
