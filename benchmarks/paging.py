@@ -46,6 +46,7 @@ import alertmanager
 import asyncpg
 from aiohttp import web
 from cpu_usage import idle_check
+from engine_figures import hops, stage_times
 from servers import free_port, start_service
 from storm import fresh_database
 
@@ -376,58 +377,6 @@ async def stormwatch_run(
         extra={"STORMWATCH_DATABASE_URL": url, "STORMWATCH_RULES_DIR": str(rules), **extra},
     )
     return stack, service, url
-
-
-async def stage_times(session: aiohttp.ClientSession, url: str) -> str:
-    """The engine's mean time per stage and cycle so far, from the service's ``/metrics``."""
-    async with session.get(f"{url}/metrics") as response:
-        text = await response.text()
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
-    for row in text.splitlines():
-        for name, into in (("_sum", sums), ("_count", counts)):
-            for metric in ("stormwatch_engine_stage_seconds", "stormwatch_engine_cycle_seconds"):
-                if row.startswith(metric + name):
-                    stage = row.split('stage="')[1].split('"')[0] if "stage=" in row else "cycle"
-                    into[stage] = into.get(stage, 0.0) + float(row.rsplit(" ", 1)[1])
-    means = [
-        f"{stage} {sums[stage] / counts[stage] * 1000:.1f}" for stage in sums if counts.get(stage)
-    ]
-    return "    engine mean ms: " + ", ".join(means)
-
-
-async def hops(url: str) -> str:
-    """p50/p99 of each hop from the database's own timestamps: an incident's first alert
-    received → incident opened (the cycle's clock) → its first page queued → delivered."""
-    connection = await asyncpg.connect(url)
-    try:
-        row = await connection.fetchrow(
-            """WITH first AS (
-                 SELECT labels ->> 'incident' AS incident, min(received_at) AS received
-                 FROM signals GROUP BY 1),
-               paged AS (
-                 SELECT DISTINCT ON (o.incident_id) o.incident_id, o.created_at, o.delivered_at
-                 FROM outbox o WHERE o.kind = 'page' ORDER BY o.incident_id, o.id),
-               hop AS (
-                 SELECT extract(epoch FROM i.opened_at - f.received) AS opened,
-                        extract(epoch FROM p.created_at - i.opened_at) AS queued,
-                        extract(epoch FROM p.delivered_at - p.created_at) AS delivered
-                 FROM incidents i
-                 JOIN first f ON f.incident = i.group_labels ->> 'incident'
-                 JOIN paged p ON p.incident_id = i.id)
-               SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY opened) AS opened,
-                      percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY queued) AS queued,
-                      percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY delivered)
-                        AS delivered
-               FROM hop"""
-        )
-    finally:
-        await connection.close()
-    parts = []
-    for name in ("opened", "queued", "delivered"):
-        cut = row[name] or [0.0, 0.0]
-        parts.append(f"{name} +{cut[0] * 1000:.1f}/{cut[1] * 1000:.1f}")
-    return "    hops p50/p99 ms (first alert received ->): " + ", ".join(parts)
 
 
 async def measure(args: argparse.Namespace, scratch: Path) -> int:

@@ -234,12 +234,12 @@ class Engine:
             # Cleared before the cycle, not after it: a wake (new signals, or stop) that comes
             # while the cycle runs must end the idle wait that follows it.
             wake.clear()
-            begun = time.perf_counter()
             report = CycleReport(**await self._run_lane(Lane.DETECT))
-            self._metrics.engine_cycle.observe(time.perf_counter() - begun)
             self._last_cycle = time.monotonic()
+            elapsed = self._last_cycle - started
+            self._metrics.engine_cycle.observe(elapsed)
             if report.busy:
-                pause = pause_after(report, time.monotonic() - started, self._batch_window)
+                pause = pause_after(report, elapsed, self._batch_window)
                 if pause:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), timeout=pause)

@@ -146,15 +146,19 @@ async def start(
 
 
 @pytest.fixture
+def rules(tmp_path: Path, pager: PageReceiver, backup: PageReceiver) -> Path:
+    """The shipped rule files, their shared channels pointed at the test's receivers."""
+    return shipped_rules(tmp_path / "rules", pager, backup)
+
+
+@pytest.fixture
 async def shipped(
     database_url: str,
-    tmp_path: Path,
+    rules: Path,
     smtp: tuple[Mailbox, Any],
     pager: PageReceiver,
-    backup: PageReceiver,
     slack: IncomingWebhook,
 ) -> AsyncIterator[OnCall]:
-    rules = shipped_rules(tmp_path / "rules", pager, backup)
     async for running in start(database_url, rules, smtp, pager, slack):
         yield running
 
@@ -162,14 +166,12 @@ async def shipped(
 @pytest.fixture
 async def tomas_on_slack(
     database_url: str,
-    tmp_path: Path,
+    rules: Path,
     smtp: tuple[Mailbox, Any],
     pager: PageReceiver,
-    backup: PageReceiver,
     slack: IncomingWebhook,
 ) -> AsyncIterator[OnCall]:
     """The shipped files with Tomás's first contact method a Slack incoming webhook."""
-    rules = shipped_rules(tmp_path / "rules", pager, backup)
     oncall = rules / "oncall.yml"
     mail = "      - type: email\n        to: tomas.ortega@shop.example\n"
     assert mail in oncall.read_text()

@@ -21,7 +21,7 @@ from detector.service.app import build_channels, channel_registry
 from detector.service.clock import SystemClock
 from detector.service.metrics import Metrics
 from detector.web.ack_links import LinkBuilder
-from tests.conftest import RULES, alert, store_alerts
+from tests.conftest import alert, store_alerts
 from tests.fakes import PageReceiver
 
 HELD = "held"
@@ -35,7 +35,8 @@ def held(body: dict[str, Any]) -> bool:
 
 
 @pytest.fixture
-async def holding() -> AsyncIterator[PageReceiver]:
+async def pager() -> AsyncIterator[PageReceiver]:
+    """The rules' pager channel (``rules_dir``), holding the ``HELD`` cluster's page."""
     receiver = await PageReceiver(hold=held).start()
     yield receiver
     receiver.let_go()
@@ -44,21 +45,12 @@ async def holding() -> AsyncIterator[PageReceiver]:
 
 class TestLanes:
     async def test_an_unanswered_page_holds_up_neither_the_next_incident_nor_its_page(
-        self,
-        tmp_path: Path,
-        pool: asyncpg.Pool,
-        holding: PageReceiver,
-        backup: PageReceiver,
+        self, pool: asyncpg.Pool, rules_dir: Path, pager: PageReceiver
     ) -> None:
-        rules = tmp_path / "rules"
-        rules.mkdir()
-        (rules / "shop.yml").write_text(
-            RULES.format(pager_url=holding.url, backup_url=backup.url)
-        )
         clock = SystemClock()
         async with aiohttp.ClientSession() as session:
             registry = channel_registry(session)
-            live = LiveRules(rules, lambda r: build_channels(r, registry), clock.now)
+            live = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
             links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
             engine = Engine(
                 pool, lambda: live.routes, Deliverer(links, random.Random(7)), clock, Metrics()
@@ -67,20 +59,20 @@ class TestLanes:
             try:
                 await store_alerts(pool, clock, alert(cluster=HELD))
                 engine.wake()
-                await asyncio.wait_for(holding.holding.wait(), timeout=BOUND_S)
+                await asyncio.wait_for(pager.holding.wait(), timeout=BOUND_S)
 
                 await store_alerts(pool, clock, alert(cluster="c2"))
                 engine.wake()
-                await holding.wait_for(2, timeout=BOUND_S)
+                await pager.wait_for(2, timeout=BOUND_S)
                 opened = await pool.fetchval(
                     "SELECT count(*) FROM incidents WHERE group_labels->>'cluster' = 'c2'"
                 )
             finally:
-                holding.let_go()
+                pager.let_go()
                 engine.stop()
                 await running
 
         assert opened == 1
-        assert [body["incident"]["group"]["cluster"] for body in holding.requests] == [HELD, "c2"]
+        assert [body["incident"]["group"]["cluster"] for body in pager.requests] == [HELD, "c2"]
         delivered = await pool.fetchval("SELECT count(*) FROM outbox WHERE state = 'delivered'")
         assert delivered == 2, "the held page was recorded once it was answered"

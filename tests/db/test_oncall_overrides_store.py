@@ -42,9 +42,7 @@ async def test_overrides_overlapping_a_window_by_schedule_oldest_first(
 
 async def test_a_deleted_override_no_longer_counts(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as connection:
-        made = await oncall_overrides.add(
-            connection, "primary", "bob", T0, T0 + HOUR, "alice", T0
-        )
+        made = await oncall_overrides.add(connection, "primary", "bob", T0, T0 + HOUR, "alice", T0)
         assert made.id is not None
         wrong_schedule = await oncall_overrides.delete(
             connection, "secondary", made.id, "alice", T0
