@@ -47,7 +47,7 @@ from detector.store.embedded import EmbeddedPostgres
 
 DATABASES = 20
 UNRELATED_AFTER_S = 2.0
-POLL_S = 0.05
+POLL_S = 0.1
 _ANSWERED = re.compile(r'^stormwatch_webhook_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
 _INTAKE = re.compile(r'^stormwatch_intake_alerts_total\{source="alertmanager"\} (\S+)$', re.M)
 
@@ -59,6 +59,8 @@ class NullFigures:
     seconds: float | None
     failed: float
     unrelated: float | None  # posted to arrived
+    receiver_cpu: float
+    alertmanager_cpu: float
 
 
 @dataclass
@@ -147,6 +149,8 @@ async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
         log = scratch / f"null-{count}.log"
         receiver = stack.enter_context(started("null", argv, {}, port, log))
         am = stack.enter_context(alertmanager.running(scratch, f"null-{count}", receiver.url, "x"))
+        pids = (receiver.pid or 0, am.pid)
+        before = _cpu(*pids)
         async with aiohttp.ClientSession() as session:
             counts: dict[str, Any] = {}
             stored: list[float] = []
@@ -162,11 +166,14 @@ async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
             arriving = asyncio.create_task(reached(all_arrived, start + budget))
             posted_at = await _storm_then_unrelated(session, am.url, count, f"null{count}")
             await arriving
+        after = _cpu(*pids)
         arrived = counts.get("first", {}).get("PaymentGatewayErrorRateHigh")
         return NullFigures(
             _after(start, stored[0] if stored else None),
             alertmanager.failed_notifications(am.url),
             None if arrived is None else arrived - posted_at.timestamp(),
+            receiver_cpu=after[0] - before[0],
+            alertmanager_cpu=after[1] - before[1],
         )
 
 
@@ -340,6 +347,11 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
     rows = [
         ("null receiver had every alert", _seconds(null.seconds), ""),
         ("  its failed webhook attempts", f"{null.failed:.0f}", ""),
+        (
+            "  CPU s: null receiver, AM",
+            f"{null.receiver_cpu:.1f}, {null.alertmanager_cpu:.1f}",
+            "",
+        ),
         (
             "durable in Stormwatch",
             _seconds(sw.durable) + _times(sw.durable, null.seconds),

@@ -36,6 +36,7 @@ from detector.engine.signals import (
     process_pending,
 )
 from detector.engine.stage import CycleContext, Lane, Stage, StageReport
+from detector.engine.statistics import StatisticsStage
 from detector.engine.timers import FiredTimer, TimerBatch, TimerStage
 from detector.ruleset.live import Routes
 from detector.service.clock import Clock
@@ -75,6 +76,7 @@ def standard_stages(
         AuditStage(),
         PruneStage(retention),
         GaugeStage(),
+        StatisticsStage(),
     ]
 
 

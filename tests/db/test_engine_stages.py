@@ -28,6 +28,7 @@ STANDARD = [
     "audit",
     "retention",
     "gauges",
+    "statistics",
 ]
 
 
