@@ -111,7 +111,7 @@ def listening_sockets(host: str, port: int) -> list[socket.socket]:
     """
     queues = LISTEN_QUEUES if sys.platform == "linux" else 1
     found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    addresses = dict.fromkeys((family, address[:2]) for family, _, _, _, address in found)
+    addresses = dict.fromkeys((family, address) for family, _, _, _, address in found)
     sockets: list[socket.socket] = []
     try:
         for family, address in addresses:

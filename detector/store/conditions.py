@@ -78,7 +78,8 @@ async def _custom_planned(connection: Connection, query: str, *args: Any) -> lis
     A prepared statement's generic plan is made once, often while a storm's group is still
     small, and then kept: it found the keys by reading every member of the group and comparing
     each with every key (a 20,000-member group took 100-400 ms per batch). Planned for the
-    actual keys and table size, the lookup uses the key index. Call inside a transaction.
+    actual keys, on statistics kept current (``store.statistics``), it uses the key index; on
+    stale ones it at least hashes the keys. Call inside a transaction.
     """
     await connection.execute("SET LOCAL plan_cache_mode = force_custom_plan")
     rows: list[Any] = await connection.fetch(query, *args)
