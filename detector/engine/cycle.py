@@ -183,10 +183,16 @@ class Engine:
         self._last_cycle = time.monotonic()
 
     def wake(self) -> None:
-        """Ask for a cycle now (new signals were committed, or an incident was acted on and
-        its follow-up messages queued)."""
+        """Ask for a cycle now, delivery included (an incident was acted on and its follow-up
+        messages queued, or the reconciler stored signals)."""
         self._wakes[Lane.DETECT].set()
         self._wakes[Lane.DELIVER].set()
+
+    def signals_stored(self) -> None:
+        """Ask for a detecting cycle now: intake committed webhooks. Delivery follows from the
+        detecting stage that finds work in them; woken by every commit as well, it ran six
+        passes per detecting cycle through a storm, each claiming nothing."""
+        self._wakes[Lane.DETECT].set()
 
     def rules_changed(self) -> None:
         """After a rules reload, have the next cycle's stages react to the new rules (see

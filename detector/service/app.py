@@ -277,7 +277,7 @@ def _start_loops(
     if settings.rules_watch_interval > timedelta(0):
         loops.start(services.reloader.watch(settings.rules_watch_interval))
     if engine_here:
-        loops.start(wake_on_intake(url, services.engine.wake))
+        loops.start(wake_on_intake(url, services.engine.signals_stored))
         loops.start(services.engine.run(), services.engine.stop)
         if reconciler is not None:
             loops.start(reconciler.run(), reconciler.stop)

@@ -218,26 +218,25 @@ def _alert_states(rows: Sequence[asyncpg.Record]) -> dict[Occurrence, AlertState
 async def _save_alerts(
     connection: Connection, incident_id: int, alerts: Sequence[AlertState]
 ) -> None:
+    """Upsert the changed alerts in one statement (one occurrence each, as decided): row by
+    row, a storm's 20,000 alerts were 20,000 executions of their own."""
     if alerts:
-        await connection.executemany(
+        await connection.execute(
             """INSERT INTO incident_alerts
                  (incident_id, fingerprint, starts_at, status, ends_at, labels, last_seen_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               SELECT $1, a.* FROM unnest($2::text[], $3::timestamptz[], $4::text[],
+                                          $5::timestamptz[], $6::jsonb[], $7::timestamptz[])
+                 AS a (fingerprint, starts_at, status, ends_at, labels, last_seen_at)
                ON CONFLICT (incident_id, fingerprint, starts_at) DO UPDATE
                  SET status = EXCLUDED.status, ends_at = EXCLUDED.ends_at,
                      last_seen_at = EXCLUDED.last_seen_at""",
-            [
-                (
-                    incident_id,
-                    a.fingerprint,
-                    a.starts_at,
-                    a.status.value,
-                    a.ends_at,
-                    dict(a.labels),
-                    a.last_seen_at,
-                )
-                for a in alerts
-            ],
+            incident_id,
+            [a.fingerprint for a in alerts],
+            [a.starts_at for a in alerts],
+            [a.status.value for a in alerts],
+            [a.ends_at for a in alerts],
+            [dict(a.labels) for a in alerts],
+            [a.last_seen_at for a in alerts],
         )
 
 

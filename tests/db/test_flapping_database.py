@@ -112,7 +112,7 @@ async def engine_replica(
         )
         loops = [
             asyncio.create_task(engine.run()),
-            asyncio.create_task(wake_on_intake(url, engine.wake)),
+            asyncio.create_task(wake_on_intake(url, engine.signals_stored)),
         ]
         try:
             yield engine
