@@ -80,7 +80,7 @@ class StormFigures:
     durable: float | None
     processed: float | None
     unrelated: float | None
-    unrelated_durable: float | None
+    unrelated_received: float | None
     failed: float
     readiness: Readiness
     engine_cpu: float
@@ -308,7 +308,7 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
             durable=_after(start, durable),
             processed=_after(start, processed),
             unrelated=_between(posted_at, watch.opened_at),
-            unrelated_durable=_between(posted_at, watch.received_at),
+            unrelated_received=_between(posted_at, watch.received_at),
             failed=alertmanager.failed_notifications(am.url),
             readiness=watch.readiness,
             engine_cpu=after[0] - before[0],
@@ -375,7 +375,7 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
             "<= 3x",
         ),
         ("unrelated alert: posted to open incident", _seconds(sw.unrelated), "<= 1 s"),
-        ("  of which posted to durable", _seconds(sw.unrelated_durable), ""),
+        ("  of which posted to received by the intake", _seconds(sw.unrelated_received), ""),
         ("  (posted to the null receiver)", _seconds(null.unrelated), ""),
         ("Alertmanager failed webhook attempts", f"{sw.failed:.0f}", "0"),
         ("webhook answered in the service, p50, p99", f"{sw.answer_p50}, {sw.answer_p99}", ""),
