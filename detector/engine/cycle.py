@@ -183,8 +183,8 @@ class Engine:
         self._last_cycle = time.monotonic()
 
     def wake(self) -> None:
-        """Ask for a cycle now, delivery included (an incident was acted on and its follow-up
-        messages queued, or the reconciler stored signals)."""
+        """Ask for a cycle now, delivery included: something was acted on and messages queued
+        (an ack, a subscription), or the reconciler stored signals."""
         self._wakes[Lane.DETECT].set()
         self._wakes[Lane.DELIVER].set()
 
