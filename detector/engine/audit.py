@@ -12,12 +12,12 @@ incidents, and a busy engine's cycles are not each slowed by it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
 from detector.domain.escalation import Repair, audit
-from detector.engine.stage import CycleContext, Lane
+from detector.engine.stage import CycleContext, Lane, Pace
 from detector.service.metrics import Metrics
 from detector.store import audit as audit_store
 from detector.store import incidents as incident_store
@@ -68,15 +68,13 @@ class AuditStage:
     ) -> None:
         self._every = every
         self._limit = limit
-        self._pass_every = pass_every
-        self._next_pass: datetime | None = None
+        self._pace = Pace(pass_every)
 
     async def run(self, context: CycleContext) -> AuditReport:
         """Audit a batch of the incidents audited longest ago, in one transaction."""
         now = context.now
-        if self._next_pass is not None and now < self._next_pass:
+        if not self._pace.due(now):
             return AuditReport()
-        self._next_pass = now + self._pass_every
         repaired: list[Repaired] = []
         async with pooled(context.pool) as connection, connection.transaction():
             found = await audit_store.lock_unaudited(connection, now - self._every, self._limit)

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
-from detector.engine.stage import CycleContext, Lane
+from detector.engine.stage import CycleContext, Lane, Pace
 from detector.service.metrics import Metrics
 from detector.store import retention
 
@@ -40,14 +40,13 @@ class PruneStage:
 
     def __init__(self, keep: timedelta) -> None:
         self._keep = keep
-        self._next: datetime | None = None
+        self._pace = Pace(PRUNE_EVERY)
 
     async def run(self, context: CycleContext) -> PruneReport:
         """Prune if it is time."""
         now = context.now
-        if self._next is not None and now < self._next:
+        if not self._pace.due(now):
             return PruneReport()
-        self._next = now + PRUNE_EVERY
         async with context.pool.acquire() as connection:
             pruned = await retention.prune(connection, now - self._keep)
         log.info("retention.pruned", **pruned.counts)

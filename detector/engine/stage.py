@@ -9,8 +9,8 @@ the cycle's list (``cycle.standard_stages``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -35,7 +35,24 @@ class Lane(StrEnum):
     DELIVER = "deliver"
     """Sends what the decisions queued; woken as soon as a detecting stage found work."""
     UPKEEP = "upkeep"
-    """The self-audit, retention, gauges, impact queries, the dead-man ping: at their own pace."""
+    """The self-audit, retention, gauges, planner statistics, impact queries, the dead-man ping:
+    at their own pace."""
+
+
+@dataclass(slots=True)
+class Pace:
+    """When an upkeep stage works: its first run, then once ``every`` has passed on the
+    engine's clock (a failed run waits its turn like one that went through)."""
+
+    every: timedelta
+    _next: datetime | None = field(default=None, init=False)
+
+    def due(self, now: datetime) -> bool:
+        """Whether to work at ``now``; if so, the next turn is ``every`` from now."""
+        if self._next is not None and now < self._next:
+            return False
+        self._next = now + self.every
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 
-from detector.engine.stage import CycleContext, Lane
+from detector.engine.stage import CycleContext, Lane, Pace
 from detector.service.metrics import Metrics
 from detector.store import statistics
 
 log = structlog.get_logger(__name__)
-CHECK_EVERY_SECONDS = 5.0
+CHECK_EVERY = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +32,18 @@ class Analyzed:
 
 
 class StatisticsStage:
-    """Looks every :data:`CHECK_EVERY_SECONDS` for grown tables and analyzes them."""
+    """Looks every :data:`CHECK_EVERY` for grown tables and analyzes them."""
 
     name = "statistics"
     lane = Lane.UPKEEP
 
     def __init__(self) -> None:
-        self._checked = -CHECK_EVERY_SECONDS
+        self._pace = Pace(CHECK_EVERY)
 
     async def run(self, context: CycleContext) -> Analyzed:
         """Analyze what grew, if the last look is old enough."""
-        if time.monotonic() - self._checked < CHECK_EVERY_SECONDS:
+        if not self._pace.due(context.now):
             return Analyzed()
-        self._checked = time.monotonic()
         async with context.pool.acquire() as connection:
             tables = await statistics.refresh(connection)
         if tables:
