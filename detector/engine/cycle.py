@@ -124,16 +124,21 @@ WORTH_BATCHING = 50
 def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
     """Seconds to wait before the next cycle after one that found work.
 
-    Zero after a full batch (a backlog is waiting). Otherwise what is left of a share of
-    ``window`` since the cycle started: under a stream of webhooks the engine would otherwise
-    run one small cycle per intake commit, and each cycle's fixed cost (transaction, queue and
-    timer queries) would dominate; waiting lets a batch build up, at most ``window`` of extra
-    latency. The share grows with the batch the cycle found (full from ``WORTH_BATCHING``
+    Zero while the queue or the intake log holds more than a batch, and while group backlogs
+    wait with no new alerts arriving (a storm is over: work it off back to back). Otherwise
+    what is left of a share of ``window`` since the cycle started: under a stream of webhooks
+    the engine would otherwise run one small cycle per intake commit, and each cycle's fixed
+    cost (transaction, queue, backlog and timer queries, a pass per group) would dominate;
+    waiting lets a batch build up, at most ``window`` of extra latency. That holds while a
+    storm still pours in and a backlog waits too: back-to-back cycles of a few hundred alerts
+    each cost the engine and PostgreSQL more per alert, CPU the intake needs to store the
+    storm. The share grows with the batch the cycle found (full from ``WORTH_BATCHING``
     signals), so a trickle of new incidents is paged at once while a flood is batched.
     """
-    if report.signals.full:
+    signals = report.signals
+    if signals.behind or (signals.sliced and not signals.arrived):
         return 0.0
-    share = min(report.signals.processed / WORTH_BATCHING, 1.0)
+    share = min(signals.processed / WORTH_BATCHING, 1.0)
     return max(window * share - elapsed, 0.0)
 
 

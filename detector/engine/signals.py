@@ -66,7 +66,10 @@ class SignalBatchResult:
     outcomes: Tally[str] = field(default_factory=Tally)
     """Signals per :class:`SignalOutcome`."""
     decisions: list[Decision] = field(default_factory=list)
-    full: bool = False  # the batch limit was reached or a group was sliced: more is waiting
+    behind: bool = False
+    """The batch took all it may: more waits in the queue or the intake log."""
+    sliced: bool = False
+    """Some group has signals waiting in its backlog."""
     applied: int = 0
     """Signals applied to their groups (a signal in two groups counts twice)."""
     carried: int = 0
@@ -78,6 +81,17 @@ class SignalBatchResult:
     def processed(self) -> int:
         """Number of signals handled."""
         return sum(self.outcomes.values())
+
+    @property
+    def full(self) -> bool:
+        """More is waiting: the batch limit was reached or a group was sliced."""
+        return self.behind or self.sliced
+
+    @property
+    def arrived(self) -> int:
+        """Alerts new to the engine this cycle (stored, or known already), from the intake log."""
+        stored = self.expansion.stored
+        return stored.inserted + stored.duplicates
 
     @property
     def busy(self) -> bool:
@@ -163,7 +177,7 @@ async def process_pending(
         matched = slicer.add(queued)
         result.expansion = await _expand(connection, slicer, matched, limit, now, live_rules)
         stored = result.expansion.stored
-        result.full = len(queued) >= limit or stored.inserted + stored.duplicates >= limit
+        result.behind = len(queued) >= limit or result.arrived >= limit
         if stored.unmatched:
             result.outcomes[SignalOutcome.UNMATCHED] += stored.unmatched
         outcomes: dict[int, str] = {
@@ -187,7 +201,7 @@ async def process_pending(
         await inbox.mark_processed(connection, outcomes, [item.id for item in queued], retries)
         result.outcomes.update(outcomes.values())
         result.carried = len(carried)
-        result.full = result.full or slicer.sliced
+        result.sliced = slicer.sliced
     return result
 
 

@@ -14,6 +14,8 @@ from detector.domain.durations import Duration, format_duration, parse_duration
 from detector.engine.cycle import CycleReport, pause_after
 from detector.engine.signals import SignalBatchResult, retry_after
 from detector.ruleset.templates import check_template, render
+from detector.store.intake_log import Expansion
+from detector.store.signals import InsertResult
 from responders.channels.protocol import classify_status
 from responders.escalation import EscalationPolicy, EscalationStep
 
@@ -283,20 +285,30 @@ class TestClassifyStatus:
 
 class TestPauseAfter:
     @pytest.mark.parametrize(
-        ("full", "signals", "elapsed", "expected"),
+        ("more", "signals", "elapsed", "expected"),
         [
-            pytest.param(False, 50, 0.03, 0.07, id="a batch worth it waits out the window"),
-            pytest.param(False, 500, 0.1, 0.0, id="a cycle as long as the window goes on"),
-            pytest.param(False, 500, 0.25, 0.0, id="a slow cycle goes on"),
-            pytest.param(True, 500, 0.01, 0.0, id="a full batch means a backlog: no wait"),
-            pytest.param(False, 5, 0.002, 0.008, id="a trickle waits a tenth of the window"),
-            pytest.param(False, 1, 0.01, 0.0, id="one new alert: the next cycle at once"),
+            pytest.param("", 50, 0.03, 0.07, id="a batch worth it waits out the window"),
+            pytest.param("", 500, 0.1, 0.0, id="a cycle as long as the window goes on"),
+            pytest.param("", 500, 0.25, 0.0, id="a slow cycle goes on"),
+            pytest.param("behind", 500, 0.01, 0.0, id="more queued than a batch: no wait"),
+            pytest.param(
+                "sliced, none new", 60, 0.01, 0.0, id="a backlog, no new alert: worked off at once"
+            ),
+            pytest.param(
+                "sliced", 500, 0.03, 0.07, id="a backlog while alerts pour in: the window"
+            ),
+            pytest.param("", 5, 0.002, 0.008, id="a trickle waits a tenth of the window"),
+            pytest.param("", 1, 0.01, 0.0, id="one new alert: the next cycle at once"),
         ],
     )
-    def test_pause(self, full: bool, signals: int, elapsed: float, expected: float) -> None:
-        report = CycleReport(
-            signals=SignalBatchResult(outcomes=Counter({"opened": signals}), full=full)
+    def test_pause(self, more: str, signals: int, elapsed: float, expected: float) -> None:
+        batch = SignalBatchResult(
+            expansion=Expansion(stored=InsertResult(0 if "none new" in more else signals, 0)),
+            outcomes=Counter({"matched": signals}),  # expanded, or retried from the queue
+            behind=more == "behind",
+            sliced=more.startswith("sliced"),
         )
+        report = CycleReport(signals=batch)
         assert pause_after(report, elapsed, window=0.1) == pytest.approx(expected)
 
     def test_no_window_never_waits(self) -> None:
