@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     engine_batch_window: Duration = Field(
         default=timedelta(milliseconds=100),
         description="while webhooks keep arriving, start engine cycles at most this often "
-        "(unless a backlog waits): larger batches cost less per alert; 0 off",
+        "(unless more than a batch waits in the intake log): larger batches cost less per "
+        "alert; 0 off",
     )
     replay_window: Duration = Field(
         default=timedelta(seconds=10),
