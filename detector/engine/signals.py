@@ -83,11 +83,6 @@ class SignalBatchResult:
         return sum(self.outcomes.values())
 
     @property
-    def full(self) -> bool:
-        """More is waiting: the batch limit was reached or a group was sliced."""
-        return self.behind or self.sliced
-
-    @property
     def arrived(self) -> int:
         """Alerts new to the engine this cycle (stored, or known already), from the intake log."""
         stored = self.expansion.stored

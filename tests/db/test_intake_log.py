@@ -167,8 +167,8 @@ class TestIntakeLog:
             cycles.append(await shop.cycle())
         expanded = [c.signals.expansion.stored.inserted for c in cycles]
         assert expanded == [600, 600, 300, 0]  # whole records, about 500 alerts a cycle
-        # full batches mean a backlog is waiting, so the engine goes on without pausing
-        assert [c.signals.full for c in cycles] == [True, True, False, False]
+        # full batches mean more is waiting, so the engine goes on without pausing
+        assert [c.signals.behind for c in cycles] == [True, True, False, False]
         assert await shop.services.pool.fetchval("SELECT count(*) FROM signals") == 1500
 
     async def test_replays_refresh_last_arrival_only_for_alerts_a_rule_watches(

@@ -283,31 +283,47 @@ class TestClassifyStatus:
         assert str(error) == f"{reason}: HTTP {status}"
 
 
+def _batch(
+    processed: int, *, arrived: int | None = None, behind: bool = False, sliced: bool = False
+) -> SignalBatchResult:
+    """A signal stage's report: ``processed`` signals, ``arrived`` of them (all, by default)
+    new from the intake log, the rest retried from the queue."""
+    new = processed if arrived is None else arrived
+    return SignalBatchResult(
+        expansion=Expansion(stored=InsertResult(new, 0)),
+        outcomes=Counter({"matched": processed}),
+        behind=behind,
+        sliced=sliced,
+    )
+
+
 class TestPauseAfter:
     @pytest.mark.parametrize(
-        ("more", "signals", "elapsed", "expected"),
+        ("batch", "elapsed", "expected"),
         [
-            pytest.param("", 50, 0.03, 0.07, id="a batch worth it waits out the window"),
-            pytest.param("", 500, 0.1, 0.0, id="a cycle as long as the window goes on"),
-            pytest.param("", 500, 0.25, 0.0, id="a slow cycle goes on"),
-            pytest.param("behind", 500, 0.01, 0.0, id="more queued than a batch: no wait"),
+            pytest.param(_batch(50), 0.03, 0.07, id="a batch worth it waits out the window"),
+            pytest.param(_batch(500), 0.1, 0.0, id="a cycle as long as the window goes on"),
+            pytest.param(_batch(500), 0.25, 0.0, id="a slow cycle goes on"),
             pytest.param(
-                "sliced, none new", 60, 0.01, 0.0, id="a backlog, no new alert: worked off at once"
+                _batch(500, behind=True), 0.01, 0.0, id="more queued than a batch: no wait"
             ),
             pytest.param(
-                "sliced", 500, 0.03, 0.07, id="a backlog while alerts pour in: the window"
+                _batch(60, arrived=0, sliced=True),
+                0.01,
+                0.0,
+                id="a backlog, no new alert: worked off at once",
             ),
-            pytest.param("", 5, 0.002, 0.008, id="a trickle waits a tenth of the window"),
-            pytest.param("", 1, 0.01, 0.0, id="one new alert: the next cycle at once"),
+            pytest.param(
+                _batch(500, sliced=True),
+                0.03,
+                0.07,
+                id="a backlog while alerts pour in: the window",
+            ),
+            pytest.param(_batch(5), 0.002, 0.008, id="a trickle waits a tenth of the window"),
+            pytest.param(_batch(1), 0.01, 0.0, id="one new alert: the next cycle at once"),
         ],
     )
-    def test_pause(self, more: str, signals: int, elapsed: float, expected: float) -> None:
-        batch = SignalBatchResult(
-            expansion=Expansion(stored=InsertResult(0 if "none new" in more else signals, 0)),
-            outcomes=Counter({"matched": signals}),  # expanded, or retried from the queue
-            behind=more == "behind",
-            sliced=more.startswith("sliced"),
-        )
+    def test_pause(self, batch: SignalBatchResult, elapsed: float, expected: float) -> None:
         report = CycleReport(signals=batch)
         assert pause_after(report, elapsed, window=0.1) == pytest.approx(expected)
 
