@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ import alertmanager
 import asyncpg
 from cpu_usage import children, idle_check, machine_busy, machine_ticks, tree_cpu_seconds
 from servers import free_port, get, start_service, started
+from storm_figures import NullFigures, Readiness, StormFigures, report
 
 from detector.store.embedded import EmbeddedPostgres
 
@@ -51,45 +51,6 @@ UNRELATED_AFTER_S = 2.0
 POLL_S = 0.1
 _ANSWERED = re.compile(r'^stormwatch_webhook_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
 _INTAKE = re.compile(r'^stormwatch_intake_alerts_total\{source="alertmanager"\} (\S+)$', re.M)
-
-
-@dataclass(frozen=True)
-class NullFigures:
-    """Alertmanager delivering to a receiver that only counts."""
-
-    seconds: float | None
-    failed: float
-    unrelated: float | None  # posted to arrived
-    receiver_cpu: float
-    alertmanager_cpu: float
-
-
-@dataclass
-class Readiness:
-    """What ``/readyz`` answered twice a second while the storm lasted."""
-
-    ready: int = 0
-    not_ready: int = 0
-    unanswered: int = 0  # no answer within 5 s (the connection waited to be accepted)
-
-
-@dataclass(frozen=True)
-class StormFigures:
-    """Alertmanager delivering to Stormwatch; None where a step did not finish in time."""
-
-    durable: float | None
-    processed: float | None
-    unrelated: float | None
-    unrelated_received: float | None
-    failed: float
-    readiness: Readiness
-    engine_cpu: float
-    intake_cpu: float
-    postgres_cpu: float
-    alertmanager_cpu: float
-    machine_busy: float
-    answer_p50: str
-    answer_p99: str
 
 
 def storm(count: int, run: str) -> list[dict[str, Any]]:
@@ -340,64 +301,6 @@ async def fresh_database(server: str, name: str) -> str:
     finally:
         await connection.close()
     return server.replace("/postgres?", f"/{name}?", 1)
-
-
-def _seconds(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.2f} s"
-
-
-def _times(value: float | None, reference: float | None) -> str:
-    if value is None or reference is None:
-        return ""
-    return f" ({value / reference:.2f}x the null receiver)"
-
-
-def report(count: int, null: NullFigures, sw: StormFigures) -> str:
-    """One N's figures, side by side with the null receiver and the targets."""
-    per_signal = sw.engine_cpu / (count + 1) * 1e6
-    ready = sw.readiness
-    rows = [
-        ("null receiver had every alert", _seconds(null.seconds), ""),
-        ("  its failed webhook attempts", f"{null.failed:.0f}", ""),
-        (
-            "  CPU s: null receiver, AM",
-            f"{null.receiver_cpu:.1f}, {null.alertmanager_cpu:.1f}",
-            "",
-        ),
-        (
-            "durable in Stormwatch",
-            _seconds(sw.durable) + _times(sw.durable, null.seconds),
-            "<= 1.5x",
-        ),
-        (
-            "processed by the engine",
-            _seconds(sw.processed) + _times(sw.processed, null.seconds),
-            "<= 3x",
-        ),
-        ("unrelated alert: posted to open incident", _seconds(sw.unrelated), "<= 1 s"),
-        ("  of which posted to received by the intake", _seconds(sw.unrelated_received), ""),
-        ("  (posted to the null receiver)", _seconds(null.unrelated), ""),
-        ("Alertmanager failed webhook attempts", f"{sw.failed:.0f}", "0"),
-        ("webhook answered in the service, p50, p99", f"{sw.answer_p50}, {sw.answer_p99}", ""),
-        (
-            "/readyz: 200, 503, no answer within 5 s",
-            f"{ready.ready}, {ready.not_ready}, {ready.unanswered}",
-            "no 503",
-        ),
-        ("engine CPU per alert", f"{per_signal:.0f} µs", ""),
-        (
-            "CPU s: engine, intake, PostgreSQL, AM",
-            f"{sw.engine_cpu:.1f}, {sw.intake_cpu:.1f}, {sw.postgres_cpu:.1f},"
-            f" {sw.alertmanager_cpu:.1f}",
-            "",
-        ),
-        ("machine busy (2 cores)", f"{sw.machine_busy:.0%}", ""),
-    ]
-    lines = [f"N = {count:,} alerts"]
-    lines += [
-        f"  {name:<42} {value:<38} {'target ' + goal if goal else ''}" for name, value, goal in rows
-    ]
-    return "\n".join(line.rstrip() for line in lines)
 
 
 async def measure(args: argparse.Namespace, scratch: Path) -> int:
