@@ -93,6 +93,14 @@ class Settings(BaseSettings):
         default=True,
         description="under `stormwatch serve`, run the engine in its own process (false: one)",
     )
+    engine_nice: int = Field(
+        default=5,
+        ge=0,
+        le=19,
+        description="how far the engine process under `stormwatch serve` stands back for webhook "
+        "intake when both want the CPU (nice steps, for its session too where the kernel "
+        "schedules sessions as groups); 0 off",
+    )
     db_pool_size: int = Field(default=8, ge=2, le=200, description="PostgreSQL connections")
     rejected_keep: int = Field(
         default=200, ge=0, le=100_000, description="rejected webhook bodies kept"

@@ -254,6 +254,11 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _autogroup_nice(pid: int) -> int:
+    """The nice value of the scheduling group of ``pid``'s session (``/autogroup-N nice K``)."""
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
 def _reload_success(service: Service) -> str:
     """The ``stormwatch_rules_last_reload_success`` sample /metrics shows."""
     return next(
@@ -339,6 +344,20 @@ class TestEngineProcessLifecycle:
             "the reload-success gauge of the live processes only",
             lambda: _reload_success(service) == "1.0",
         )
+
+    async def test_the_engine_process_stands_back_for_webhook_intake(
+        self, service: Service
+    ) -> None:
+        [engine] = _engine_pids(service)
+        parent = service.process.pid
+        wanted = os.getpriority(os.PRIO_PROCESS, parent) + 5
+        await asyncio.to_thread(
+            _wait_for,
+            "the engine process at nice 5 below the service",
+            lambda: os.getpriority(os.PRIO_PROCESS, engine) == wanted,
+        )
+        if Path("/proc/self/autogroup").exists():  # its own session weighs 5 steps less too
+            assert _autogroup_nice(engine) == min(_autogroup_nice(parent) + 5, 19)
 
     async def test_reloads_while_the_engine_process_starts_do_not_kill_it(
         self, service: Service
