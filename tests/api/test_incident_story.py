@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from structlog.testing import capture_logs
@@ -15,6 +16,18 @@ from structlog.testing import capture_logs
 from detector.engine import signals as signal_stage
 from tests.conftest import Shop, alert, events, reload_edited, with_signal_stage
 from tests.fakes import T0, FailingGroup
+
+
+def _assert_first_page(shop: Shop, page: dict[str, Any]) -> None:
+    """The first page says what broke, links to the incident and to a signed acknowledge link,
+    and carries a key the receiver can deduplicate resends by."""
+    incident_id = page["incident"]["id"]
+    assert page["incident"]["title"] == "Connection pool exhausted on eu-1"
+    assert page["incident"]["severity"] == "critical"
+    assert page["incident"]["summary"] == "PgBouncerPoolSaturated on eu-1"
+    assert page["links"]["incident"] == f"https://stormwatch.example/api/v1/incidents/{incident_id}"
+    assert page["links"]["acknowledge"].startswith("https://stormwatch.example/ack/")
+    assert shop.pager.headers[0]["Idempotency-Key"].startswith(f"{incident_id}:")
 
 
 class TestPoolExhaustionStory:
@@ -31,15 +44,7 @@ class TestPoolExhaustionStory:
         assert events(logs, "incident.opened") == [
             {"rule": "pool-exhausted", "title": "Connection pool exhausted on eu-1"}
         ]
-        assert page["incident"]["title"] == "Connection pool exhausted on eu-1"
-        assert page["incident"]["severity"] == "critical"
-        assert page["incident"]["summary"] == "PgBouncerPoolSaturated on eu-1"
-        assert (
-            page["links"]["incident"]
-            == f"https://stormwatch.example/api/v1/incidents/{incident_id}"
-        )
-        assert page["links"]["acknowledge"].startswith("https://stormwatch.example/ack/")
-        assert shop.pager.headers[0]["Idempotency-Key"].startswith(f"{incident_id}:")
+        _assert_first_page(shop, page)
         assert shop.backup.requests == []
 
         await shop.advance(timedelta(minutes=4, seconds=59))
