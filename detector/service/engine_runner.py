@@ -96,6 +96,7 @@ def _stand_back(steps: int) -> None:
 
 
 def _write_retrying(path: Path, text: str) -> None:
+    """Write ``text``, again while the kernel answers that another change came too recently."""
     for attempt in range(1, _AUTOGROUP_TRIES + 1):
         try:
             path.write_text(text)
