@@ -91,8 +91,7 @@ class SignalBatchResult:
     @property
     def busy(self) -> bool:
         """True when intake log records or signals were handled."""
-        stored = self.expansion.stored
-        return bool(self.processed or self.applied or stored.inserted or stored.duplicates)
+        return bool(self.processed or self.applied or self.arrived)
 
     def record(self, metrics: Metrics) -> None:
         """Count the alerts stored, the signals processed, the incidents opened and resolved,
