@@ -87,12 +87,22 @@ def _stand_back(steps: int) -> None:
     try:
         os.nice(steps)
         own = Path("/proc/self/autogroup")
-        if own.exists():
-            found = _AUTOGROUP_NICE.search(Path(f"/proc/{os.getppid()}/autogroup").read_bytes())
-            parents = int(found.group(1)) if found else 0
+        if session_group_nice(own) is not None:
+            parents = session_group_nice(Path(f"/proc/{os.getppid()}/autogroup")) or 0
             _write_retrying(own, str(min(parents + steps, _MAX_NICE)))
     except OSError as err:
         log.warning("engine.priority_unchanged", steps=steps, error=str(err))
+
+
+def session_group_nice(path: Path) -> int | None:
+    """The nice value of a session's scheduling group from its ``/proc/<pid>/autogroup``; None
+    where the kernel has no such groups, or groups the process by a cpu cgroup instead (the file
+    is empty then, and a nice value alone already weighs against the processes beside it)."""
+    try:
+        found = _AUTOGROUP_NICE.search(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    return int(found.group(1)) if found else None
 
 
 def _write_retrying(path: Path, text: str) -> None:

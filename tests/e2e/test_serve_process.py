@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from detector.service.engine_runner import session_group_nice
 from tests.conftest import alert, payload
 from tests.fakes import T0, PageReceiver
 from tests.pg_proxy import PostgresProxy
@@ -254,13 +255,6 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _autogroup_nice(pid: int) -> int | None:
-    """The nice value of the scheduling group of ``pid``'s session (``/autogroup-N nice K``),
-    None where the kernel has no such groups."""
-    path = Path(f"/proc/{pid}/autogroup")
-    return int(path.read_text().split()[-1]) if path.exists() else None
-
-
 def _reload_success(service: Service) -> str:
     """The ``stormwatch_rules_last_reload_success`` sample /metrics shows."""
     return next(
@@ -359,10 +353,23 @@ class TestEngineProcessLifecycle:
             lambda: os.getpriority(os.PRIO_PROCESS, engine) == wanted,
         )
         engines, parents = await asyncio.to_thread(
-            lambda: [_autogroup_nice(pid) for pid in (engine, parent)]
+            lambda: [session_group_nice(Path(f"/proc/{pid}/autogroup")) for pid in (engine, parent)]
         )
         if parents is not None:  # its own session weighs 5 steps less too
             assert engines == min(parents + 5, 19)
+
+    @pytest.mark.parametrize(
+        ("text", "nice"),
+        [("/autogroup-12 nice 5\n", 5), ("/autogroup-3 nice -2\n", -2), ("", None), (None, None)],
+        ids=["session-group", "negative", "cpu-cgroup-instead", "no-autogroup-kernel"],
+    )
+    def test_the_session_group_is_read_only_where_the_kernel_schedules_by_it(
+        self, tmp_path: Path, text: str | None, nice: int | None
+    ) -> None:
+        path = tmp_path / "autogroup"
+        if text is not None:
+            path.write_text(text)
+        assert session_group_nice(path) == nice
 
     async def test_reloads_while_the_engine_process_starts_do_not_kill_it(
         self, service: Service
