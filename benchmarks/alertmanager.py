@@ -43,6 +43,11 @@ receivers:
 _FAILED = re.compile(
     r'^alertmanager_notifications_failed_total\{[^}]*integration="webhook"[^}]*\} (\S+)$'
 )
+_REQUESTS = re.compile(
+    r'^alertmanager_notification_requests(_failed)?_total\{[^}]*integration="webhook"[^}]*\}'
+    r" (\S+)$",
+    re.M,
+)
 
 
 @dataclass(frozen=True)
@@ -113,3 +118,18 @@ def failed_notifications(base: str) -> float:
     """``alertmanager_notifications_failed_total`` of the webhook integration, all reasons."""
     _, text = get(base, "/metrics")
     return sum(float(m.group(1)) for m in map(_FAILED.match, text.splitlines()) if m)
+
+
+async def answered(session: aiohttp.ClientSession, base: str) -> float:
+    """Webhook requests the receiver answered 2xx: Alertmanager's requests less its failed ones,
+    both counted once the answer is in. The same count for every receiver, read from the
+    sender, so measuring costs the receiver under test nothing."""
+    async with session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    requests = failed = 0.0
+    for is_failed, value in _REQUESTS.findall(text):
+        if is_failed:
+            failed += float(value)
+        else:
+            requests += float(value)
+    return requests - failed

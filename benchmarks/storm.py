@@ -10,9 +10,10 @@ serve`` with the repository's rules, its engine in its own process, on a Postgre
 here). Two seconds into the Stormwatch storm a ``PaymentGatewayErrorRateHigh`` alert follows,
 which the shipped rules turn into an incident of its own. Printed per N, side by side:
 
-- seconds until the null receiver had every alert of the storm; until as many were durable in
-  Stormwatch (answered 2xx); until its engine had processed every alert of the storm (the intake
-  log empty, none queued or in a group's backlog);
+- seconds until the null receiver had answered every webhook of the storm; until Stormwatch had
+  (it answers 2xx once the alert is committed: durable), both counted by Alertmanager, so
+  measuring costs neither receiver anything; until Stormwatch's engine had processed every
+  alert of the storm (the intake log empty, none queued or in a group's backlog);
 - seconds from posting the unrelated alert to its incident being open;
 - Alertmanager's failed webhook attempts (``alertmanager_notifications_failed_total``), and
   ``/readyz`` answers other than 200 while the storm lasted;
@@ -50,7 +51,6 @@ DATABASES = 20
 UNRELATED_AFTER_S = 2.0
 POLL_S = 0.1
 _ANSWERED = re.compile(r'^stormwatch_webhook_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
-_INTAKE = re.compile(r'^stormwatch_intake_alerts_total\{source="alertmanager"\} (\S+)$', re.M)
 
 
 def storm(count: int, run: str) -> list[dict[str, Any]]:
@@ -122,28 +122,37 @@ async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
         before = _cpu(*pids)
         async with aiohttp.ClientSession() as session:
             counts: dict[str, Any] = {}
-            stored: list[float] = []
 
-            async def all_arrived() -> bool:
+            async def unrelated_arrived() -> bool:
                 async with session.get(f"{receiver.url}/count") as response:
                     counts.update(await response.json())
-                if not stored and counts["alerts"].get("PgBouncerPoolSaturated", 0) >= count:
-                    stored.append(time.monotonic())
-                return bool(stored) and "PaymentGatewayErrorRateHigh" in counts["first"]
+                return "PaymentGatewayErrorRateHigh" in counts["first"]
 
             start = time.monotonic()
-            arriving = asyncio.create_task(reached(all_arrived, start + budget))
+            answering = asyncio.create_task(
+                reached(_all_answered(session, am.url, count), start + budget)
+            )
+            arriving = asyncio.create_task(reached(unrelated_arrived, start + budget))
             posted_at = await _storm_then_unrelated(session, am.url, count, f"null{count}")
-            await arriving
+            answered, _ = await answering, await arriving
         after = _cpu(*pids)
         arrived = counts.get("first", {}).get("PaymentGatewayErrorRateHigh")
         return NullFigures(
-            _after(start, stored[0] if stored else None),
+            _after(start, answered),
             alertmanager.failed_notifications(am.url),
             None if arrived is None else arrived - posted_at.timestamp(),
             receiver_cpu=after[0] - before[0],
             alertmanager_cpu=after[1] - before[1],
         )
+
+
+def _all_answered(session: aiohttp.ClientSession, am: str, count: int) -> Any:
+    """A check: Alertmanager has ``count`` webhooks answered 2xx (for Stormwatch: durable)."""
+
+    async def check() -> bool:
+        return await alertmanager.answered(session, am) >= count
+
+    return check
 
 
 async def _storm_then_unrelated(
@@ -159,15 +168,13 @@ async def _storm_then_unrelated(
 
 
 class Watch:
-    """What the Stormwatch run polls: its metrics, readiness, and the database."""
+    """What the Stormwatch run polls: readiness and the database while the storm lasts, its
+    metrics once it is over."""
 
-    def __init__(
-        self, url: str, database: asyncpg.Pool, count: int, session: aiohttp.ClientSession
-    ) -> None:
+    def __init__(self, url: str, database: asyncpg.Pool, session: aiohttp.ClientSession) -> None:
         self._url = url
         self._db = database
-        self._session = session  # one kept-alive connection: polls never queue to be accepted
-        self._count = count
+        self._session = session
         self.readiness = Readiness()
         self.opened_at: datetime | None = None  # when a poll first saw it
         self.received_at: datetime | None = None
@@ -176,11 +183,6 @@ class Watch:
         """The service's ``/metrics`` text."""
         async with self._session.get(f"{self._url}/metrics") as response:
             return await response.text()
-
-    async def durable(self) -> bool:
-        """As many alerts as the storm has answered 2xx."""
-        text = await self.metrics()
-        return sum(float(value) for value in _INTAKE.findall(text)) >= self._count
 
     async def answer_times(self) -> tuple[str, str]:
         """The webhook answer time (received to answered, in the service) bucket holding the
@@ -252,11 +254,11 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
         pids = (engine, intake, postmaster, am.pid)
         before, machine = _cpu(*pids), machine_ticks()
         async with aiohttp.ClientSession() as session:
-            watch = Watch(service.url, database, count, session)
-            await watch.metrics()  # connect before the storm
+            watch = Watch(service.url, database, session)
+            durable = _all_answered(session, am.url, count)
             readiness = asyncio.create_task(watch.ask_readiness())
             start = time.monotonic()
-            storing = asyncio.create_task(_one_then_other(watch.durable, watch.processed, budget))
+            storing = asyncio.create_task(_one_then_other(durable, watch.processed, budget))
             opening = asyncio.create_task(reached(watch.opened, start + budget))
             posted_at = await _storm_then_unrelated(session, am.url, count, run)
             durable, processed = await storing

@@ -60,7 +60,7 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
     per_signal = sw.engine_cpu / (count + 1) * 1e6
     ready = sw.readiness
     rows = [
-        ("null receiver had every alert", _seconds(null.seconds), ""),
+        ("null receiver answered every webhook", _seconds(null.seconds), ""),
         ("  its failed webhook attempts", f"{null.failed:.0f}", ""),
         (
             "  CPU s: null receiver, AM",
