@@ -255,10 +255,10 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
         before, machine = _cpu(*pids), machine_ticks()
         async with aiohttp.ClientSession() as session:
             watch = Watch(service.url, database, session)
-            durable = _all_answered(session, am.url, count)
+            all_durable = _all_answered(session, am.url, count)
             readiness = asyncio.create_task(watch.ask_readiness())
             start = time.monotonic()
-            storing = asyncio.create_task(_one_then_other(durable, watch.processed, budget))
+            storing = asyncio.create_task(_one_then_other(all_durable, watch.processed, budget))
             opening = asyncio.create_task(reached(watch.opened, start + budget))
             posted_at = await _storm_then_unrelated(session, am.url, count, run)
             durable, processed = await storing
