@@ -30,8 +30,9 @@ from tests.fakes import PageReceiver
 
 pytestmark = pytest.mark.e2e
 INCIDENTS = 6
-STEP = 6
-"""Seconds from the first page to the second step: time to kill one engine in between."""
+STEP = 10
+"""Seconds from the first page to the second step: time for every first page to arrive and one
+engine to be killed in between, on a loaded machine too."""
 ON_TIME_S = 3.0
 """How late a step may page: the survivor's cycle interval (1 s), claim and send."""
 
