@@ -33,6 +33,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +147,9 @@ async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
         )
 
 
-def _all_answered(session: aiohttp.ClientSession, am: str, count: int) -> Any:
+def _all_answered(
+    session: aiohttp.ClientSession, am: str, count: int
+) -> Callable[[], Awaitable[bool]]:
     """A check: Alertmanager has ``count`` webhooks answered 2xx (for Stormwatch: durable)."""
 
     async def check() -> bool:
