@@ -6,8 +6,10 @@ and decisions; the delivering lane sends the pages and messages they queued; the
 audits, prunes and counts. ``run`` gives each lane a loop of its own, so a receiver that answers
 slowly or a count over 100,000 open incidents never holds up the next alert's incident or its
 page: the delivering loop is woken the moment a detecting stage finds work, and the detecting
-loop wakes early when intake commits new signals. ``run_once`` is one cycle of every lane in
-turn (tests call it after moving a fake clock).
+loop wakes early when intake commits new signals. While a storm pours in, the detecting loop
+rests between cycles (``STORM_PACE``) and runs quick passes (``run_ahead``) for alerts that may
+overtake the storm's. ``run_once`` is one cycle of every lane in turn (tests call it after
+moving a fake clock).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from detector.engine.audit import AuditStage
 from detector.engine.delivery import Deliverer, DeliveryBatch, DeliveryOutcome, DeliveryStage
 from detector.engine.gauges import GaugeStage
 from detector.engine.notice_stage import DEFAULT_PAGE, NoticeStage
+from detector.engine.overtaking import may_overtake
 from detector.engine.pruning import PruneStage
 from detector.engine.rules_change import RulesChangeStage
 from detector.engine.signals import (
@@ -42,6 +45,7 @@ from detector.ruleset.live import Routes
 from detector.service.clock import Clock
 from detector.service.metrics import Metrics
 from detector.store.connection import Pool
+from detector.store.intake_log import payload_names
 from responders.statuspage.model import PageInfo
 
 log = structlog.get_logger(__name__)
@@ -59,17 +63,22 @@ def standard_stages(
     related_window: timedelta = DEFAULT_WINDOW,
     process_signals: SignalProcessor | None = None,
     page: PageInfo = DEFAULT_PAGE,
+    hurry: Callable[[], bool] | None = None,
 ) -> list[Stage]:
     """The stages of every cycle, in the order they run within their lanes; incidents that open
     in them are linked to those of their component opened within ``related_window``; notices
-    speak for ``page``.
+    speak for ``page``; ``hurry`` tells the signal stage that alerts which may overtake a storm
+    are waiting for a quick pass (``process_pending``).
 
     A first step of people fires as a timer due at once, in the timer stage right after the
     signals that opened its incident; the audit, which works in minutes, puts a lost timer back
     for the detecting lane's next cycle."""
     return [
         RulesChangeStage(),
-        SignalStage(process_signals or partial(process_pending, related_window=related_window)),
+        SignalStage(
+            process_signals or partial(process_pending, related_window=related_window, hurry=hurry),
+            partial(process_pending, related_window=related_window, ahead=True),
+        ),
         TimerStage(related_window),
         NoticeStage(page),
         DeliveryStage(deliverer),
@@ -121,11 +130,20 @@ WORTH_BATCHING = 50
 """Signals a cycle must find for the batch window to apply in full (fewer: a share of it)."""
 
 
+STORM_PACE = 1.0
+"""While a storm pours in and a group's backlog waits, the detecting lane rests this many
+seconds per second of its last cycle before the next (half its time): the intake needs the CPU
+to store the storm, and the backlog is worked off once it stops. Meanwhile quick passes open the
+incidents of other rules (``Engine._pace``)."""
+
+
 def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
     """Seconds to wait before the next cycle after one that found work.
 
-    Zero while the queue or the intake log holds more than a batch, and while group backlogs
-    wait with no new alerts arriving (a storm is over: work it off back to back). Otherwise
+    ``STORM_PACE`` times the cycle's own time while new alerts arrive and a group's backlog
+    waits. Zero while the queue or the intake log holds more than a batch, and while group
+    backlogs wait with no new alerts arriving (a storm is over: work it off back to back).
+    Otherwise
     what is left of a share of ``window`` since the cycle started: under a stream of webhooks
     the engine would otherwise run one small cycle per intake commit, and each cycle's fixed
     cost (transaction, queue, backlog and timer queries, a pass per group) would dominate;
@@ -136,6 +154,8 @@ def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
     signals), so a trickle of new incidents is paged at once while a flood is batched.
     """
     signals = report.signals
+    if signals.storming and signals.arrived:
+        return max(elapsed * STORM_PACE, window)
     if signals.behind or (signals.sliced and not signals.arrived):
         return 0.0
     share = min(signals.processed / WORTH_BATCHING, 1.0)
@@ -173,7 +193,10 @@ class Engine:
         self._routes = routes
         self._clock = clock
         self._metrics = metrics
-        standard = standard_stages(deliverer, retention, related_window, process_signals, page)
+        self._ahead = asyncio.Event()
+        standard = standard_stages(
+            deliverer, retention, related_window, process_signals, page, self._ahead.is_set
+        )
         stages = [*standard, *extra_stages]
         names = [stage.name for stage in stages]
         if len(set(names)) < len(names):
@@ -183,6 +206,8 @@ class Engine:
         self._batch_window = batch_window.total_seconds()
         self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
         self._wakes = {lane: asyncio.Event() for lane in Lane}
+        self._storming: frozenset[str] = frozenset()
+        """The rules whose backlog the last detecting cycle left waiting."""
         self._stopping = asyncio.Event()
         self._rules_generation = 1  # the rules may have been edited while no engine ran
         self._last_cycle = time.monotonic()
@@ -193,11 +218,15 @@ class Engine:
         self._wakes[Lane.DETECT].set()
         self._wakes[Lane.DELIVER].set()
 
-    def signals_stored(self) -> None:
-        """Ask for a detecting cycle now: intake committed webhooks. Delivery follows from the
-        detecting stage that finds work in them; woken by every commit as well, it ran six
+    def signals_stored(self, payload: str = "") -> None:
+        """Ask for a detecting cycle now: intake committed webhooks, whose alert names the
+        notification's ``payload`` carries. While a storm is paced, ask for a quick pass if
+        they may reach a rule other than the storm's (or are not known). Delivery follows from
+        the detecting stage that finds work in them; woken by every commit as well, it ran six
         passes per detecting cycle through a storm, each claiming nothing."""
         self._wakes[Lane.DETECT].set()
+        if self._storming and may_overtake(payload_names(payload), self._storming, self._reach):
+            self._ahead.set()
 
     def rules_changed(self) -> None:
         """After a rules reload, have the next cycle's stages react to the new rules (see
@@ -209,6 +238,7 @@ class Engine:
     def stop(self) -> None:
         """Stop after the cycle in progress, in every lane."""
         self._stopping.set()
+        self._ahead.set()
         for wake in self._wakes.values():
             wake.set()
 
@@ -251,14 +281,39 @@ class Engine:
             self._last_cycle = time.monotonic()
             elapsed = self._last_cycle - started
             self._metrics.engine_cycle.observe(elapsed)
+            self._storming = report.signals.storming
             if report.busy:
                 pause = pause_after(report, elapsed, self._batch_window)
-                if pause:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), timeout=pause)
+                await self._pace(min(pause, self._idle_wait(report)))
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self._idle_wait(report))
+
+    async def _pace(self, pause: float) -> None:
+        """Rest ``pause`` seconds before the next detecting cycle (the caller cuts it to the
+        idle interval and the next timer's due time, so resting never makes a step late). While
+        a storm's backlog waits, run a quick pass (only the intake log records that may overtake
+        the storm's, ``overtaking``) each time intake stores alerts that may reach another rule,
+        so their incident opens and pages while the storm is paced."""
+        deadline = time.monotonic() + pause
+        while not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ahead.wait(), timeout=left)
+            if self._ahead.is_set() and not self._stopping.is_set():
+                await self.run_ahead()
+
+    async def run_ahead(self) -> CycleReport:
+        """A quick pass of the detecting lane: the signal stage takes only the intake log
+        records that may overtake a storm's (``CycleContext.ahead``)."""
+        self._ahead.clear()
+        return CycleReport(**await self._run_lane(Lane.DETECT, ahead=True))
+
+    def _reach(self, alertname: str) -> list[str]:
+        """The rules in force that can see an alert of this name."""
+        return [rule.name for rule in self._routes().rules.candidates(alertname)]
 
     async def _follow(self, lane: Lane, every: float) -> None:
         """A lane that runs when woken, at once again while it finds work, else every
@@ -281,13 +336,14 @@ class Engine:
                 await asyncio.wait_for(wake.wait(), timeout=every)
         await asyncio.gather(*passes)
 
-    async def _run_lane(self, lane: Lane) -> dict[str, StageReport]:
-        """Run ``lane``'s stages in order. A detecting stage that found work wakes delivery at
-        once (what it decided may be waiting to be sent); an upkeep stage that did wakes the
-        other lanes (a repaired timer is due now)."""
+    async def _run_lane(self, lane: Lane, *, ahead: bool = False) -> dict[str, StageReport]:
+        """Run ``lane``'s stages in order (``ahead``: a quick pass, ``CycleContext.ahead``). A
+        detecting stage that found work wakes delivery at once (what it decided may be waiting
+        to be sent); an upkeep stage that did wakes the other lanes (a repaired timer is due
+        now)."""
         reports: dict[str, StageReport] = {}
         for stage in self._lanes[lane]:
-            report = await self._run_stage(stage)
+            report = await self._run_stage(stage, ahead=ahead)
             if report is None:
                 continue
             reports[stage.name] = report
@@ -306,7 +362,7 @@ class Engine:
         until = (due - self._clock.now()).total_seconds()
         return min(self._interval, max(until, 0.01))
 
-    async def _run_stage(self, stage: Stage) -> StageReport | None:
+    async def _run_stage(self, stage: Stage, *, ahead: bool = False) -> StageReport | None:
         """Run one stage with the rules and time as they are now, time it, and count what it
         reports; a stage that raises is counted and logged, and the cycle goes on."""
         context = CycleContext(
@@ -317,6 +373,7 @@ class Engine:
             self._rules_generation,
             self._clock,
             self.running,
+            ahead,
         )
         started = time.perf_counter()
         try:

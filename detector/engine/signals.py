@@ -21,6 +21,7 @@ from detector.domain.model import Decision, Signal, Source
 from detector.domain.related import DEFAULT_WINDOW
 from detector.domain.superseding import decision_order
 from detector.engine import correlation
+from detector.engine.overtaking import overtaking
 from detector.engine.slices import GroupSlice, Slicer
 from detector.engine.stage import CycleContext, Lane, record_decisions
 from detector.engine.timers import record_escalations
@@ -37,6 +38,8 @@ FIRST_SLOW_RETRY = timedelta(seconds=5)
 LONGEST_RETRY = timedelta(minutes=5)
 GROUP_SLICE = 400
 """Signals one rule group applies per cycle at most; the rest wait in its backlog, in order."""
+HEADS_READ = 2_000
+"""Intake log records a quick pass looks at, oldest first, for ones that may go ahead."""
 EXPANSION_REACH = 4
 """While a group is sliced, a cycle expands up to this many times its usual share of the intake
 log, to reach the signals of other groups queued behind the storm."""
@@ -76,6 +79,8 @@ class SignalBatchResult:
     """Signals put in a group's backlog for a later cycle."""
     dropped: Tally[tuple[str, str]] = field(default_factory=Tally)
     """Waiting alerts rule conditions dropped, by (rule, reason)."""
+    storming: frozenset[str] = frozenset()
+    """The rules with a group whose backlog still holds signals after the batch."""
 
     @property
     def processed(self) -> int:
@@ -123,16 +128,12 @@ def retry_after(attempts: int) -> timedelta | None:
 
 
 def routed_once(rules: RuleSet) -> Callable[[Signal], list[RuleMatch]]:
-    """``rules.route``, remembered per stored signal: a new signal is routed when it is stored
-    (to flag it if unmatched) and again when it is grouped; the answer cannot differ."""
-    seen: dict[inbox.SignalKey, list[RuleMatch]] = {}
+    """``rules.route``, remembered per stored signal (``RuleSet.route_once``): a new signal is
+    routed when it is stored (to flag it if unmatched), again when it is grouped, and again
+    each time its group's backlog gives it a turn; the answer cannot differ."""
 
     def route(signal: Signal) -> list[RuleMatch]:
-        key = inbox.signal_key(signal)
-        matches = seen.get(key)
-        if matches is None:
-            matches = seen[key] = rules.route(signal)
-        return matches
+        return rules.route_once(inbox.signal_key(signal), signal)
 
     return route
 
@@ -146,37 +147,36 @@ async def process_pending(
     correlate: Correlate | None = None,
     related_window: timedelta = DEFAULT_WINDOW,
     group_slice: int = GROUP_SLICE,
+    ahead: bool = False,
+    hurry: Callable[[], bool] | None = None,
 ) -> SignalBatchResult:
     """Process what waits in group backlogs, queued signals and the new ones from expanding
     intake log records (about ``limit`` of each), oldest first, in one transaction; each group
-    applies at most ``group_slice`` of them, the rest wait in its backlog.
+    applies at most ``group_slice`` of them, the rest wait in its backlog. ``ahead``: a quick
+    pass while a storm is paced, taking only the records that may overtake older ones
+    (``overtaking``); ``hurry``: such records wait, so reach no further into the storm.
 
     Nothing happens while another replica holds the lock. A group whose update fails is rolled
-    back alone (a savepoint), and its signals are queued again for that group's rule
-    (``retry_after``), so a failure never drops an alert: Alertmanager's resends of it are
-    duplicates and would not bring it back. ``correlate`` applies each group; by default
-    ``correlation.correlate``, linking the incidents it opens to those of their component
-    opened within ``related_window``.
+    back alone (a savepoint) and its signals queued again for its rule (``retry_after``), as
+    Alertmanager's resends would be duplicates. ``correlate`` applies each group (by default
+    ``correlation.correlate``, linking incidents of a component within ``related_window``).
     """
     result = SignalBatchResult()
     apply_group = correlate or partial(correlation.correlate, related_window=related_window)
     async with pool.acquire() as connection, connection.transaction():
         if not await locks.try_hold(connection, locks.AdvisoryLock.SIGNAL_PROCESSING):
             return result
-        live_rules = list(rules.rules)
-        route = routed_once(rules)
-        lanes = await backlog.take(connection, group_slice, live_rules)
-        slicer = Slicer(rules, route, group_slice, lanes)
-        queued = await inbox.lock_pending(connection, limit, now, live_rules)
-        matched = slicer.add(queued)
-        result.expansion = await _expand(connection, slicer, matched, limit, now, live_rules)
+        batch = await _take_in(connection, rules, now, limit, group_slice, ahead, hurry)
+        if batch is None:
+            return result
+        slicer, queued, result.expansion = batch.slicer, batch.queued, batch.expansion
         stored = result.expansion.stored
         result.behind = len(queued) >= limit or result.arrived >= limit
         if stored.unmatched:
             result.outcomes[SignalOutcome.UNMATCHED] += stored.unmatched
         outcomes: dict[int, str] = {
             signal_id: SignalOutcome.MATCHED if routed else SignalOutcome.UNMATCHED
-            for signal_id, routed in matched.items()
+            for signal_id, routed in batch.matched.items()
         }
         failed: dict[int, tuple[inbox.PendingSignal, set[str]]] = {}
         carried: list[tuple[backlog.GroupKey, int]] = []
@@ -196,7 +196,48 @@ async def process_pending(
         result.outcomes.update(outcomes.values())
         result.carried = len(carried)
         result.sliced = slicer.sliced
+        result.storming = frozenset(rule for (rule, _), _ in carried) | slicer.backlogged
     return result
+
+
+@dataclass
+class _Batch:
+    """A cycle's signals, by group, and where they came from."""
+
+    slicer: Slicer
+    queued: list[inbox.PendingSignal]
+    matched: dict[int, bool]
+    """Whether a rule routes each new or queued signal, by id."""
+    expansion: intake_log.Expansion
+
+
+async def _take_in(
+    connection: Connection,
+    rules: RuleSet,
+    now: datetime,
+    limit: int,
+    group_slice: int,
+    ahead: bool,
+    hurry: Callable[[], bool] | None,
+) -> _Batch | None:
+    """Gather the cycle's signals (``process_pending``); None for a quick pass while a queued
+    signal is due, since it may be older than anything the pass would take."""
+    live_rules = list(rules.rules)
+    route = routed_once(rules)
+    if ahead:
+        if await inbox.lock_pending(connection, 1, now, live_rules):
+            return None
+        batch = _Batch(Slicer(rules, route, group_slice, []), [], {}, intake_log.Expansion())
+        batch.expansion = await _expand_ahead(connection, batch, limit, now, rules)
+        return batch
+    lanes = await backlog.take(connection, group_slice, live_rules)
+    slicer = Slicer(rules, route, group_slice, lanes)
+    queued = await inbox.lock_pending(connection, limit, now, live_rules)
+    batch = _Batch(slicer, queued, slicer.add(queued), intake_log.Expansion())
+    batch.expansion = await _expand(
+        connection, slicer, batch.matched, limit, now, live_rules, hurry
+    )
+    return batch
 
 
 async def _expand(
@@ -206,10 +247,12 @@ async def _expand(
     limit: int,
     now: datetime,
     live_rules: list[str],
+    hurry: Callable[[], bool] | None,
 ) -> intake_log.Expansion:
     """Expand about ``limit`` alerts of the intake log into signals for ``slicer``; while some
-    group has more than its slice, go on (up to ``EXPANSION_REACH`` times as far): the storm
-    waits in its backlog anyway, and other groups' signals behind it get their turn now."""
+    group has more than its slice, go on (up to ``EXPANSION_REACH`` times as far, unless
+    ``hurry``): the storm waits in its backlog anyway, and other groups' signals behind it get
+    their turn now."""
     total = intake_log.Expansion()
     while True:
         step = await intake_log.expand(connection, limit, now, slicer.routes_nowhere, live_rules)
@@ -222,8 +265,30 @@ async def _expand(
             step == intake_log.Expansion()
             or not slicer.sliced
             or expanded >= EXPANSION_REACH * limit
+            or (hurry is not None and hurry())
         ):
             return total
+
+
+async def _expand_ahead(
+    connection: Connection, batch: _Batch, limit: int, now: datetime, rules: RuleSet
+) -> intake_log.Expansion:
+    """Expand the intake log records that may go ahead of older ones, for ``batch``."""
+    storming = await backlog.rules(connection)
+    heads = await intake_log.heads(connection, HEADS_READ)
+    ids = overtaking(heads, storming, partial(_reach, rules), limit)
+    if not ids:
+        return intake_log.Expansion()
+    slicer = batch.slicer
+    step = await intake_log.expand(
+        connection, limit, now, slicer.routes_nowhere, list(rules.rules), only=ids
+    )
+    batch.matched.update(slicer.add(step.fresh))
+    return step
+
+
+def _reach(rules: RuleSet, alertname: str) -> list[str]:
+    return [rule.name for rule in rules.candidates(alertname)]
 
 
 async def _apply(
@@ -278,9 +343,15 @@ class SignalStage:
     name = "signals"
     lane = Lane.DETECT
 
-    def __init__(self, process: SignalProcessor = process_pending) -> None:
+    def __init__(
+        self,
+        process: SignalProcessor = process_pending,
+        ahead: SignalProcessor | None = None,
+    ) -> None:
         self._process = process
+        self._ahead = ahead or partial(process_pending, ahead=True)
 
     async def run(self, context: CycleContext) -> SignalBatchResult:
-        """Process what is pending now."""
-        return await self._process(context.pool, context.routes.rules, context.now)
+        """Process what is pending now (in a quick pass, only what may go ahead)."""
+        process = self._ahead if context.ahead else self._process
+        return await process(context.pool, context.routes.rules, context.now)

@@ -97,6 +97,11 @@ class Slicer:
             for key, group in self._groups.items()
         )
 
+    @property
+    def backlogged(self) -> frozenset[str]:
+        """The rules of the groups whose backlog holds more than this cycle takes of it."""
+        return frozenset(rule for rule, _ in self._next)
+
     def slices(self) -> list[GroupSlice]:
         """Every group's slice, in the order the groups were first met."""
         return [self._cut(key, group) for key, group in self._groups.items()]

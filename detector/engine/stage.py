@@ -74,6 +74,9 @@ class CycleContext:
     detecting: bool = True
     """Whether this engine's detecting stages have run lately (the dead-man ping says so only
     while they do)."""
+    ahead: bool = False
+    """A quick pass while a storm is paced: the signal stage takes only the intake log records
+    that may overtake the storm's (``signals.process_pending``)."""
 
 
 class StageReport(Protocol):

@@ -163,6 +163,11 @@ def to_signals(
     return signals
 
 
+def alertnames(payload: WebhookPayload) -> tuple[str, ...]:
+    """The distinct alert names of a webhook's alerts, sorted."""
+    return tuple(sorted({alert["labels"].get("alertname", "") for alert in payload["alerts"]}))
+
+
 def log_entry(body: bytes, received_at: datetime) -> bytes:
     """An accepted body framed with its arrival time, ready to join into an intake log record.
 

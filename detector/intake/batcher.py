@@ -1,7 +1,10 @@
-"""Group commit for intake: bodies from concurrent webhook requests share one intake log record.
+"""Group commit for intake: bodies from concurrent webhook requests share one commit.
 
 Each request waits for the commit that contains its body before it is answered, so a 2xx still
-means durable; batching only amortises the commit cost across requests under load.
+means durable; batching only amortises the commit cost across requests under load. A commit
+writes one intake log record per run of consecutive requests with the same alert names, so the
+engine can take an unrelated alert ahead of a storm's (``engine.overtaking``) without reordering
+anything else.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
+from operator import attrgetter
 
 from detector.intake.alertmanager import log_record
 from detector.store import intake_log
@@ -29,6 +34,7 @@ pile up behind them."""
 class _Pending:
     entry: bytes
     alerts: int
+    alertnames: tuple[str, ...]
     done: asyncio.Future[None]
 
 
@@ -62,13 +68,13 @@ class IntakeBatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writing = 0
 
-    async def submit(self, entry: bytes, alerts: int) -> None:
-        """Store one framed request durably; returns once committed, raises if that failed or
-        took longer than ``answer_within`` (TimeoutError; the request is then not written
-        if its turn has not come yet)."""
+    async def submit(self, entry: bytes, alerts: int, alertnames: tuple[str, ...]) -> None:
+        """Store one framed request of ``alerts`` alerts with these distinct names durably;
+        returns once committed, raises if that failed or took longer than ``answer_within``
+        (TimeoutError; the request is then not written if its turn has not come yet)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._queue.append(_Pending(entry, alerts, done))
+        self._queue.append(_Pending(entry, alerts, alertnames, done))
         if self._writing < self._max_writers:
             self._writing += 1
             task = asyncio.create_task(self._write_until_empty())
@@ -96,13 +102,7 @@ class IntakeBatcher:
             # Giving the connection back cannot fail the batches already committed on it.
             async with pooled(self._pool) as connection:
                 while batch := self._take():
-                    await intake_log.append(
-                        connection,
-                        self._now(),
-                        len(batch),
-                        sum(item.alerts for item in batch),
-                        log_record([item.entry for item in batch]),
-                    )
+                    await intake_log.append(connection, self._now(), _records(batch))
                     _settle(batch, None)
         except DB_ERRORS as err:
             # The failed batch, or the next one when no connection could be had: each
@@ -129,6 +129,16 @@ class IntakeBatcher:
         """Wait for in-flight commits (used at shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _records(batch: list[_Pending]) -> list[intake_log.Record]:
+    """The batch as records, one per run of consecutive requests with the same alert names."""
+    records = []
+    for names, group in groupby(batch, key=attrgetter("alertnames")):
+        run = list(group)
+        body = log_record([item.entry for item in run])
+        records.append(intake_log.Record(len(run), sum(item.alerts for item in run), names, body))
+    return records
 
 
 def _expire(done: asyncio.Future[None]) -> None:

@@ -114,7 +114,7 @@ class Prober:
             retired = await store.retire(connection, self.location, running)
             for gone in retired:
                 entry = retired_entry(gone.labels, gone.firing_since, now)
-                await intake_log.append(connection, now, 1, 1, log_record([entry]))
+                await intake_log.append(connection, now, [_record(entry, gone.labels)])
         self._added &= set(running)
         for gone in retired:
             log.info("probe.retired", journey=gone.labels.get("journey"), location=self.location)
@@ -167,7 +167,7 @@ class Prober:
             if transition is not Transition.NONE:
                 since = new.firing_since or health.firing_since or now
                 entry = log_entry(journey, transition, since, result, now)
-                await intake_log.append(connection, now, 1, 1, log_record([entry]))
+                await intake_log.append(connection, now, [_record(entry, labels)])
         if transition is not Transition.NONE:
             log.info(
                 f"probe.{transition}",
@@ -176,3 +176,8 @@ class Prober:
                 step=result.failed_step.name if result.failed_step else None,
             )
         return transition
+
+
+def _record(entry: bytes, labels: Mapping[str, str]) -> intake_log.Record:
+    """A probe's alert entry as an intake log record of its own."""
+    return intake_log.Record(1, 1, (labels.get("alertname", ""),), log_record([entry]))

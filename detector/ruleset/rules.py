@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as _quoted  # json.dumps of a str, less overhead
 
 from detector.domain.model import Signal
 from detector.probes.journey import JourneySpec
@@ -29,6 +29,9 @@ from responders.oncall.model import Schedule
 
 _LITERAL_ALTERNATION = re.compile(r"[A-Za-z0-9_:]+(?:\|[A-Za-z0-9_:]+)*")
 _MEMO_LIMIT = 10_000
+ROUTES_REMEMBERED = 50_000
+"""Signals whose routes :meth:`RuleSet.route_once` keeps at most, the oldest forgotten first:
+more than a storm's group backlog holds, at a few hundred bytes each."""
 ALL_LABELS = "..."
 """``group_by: ['...']`` groups by every label, as in Alertmanager."""
 
@@ -65,6 +68,9 @@ class RuleSet:
     _endpoints: dict[str, Target] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _routes: dict[Hashable, list[RuleMatch]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def route(self, signal: Signal) -> list[RuleMatch]:
         """Every rule whose matchers accept the signal's labels, with its grouping."""
@@ -73,6 +79,18 @@ class RuleSet:
             if sees(rule, signal.labels):
                 labels = group_labels(rule, signal.labels)
                 matches.append(RuleMatch(rule, group_key(labels), labels))
+        return matches
+
+    def route_once(self, key: Hashable, signal: Signal) -> list[RuleMatch]:
+        """:meth:`route`, remembered under ``key`` (which must stand for the signal's labels)
+        while this rule set runs: a signal the engine carries in a group's backlog is routed when
+        it is stored and again when its turn comes, cycles later; in a storm the second routing
+        cost a tenth of the signal stage. A reload makes a new rule set, which routes afresh."""
+        matches = self._routes.get(key)
+        if matches is None:
+            matches = self._routes[key] = self.route(signal)
+            if len(self._routes) > ROUTES_REMEMBERED:
+                del self._routes[next(iter(self._routes))]
         return matches
 
     def candidates(self, alertname: str) -> tuple[RuleSpec, ...]:
@@ -163,5 +181,5 @@ def group_labels(rule: RuleSpec, labels: Mapping[str, str]) -> dict[str, str]:
 
 def group_key(labels: Mapping[str, str]) -> str:
     """A stable text key for a set of group labels, in Alertmanager's ``{a="b"}`` style."""
-    body = ", ".join(f"{name}={json.dumps(value)}" for name, value in sorted(labels.items()))
+    body = ", ".join(f"{name}={_quoted(value)}" for name, value in sorted(labels.items()))
     return "{" + body + "}"

@@ -70,6 +70,20 @@ async def take(connection: Connection, per_group: int, live_rules: Sequence[str]
     ]
 
 
+async def rules(connection: Connection) -> frozenset[str]:
+    """The rules with a group whose backlog holds signals (a skip scan: one probe per rule)."""
+    rows = await connection.fetch(
+        """WITH RECURSIVE waiting AS (
+               (SELECT rule FROM group_backlog ORDER BY rule LIMIT 1)
+             UNION ALL
+               SELECT later.rule FROM waiting w CROSS JOIN LATERAL (
+                 SELECT b.rule FROM group_backlog b WHERE b.rule > w.rule
+                 ORDER BY b.rule LIMIT 1) later)
+           SELECT rule FROM waiting"""
+    )
+    return frozenset(row["rule"] for row in rows)
+
+
 async def carry(connection: Connection, items: Sequence[tuple[GroupKey, int]]) -> None:
     """Put signals in their groups' backlogs (a signal already there stays once)."""
     if items:

@@ -40,24 +40,81 @@ class Expansion:
     unreadable: int = 0
 
 
-async def append(
-    connection: Connection, received_at: datetime, requests: int, alerts: int, record: bytes
-) -> None:
-    """Store one record and notify engines at commit.
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Webhook bodies committed together: ``body`` is their ``log_record``; ``alertnames`` the
+    distinct alert names in them (None if not known, which keeps the record from being taken
+    ahead of older ones)."""
+
+    requests: int
+    alerts: int
+    alertnames: tuple[str, ...] | None
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """An intake log record not yet expanded, as the engine decides whether to take it ahead
+    of older ones: its alert names and size, not its bodies."""
+
+    id: int
+    alerts: int
+    alertnames: tuple[str, ...] | None
+
+
+NAMES_UNKNOWN = ""
+"""The notification payload of a record whose alert names are not known or too long to send
+(PostgreSQL caps a payload at 8,000 bytes)."""
+_PAYLOAD_BYTES = 7_900
+
+
+async def append(connection: Connection, received_at: datetime, records: Sequence[Record]) -> None:
+    """Store records in arrival order and notify engines at commit, each notification naming
+    its record's alerts (``names_payload``).
 
     A single statement, so it is atomic without an explicit transaction (one round trip).
     """
     await connection.execute(
         """WITH stored AS (
-             INSERT INTO intake_log (received_at, requests, alerts, bodies)
-             VALUES ($1, $2, $3, $4) RETURNING id)
-           SELECT pg_notify($5, '') FROM stored""",
+             INSERT INTO intake_log (received_at, requests, alerts, alertnames, bodies)
+             SELECT $1, r.requests, r.alerts,
+                    CASE WHEN json_typeof(r.names) = 'array'
+                         THEN ARRAY(SELECT json_array_elements_text(r.names)) END,
+                    r.bodies
+             FROM ROWS FROM (unnest($2::integer[]), unnest($3::integer[]),
+                             json_array_elements($4::json), unnest($5::bytea[]))
+               WITH ORDINALITY AS r (requests, alerts, names, bodies, n)
+             ORDER BY r.n
+             RETURNING id)
+           SELECT pg_notify($6, payload) FROM unnest($7::text[]) AS payload""",
         received_at,
-        requests,
-        alerts,
-        record,
+        [record.requests for record in records],
+        [record.alerts for record in records],
+        [record.alertnames for record in records],
+        [record.body for record in records],
         INTAKE_CHANNEL,
+        [names_payload(record.alertnames) for record in records],
     )
+
+
+def names_payload(alertnames: tuple[str, ...] | None) -> str:
+    """The alert names as a notification payload (a JSON array), or ``NAMES_UNKNOWN``."""
+    if alertnames is None:
+        return NAMES_UNKNOWN
+    text = json.dumps(alertnames)
+    return text if len(text.encode()) <= _PAYLOAD_BYTES else NAMES_UNKNOWN
+
+
+def payload_names(payload: str) -> tuple[str, ...] | None:
+    """The alert names a notification payload carries; None when unknown (or unreadable: an
+    intake replica of another version may send something else)."""
+    try:
+        names = json.loads(payload) if payload else None
+    except ValueError:
+        return None
+    if isinstance(names, list) and all(isinstance(name, str) for name in names):
+        return tuple(names)
+    return None
 
 
 async def keep_rejected(
@@ -103,23 +160,30 @@ async def expand(
     now: datetime,
     unmatched: Callable[[Signal], bool] | None = None,
     live_rules: Sequence[str] = (),
+    *,
+    only: Sequence[int] | None = None,
 ) -> Expansion:
-    """Turn the oldest records (about ``max_alerts`` alerts, at least one record) into signals,
-    flagging the ones ``unmatched`` says no rule routes (unless an open incident of one of
-    ``live_rules`` holds them).
+    """Turn the oldest records (about ``max_alerts`` alerts, at least one record), or the
+    records ``only`` names, into signals, flagging the ones ``unmatched`` says no rule routes
+    (unless an open incident of one of ``live_rules`` holds them).
 
     Call inside the transaction that holds the signal-processing lock; the new signals are
     returned rather than queued, for that transaction to process. A record that no longer
     parses (it did when accepted), or that PostgreSQL refuses to store, is kept with the
     rejected bodies, so it is never retried forever nor dropped unseen.
     """
-    rows = await connection.fetch(
-        """SELECT id, bodies FROM (
-             SELECT id, bodies, sum(alerts) OVER (ORDER BY id) - alerts AS before
-             FROM intake_log ORDER BY id LIMIT 1000) oldest
-           WHERE before < $1 ORDER BY id""",
-        max_alerts,
-    )
+    if only is None:
+        rows = await connection.fetch(
+            """SELECT id, bodies FROM (
+                 SELECT id, bodies, sum(alerts) OVER (ORDER BY id) - alerts AS before
+                 FROM intake_log ORDER BY id LIMIT 1000) oldest
+               WHERE before < $1 ORDER BY id""",
+            max_alerts,
+        )
+    else:
+        rows = await connection.fetch(
+            "SELECT id, bodies FROM intake_log WHERE id = ANY($1::bigint[]) ORDER BY id", only
+        )
     if not rows:
         return Expansion()
     expander = _Expander(connection, now, unmatched, live_rules)
@@ -129,6 +193,21 @@ async def expand(
         "DELETE FROM intake_log WHERE id = ANY($1::bigint[])", [row["id"] for row in rows]
     )
     return Expansion(stored, fresh, expander.set_aside)
+
+
+async def heads(connection: Connection, limit: int) -> list[Head]:
+    """The oldest ``limit`` records not yet expanded, without their bodies."""
+    rows = await connection.fetch(
+        "SELECT id, alerts, alertnames FROM intake_log ORDER BY id LIMIT $1", limit
+    )
+    return [
+        Head(
+            row["id"],
+            row["alerts"],
+            None if row["alertnames"] is None else tuple(row["alertnames"]),
+        )
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,14 +26,21 @@ CONNECT_TIMEOUT_S = 10.0
 _LOST: tuple[type[Exception], ...] = (*UNAVAILABLE, TimeoutError)
 
 
-async def wake_on_intake(url: str, wake: Callable[[], None]) -> None:
-    """Call ``wake`` on every intake notification (runs until cancelled)."""
-    await wake_on(url, INTAKE_CHANNEL, wake)
+async def wake_on_intake(url: str, heard: Callable[[str], None]) -> None:
+    """Call ``heard`` with the payload of every intake notification (the new record's alert
+    names, ``intake_log.names_payload``; empty when unknown) (runs until cancelled)."""
+    await _hear(url, INTAKE_CHANNEL, heard)
 
 
 async def wake_on(url: str, channel: str, wake: Callable[[], None]) -> None:
     """Call ``wake`` on every notification on ``channel`` (runs until cancelled), and once on
     listening again after a lost connection."""
+    await _hear(url, channel, lambda _payload: wake())
+
+
+async def _hear(url: str, channel: str, heard: Callable[[str], None]) -> None:
+    """Call ``heard`` with every notification's payload on ``channel``, and with an empty one
+    on listening again after a lost connection."""
     missed = False
     while True:
         try:
@@ -44,7 +51,7 @@ async def wake_on(url: str, channel: str, wake: Callable[[], None]) -> None:
             await asyncio.sleep(RETRY_SECONDS)
             continue
         try:
-            await _listen(connection, channel, wake, missed)
+            await _listen(connection, channel, heard, missed)
         except _LOST as err:
             log.warning("engine.wakeup_lost", error=type(err).__name__, channel=channel)
         finally:
@@ -59,14 +66,14 @@ async def notify(connection: Connection, channel: str) -> None:
 
 
 async def _listen(
-    connection: asyncpg.Connection, channel: str, wake: Callable[[], None], missed: bool
+    connection: asyncpg.Connection, channel: str, heard: Callable[[str], None], missed: bool
 ) -> None:
     """Until the connection is lost; ``missed``: wake at once for what was committed while
     nobody listened."""
     lost = asyncio.Event()
     connection.add_termination_listener(lambda _: lost.set())
-    await connection.add_listener(channel, lambda *_: wake())
+    await connection.add_listener(channel, lambda _c, _pid, _ch, payload: heard(payload))
     if missed:
-        wake()
+        heard("")
     await lost.wait()
     log.warning("engine.wakeup_lost", channel=channel)

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from detector.domain.model import Source
-from detector.intake.alertmanager import PayloadError, log_entry, parse_payload
+from detector.intake.alertmanager import PayloadError, alertnames, log_entry, parse_payload
 from detector.intake.batcher import DB_ERRORS
 from detector.intake.replay_memo import digest_of
 from detector.store import intake_log
@@ -52,7 +52,7 @@ async def receive_alertmanager(request: web.Request) -> web.Response:
         services.metrics.truncated_alerts.inc(truncated)
         log.warning("webhook.truncated", alerts=alerts, truncated=truncated)
     try:
-        await services.batcher.submit(log_entry(body, received_at), alerts)
+        await services.batcher.submit(log_entry(body, received_at), alerts, alertnames(payload))
     except DB_ERRORS as err:
         services.metrics.webhooks.labels("unavailable").inc()
         log.warning(

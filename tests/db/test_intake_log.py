@@ -11,8 +11,11 @@ import asyncpg
 import pytest
 
 from detector.intake.alertmanager import log_entry, log_record
+from detector.intake.batcher import IntakeBatcher
 from detector.store import intake_log
+from detector.store.intake_log import Head, Record
 from detector.store.signals import Backlog, queued_backlog
+from detector.store.wakeup import INTAKE_CHANNEL
 from tests.conftest import Shop, alert, payload
 from tests.fakes import T0
 
@@ -122,7 +125,7 @@ class TestIntakeLog:
         pool = shop.services.pool
         record = log_record([log_entry(json.dumps(payload(poison)).encode(), shop.clock.now())])
         async with pool.acquire() as connection:  # as stored before intake refused such bodies
-            await intake_log.append(connection, shop.clock.now(), 1, 1, record)
+            await intake_log.append(connection, shop.clock.now(), [Record(1, 1, None, record)])
         await shop.post_alerts(alert(cluster="eu-1"))
 
         await shop.cycle()
@@ -145,7 +148,7 @@ class TestIntakeLog:
         good = log_entry(odd.encode(), now)
         bad = log_entry(json.dumps(payload(poison)).encode(), now)
         async with pool.acquire() as connection:  # one group commit held both
-            await intake_log.append(connection, now, 2, 2, log_record([bad, good]))
+            await intake_log.append(connection, now, [Record(2, 2, None, log_record([bad, good]))])
 
         await shop.cycle()
         assert [i["title"] for i in await shop.incidents()] == ["Connection pool exhausted on eu-1"]
@@ -203,14 +206,95 @@ class TestIntakeLog:
         assert await shop.services.pool.fetchval("SELECT sum(requests) FROM intake_log") == 40
 
 
+def _entry(*alerts: dict[str, Any]) -> bytes:
+    return log_entry(json.dumps(payload(*alerts)).encode(), T0)
+
+
+class TestRecords:
+    async def test_a_commit_keeps_one_record_per_run_of_alert_names_in_arrival_order(
+        self, pool: asyncpg.Pool
+    ) -> None:
+        batcher = IntakeBatcher(pool, lambda: T0)
+        requests = [
+            (alert("PgBouncerPoolSaturated", pool="a"), ("PgBouncerPoolSaturated",)),
+            (alert("PgBouncerPoolSaturated", pool="b"), ("PgBouncerPoolSaturated",)),
+            (alert("PaymentGatewayErrorRateHigh"), ("PaymentGatewayErrorRateHigh",)),
+            (alert("PgBouncerPoolSaturated", pool="c"), ("PgBouncerPoolSaturated",)),
+        ]
+        # Queued before the writer first runs, so one commit holds them all.
+        await asyncio.gather(*(batcher.submit(_entry(a), 1, names) for a, names in requests))
+
+        rows = await pool.fetch("SELECT requests, alertnames, bodies FROM intake_log ORDER BY id")
+        assert [(row["requests"], row["alertnames"]) for row in rows] == [
+            (2, ["PgBouncerPoolSaturated"]),
+            (1, ["PaymentGatewayErrorRateHigh"]),
+            (1, ["PgBouncerPoolSaturated"]),
+        ]
+        pools = [
+            [
+                entry["payload"]["alerts"][0]["labels"].get("pool")
+                for entry in json.loads(row["bodies"])
+            ]
+            for row in rows
+        ]
+        assert pools == [["a", "b"], [None], ["c"]]
+
+    async def test_heads_name_each_records_alerts_without_reading_its_bodies(
+        self, pool: asyncpg.Pool
+    ) -> None:
+        async with pool.acquire() as connection:
+            await intake_log.append(
+                connection,
+                T0,
+                [
+                    Record(1, 3, ("A", "B"), b"[]"),
+                    Record(2, 2, None, b"[]"),
+                    Record(1, 1, (), b"[]"),
+                ],
+            )
+            heads = await intake_log.heads(connection, 2)
+        first = heads[0].id
+        assert heads == [Head(first, 3, ("A", "B")), Head(first + 1, 2, None)]
+
+    async def test_only_the_named_records_are_expanded(self, pool: asyncpg.Pool) -> None:
+        records = [
+            Record(1, 1, ("PgBouncerPoolSaturated",), log_record([_entry(alert(cluster=c))]))
+            for c in ("eu-1", "eu-2", "eu-3")
+        ]
+        async with pool.acquire() as connection, connection.transaction():
+            await intake_log.append(connection, T0, records)
+            second = (await intake_log.heads(connection, 3))[1].id
+            expanded = await intake_log.expand(connection, 500, T0, only=[second])
+        assert [s.signal.labels["cluster"] for s in expanded.fresh] == ["eu-2"]
+        left = await pool.fetchval("SELECT array_agg(id ORDER BY id) FROM intake_log")
+        assert left == [second - 1, second + 1]
+
+    async def test_engines_hear_each_records_alert_names(self, pool: asyncpg.Pool) -> None:
+        heard: asyncio.Queue[str] = asyncio.Queue()
+
+        def hear(*args: Any) -> None:
+            heard.put_nowait(args[3])  # (connection, pid, channel, payload)
+
+        records = [Record(1, 1, ("A", "B"), b"[]"), Record(1, 1, None, b"[]")]
+        async with pool.acquire() as listener:
+            await listener.add_listener(INTAKE_CHANNEL, hear)
+            async with pool.acquire() as connection:
+                await intake_log.append(connection, T0, records)
+            payloads = [await asyncio.wait_for(heard.get(), 5) for _ in records]
+            await listener.remove_listener(INTAKE_CHANNEL, hear)
+        assert [intake_log.payload_names(p) for p in payloads] == [("A", "B"), None]
+
+
 class TestBacklog:
     async def test_alerts_of_unexpanded_records_wait_since_the_first_arrived(
         self, pool: asyncpg.Pool
     ) -> None:
         async with pool.acquire() as connection:
             assert await intake_log.backlog(connection) == Backlog()
-            await intake_log.append(connection, T0, 1, 3, b"{}")
-            await intake_log.append(connection, T0 + timedelta(seconds=5), 2, 2, b"{}")
+            await intake_log.append(connection, T0, [Record(1, 3, ("A",), b"{}")])
+            await intake_log.append(
+                connection, T0 + timedelta(seconds=5), [Record(2, 2, (), b"{}")]
+            )
             assert await intake_log.backlog(connection) == Backlog(5, T0)
             assert await queued_backlog(connection) == Backlog()
 

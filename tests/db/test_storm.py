@@ -128,3 +128,59 @@ async def test_an_unrelated_incident_opens_within_two_cycles_of_a_storm(shop: Sh
         "Checkout failing: database pool exhausted (eu-1)": STORM + 1,
     }
     assert await shop.services.pool.fetchval("SELECT count(*) FROM conditions") == 0
+
+
+async def intake_log_alerts(shop: Shop) -> int:
+    return int(await shop.services.pool.fetchval("SELECT coalesce(sum(alerts), 0) FROM intake_log"))
+
+
+async def test_a_quick_pass_opens_an_unrelated_incident_ahead_of_the_paced_storm(
+    shop: Shop,
+) -> None:
+    half = STORM // 2
+    await post(shop, pools(0, half))
+    assert (await shop.cycle()).signals.storming == {"checkout-failing-db-pool-exhausted"}
+    await post(shop, pools(half, 1_000))
+    await post(shop, [alert("CheckoutErrorSpike", cluster="eu-1", service="checkout")])
+    await post(shop, [alert("PaymentGatewayErrorRateHigh", cluster="eu-1", service="payments")])
+    waiting = await intake_log_alerts(shop)
+
+    quick = await shop.services.engine.run_ahead()
+
+    assert quick.signals.arrived == 1
+    assert "Payment gateway failing (eu-1)" in await open_titles(shop)
+    assert await intake_log_alerts(shop) == waiting - 1, "the storm and the checkout alert wait"
+    paged = await shop.services.pool.fetch(
+        """SELECT i.title FROM outbox o JOIN incidents i ON i.id = o.incident_id
+           WHERE o.kind = 'page' ORDER BY o.id DESC LIMIT 1"""
+    )
+    assert [row["title"] for row in paged] == ["Payment gateway failing (eu-1)"], "its page queued"
+
+    await post(shop, pools(half + 1_000, STORM - half - 1_000))
+    await work_off(shop)
+    per_database = [f"Pool exhausted (orders_{n:02d} on eu-1)" for n in range(DATABASES)]
+    held = await alerts_waiting(shop)
+    assert held == {
+        **dict.fromkeys(per_database, STORM // DATABASES),
+        "Payment gateway failing (eu-1)": 1,
+        "Checkout failing: database pool exhausted (eu-1)": STORM + 1,
+    }, "the storm ends as it does without a quick pass"
+
+
+async def test_no_quick_pass_while_a_signal_waits_in_the_queue(shop: Shop) -> None:
+    await post(shop, [alert("PaymentGatewayErrorRateHigh", cluster="eu-1", service="payments")])
+    await shop.services.pool.execute(
+        """INSERT INTO signals (source, name, fingerprint, status, starts_at, labels, annotations,
+                                group_key, receiver, received_at, last_received_at)
+           VALUES ('alertmanager', 'PgBouncerPoolSaturated', 'queued', 'firing', now(), '{}',
+                   '{}', '', '', now(), now())"""
+    )
+    await shop.services.pool.execute(
+        "INSERT INTO pending_signals (signal_id) SELECT max(id) FROM signals"
+    )
+
+    quick = await shop.services.engine.run_ahead()
+
+    assert quick.signals.arrived == 0, "the queued signal may be older than the new alert"
+    await shop.cycle()
+    assert "Payment gateway failing (eu-1)" in await open_titles(shop)

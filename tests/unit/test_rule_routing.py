@@ -9,6 +9,7 @@ import pytest
 
 from detector.domain.grouping import to_attached_incidents
 from detector.domain.model import AlertStatus, Signal, Source
+from detector.ruleset import rules as rules_module
 from detector.ruleset.rules import RuleSet, alertnames, sees
 from detector.ruleset.schema import RuleSpec
 from detector.store.signals import Holder
@@ -99,6 +100,25 @@ class TestRoute:
         routed = [m.rule.name for m in RULE_SET.route(signal(**labels))]
         assert routed == every_rule
         assert routed == [m.rule.name for m in RULE_SET.route(signal(**labels))], "memoised"
+
+
+class TestRouteOnce:
+    def test_a_signal_is_routed_once_while_the_rule_set_runs(self) -> None:
+        rules = RuleSet(rules={r.name: r for r in RULES}, components={}, channels={}, policies={})
+        pool = signal(alertname="PgBouncerPoolSaturated", severity="page")
+        first = rules.route_once("pool", pool)
+        assert first == rules.route(pool)
+        assert rules.route_once("pool", pool) is first, "remembered, not routed again"
+
+    def test_the_oldest_route_is_forgotten_past_the_bound(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(rules_module, "ROUTES_REMEMBERED", 2)
+        rules = RuleSet(rules={r.name: r for r in RULES}, components={}, channels={}, policies={})
+        pool = signal(alertname="PgBouncerPoolSaturated")
+        kept = {key: rules.route_once(key, pool) for key in ("a", "b", "c")}
+        assert rules.route_once("c", pool) is kept["c"]
+        assert rules.route_once("a", pool) is not kept["a"], "routed afresh"
 
 
 class TestToAttachedIncidents:

@@ -11,7 +11,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from detector.domain.durations import Duration, format_duration, parse_duration
-from detector.engine.cycle import CycleReport, pause_after
+from detector.engine.cycle import STORM_PACE, CycleReport, pause_after
 from detector.engine.signals import SignalBatchResult, retry_after
 from detector.ruleset.templates import check_template, render
 from detector.store.intake_log import Expansion
@@ -284,7 +284,12 @@ class TestClassifyStatus:
 
 
 def _batch(
-    processed: int, *, arrived: int | None = None, behind: bool = False, sliced: bool = False
+    processed: int,
+    *,
+    arrived: int | None = None,
+    behind: bool = False,
+    sliced: bool = False,
+    storming: frozenset[str] = frozenset(),
 ) -> SignalBatchResult:
     """A signal stage's report: ``processed`` signals, ``arrived`` of them (all, by default)
     new from the intake log, the rest retried from the queue."""
@@ -294,7 +299,11 @@ def _batch(
         outcomes=Counter({"matched": processed}),
         behind=behind,
         sliced=sliced,
+        storming=storming,
     )
+
+
+STORM = frozenset({"checkout-failing-db-pool-exhausted"})
 
 
 class TestPauseAfter:
@@ -314,10 +323,22 @@ class TestPauseAfter:
                 id="a backlog, no new alert: worked off at once",
             ),
             pytest.param(
-                _batch(500, sliced=True),
+                _batch(500, sliced=True, storming=STORM, behind=True),
+                0.4,
+                0.4 * STORM_PACE,
+                id="a backlog while a storm pours in: paced by the cycle's time",
+            ),
+            pytest.param(
+                _batch(500, sliced=True, storming=STORM),
                 0.03,
-                0.07,
-                id="a backlog while alerts pour in: the window",
+                0.1,
+                id="a quick cycle in a storm waits the window at least",
+            ),
+            pytest.param(
+                _batch(60, arrived=0, sliced=True, storming=STORM),
+                0.4,
+                0.0,
+                id="a storm over: its backlog worked off at once",
             ),
             pytest.param(_batch(5), 0.002, 0.008, id="a trickle waits a tenth of the window"),
             pytest.param(_batch(1), 0.01, 0.0, id="one new alert: the next cycle at once"),
