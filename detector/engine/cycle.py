@@ -54,6 +54,9 @@ UPKEEP_EVERY = timedelta(seconds=1)
 """How often the upkeep lane runs (each of its stages keeps its own, slower pace within it)."""
 SLOW_PASS = timedelta(seconds=1)
 MAX_PASSES = 4
+INTAKE_QUIET = 0.1
+"""Seconds without an intake commit after which a resting detecting lane stops resting: the
+storm has stopped, and nobody needs the CPU it leaves."""
 """Passes of one lane running at once at most, the slow ones included (``Engine._follow``)."""
 
 
@@ -132,30 +135,29 @@ WORTH_BATCHING = 50
 
 STORM_PACE = 1.0
 """While a storm pours in and a group's backlog waits, the detecting lane rests this many
-seconds per second of its last cycle before the next (half its time): the intake needs the CPU
-to store the storm, and the backlog is worked off once it stops. Meanwhile quick passes open the
-incidents of other rules (``Engine._pace``)."""
+seconds per second of its last cycle before the next (by default: half its time), where the
+intake shares the machine and needs the CPU to store the storm; the backlog is worked off once
+it stops. Meanwhile quick passes open the incidents of other rules (``Engine._pace``)."""
 
 
-def pause_after(report: CycleReport, elapsed: float, window: float) -> float:
+def pause_after(
+    report: CycleReport, elapsed: float, window: float, storm_pace: float = STORM_PACE
+) -> float:
     """Seconds to wait before the next cycle after one that found work.
 
-    ``STORM_PACE`` times the cycle's own time while new alerts arrive and a group's backlog
-    waits. Zero while the queue or the intake log holds more than a batch, and while group
-    backlogs wait with no new alerts arriving (a storm is over: work it off back to back).
-    Otherwise
-    what is left of a share of ``window`` since the cycle started: under a stream of webhooks
-    the engine would otherwise run one small cycle per intake commit, and each cycle's fixed
-    cost (transaction, queue, backlog and timer queries, a pass per group) would dominate;
-    waiting lets a batch build up, at most ``window`` of extra latency. That holds while a
-    storm still pours in and a backlog waits too: back-to-back cycles of a few hundred alerts
-    each cost the engine and PostgreSQL more per alert, CPU the intake needs to store the
-    storm. The share grows with the batch the cycle found (full from ``WORTH_BATCHING``
+    While new alerts arrive and a group's backlog waits (a storm), ``storm_pace`` times the
+    cycle's own time, at least ``window``. Zero while the queue or the intake log holds more
+    than a batch, and while group backlogs wait with no new alerts arriving (a storm is over:
+    work it off back to back). Otherwise what is left of a share of ``window`` since the cycle
+    started: under a stream of webhooks the engine would otherwise run one small cycle per
+    intake commit, and each cycle's fixed cost (transaction, queue, backlog and timer queries, a
+    pass per group) would dominate; waiting lets a batch build up, at most ``window`` of extra
+    latency. The share grows with the batch the cycle found (full from ``WORTH_BATCHING``
     signals), so a trickle of new incidents is paged at once while a flood is batched.
     """
     signals = report.signals
-    if signals.storming and signals.arrived:
-        return max(elapsed * STORM_PACE, window)
+    if storm_pace and signals.storming and signals.arrived:
+        return max(elapsed * storm_pace, window)
     if signals.behind or (signals.sliced and not signals.arrived):
         return 0.0
     share = min(signals.processed / WORTH_BATCHING, 1.0)
@@ -169,7 +171,8 @@ class Engine:
     isolation, timing and metrics; ``process_signals`` replaces what the signal stage runs (a
     replica under test whose rule group fails, say); ``related_window`` is how close together
     incidents of one component must open to be linked as related; ``page`` is the public status
-    page notices speak for (its name, address and time zone).
+    page notices speak for (its name, address and time zone); ``storm_pace`` how long the
+    detecting lane rests per second of cycle while a storm pours in (``pause_after``).
     """
 
     def __init__(
@@ -188,6 +191,7 @@ class Engine:
         process_signals: SignalProcessor | None = None,
         related_window: timedelta = DEFAULT_WINDOW,
         page: PageInfo = DEFAULT_PAGE,
+        storm_pace: float = STORM_PACE,
     ) -> None:
         self._pool = pool
         self._routes = routes
@@ -204,9 +208,12 @@ class Engine:
         self._lanes = {lane: [stage for stage in stages if stage.lane is lane] for lane in Lane}
         self._interval = interval.total_seconds()
         self._batch_window = batch_window.total_seconds()
+        self._storm_pace = storm_pace
         self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
         self._wakes = {lane: asyncio.Event() for lane in Lane}
         self._storming: frozenset[str] = frozenset()
+        self._heard = float("-inf")
+        """When intake last committed (``time.monotonic``)."""
         """The rules whose backlog the last detecting cycle left waiting."""
         self._stopping = asyncio.Event()
         self._rules_generation = 1  # the rules may have been edited while no engine ran
@@ -224,6 +231,7 @@ class Engine:
         they may reach a rule other than the storm's (or are not known). Delivery follows from
         the detecting stage that finds work in them; woken by every commit as well, it ran six
         passes per detecting cycle through a storm, each claiming nothing."""
+        self._heard = time.monotonic()
         self._wakes[Lane.DETECT].set()
         if self._storming and may_overtake(payload_names(payload), self._storming, self._reach):
             self._ahead.set()
@@ -283,7 +291,7 @@ class Engine:
             self._metrics.engine_cycle.observe(elapsed)
             self._storming = report.signals.storming
             if report.busy:
-                pause = pause_after(report, elapsed, self._batch_window)
+                pause = pause_after(report, elapsed, self._batch_window, self._storm_pace)
                 await self._pace(min(pause, self._idle_wait(report)))
                 continue
             with contextlib.suppress(TimeoutError):
@@ -294,10 +302,12 @@ class Engine:
         idle interval and the next timer's due time, so resting never makes a step late). While
         a storm's backlog waits, run a quick pass (only the intake log records that may overtake
         the storm's, ``overtaking``) each time intake stores alerts that may reach another rule,
-        so their incident opens and pages while the storm is paced."""
+        so their incident opens and pages while the storm is paced. Resting ends early once
+        intake has been quiet for ``INTAKE_QUIET``: the storm is over."""
         deadline = time.monotonic() + pause
         while not self._stopping.is_set():
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = min(deadline - now, self._heard + INTAKE_QUIET - now)
             if left <= 0:
                 return
             with contextlib.suppress(TimeoutError):

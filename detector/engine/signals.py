@@ -279,6 +279,7 @@ async def _expand_ahead(
     ids = overtaking(heads, storming, partial(_reach, rules), limit)
     if not ids:
         return intake_log.Expansion()
+    log.info("signals.went_ahead", records=len(ids), storming=sorted(storming))
     slicer = batch.slicer
     step = await intake_log.expand(
         connection, limit, now, slicer.routes_nowhere, list(rules.rules), only=ids

@@ -230,6 +230,7 @@ async def _start_services(
             batch_window=settings.engine_batch_window,
             related_window=settings.related_window,
             page=page,
+            storm_pace=settings.engine_storm_pace,
             extra_stages=[
                 subscriber_stage(settings, session, smtp),
                 *external_stages(settings, session),

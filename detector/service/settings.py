@@ -64,6 +64,15 @@ class Settings(BaseSettings):
         "(unless more than a batch waits in the intake log): larger batches cost less per "
         "alert; 0 off",
     )
+    engine_storm_pace: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="while a storm pours in and a group's backlog waits, the engine rests this "
+        "many seconds per second of its last cycle, leaving the CPU to webhook intake; alerts "
+        "of other rules still open incidents at once (quick passes); 0 off, for an engine with "
+        "CPUs of its own",
+    )
     replay_window: Duration = Field(
         default=timedelta(seconds=10),
         description="a byte-identical resend of a webhook stored this recently is answered "

@@ -348,6 +348,10 @@ class TestPauseAfter:
         report = CycleReport(signals=batch)
         assert pause_after(report, elapsed, window=0.1) == pytest.approx(expected)
 
+    def test_a_storm_unpaced_where_the_engine_has_cpus_of_its_own(self) -> None:
+        storm = CycleReport(signals=_batch(500, sliced=True, storming=STORM, behind=True))
+        assert pause_after(storm, 0.4, window=0.1, storm_pace=0) == 0.0
+
     def test_no_window_never_waits(self) -> None:
         assert pause_after(CycleReport(), 0.0, window=0.0) == 0.0
 
