@@ -2,9 +2,8 @@
 
 Each request waits for the commit that contains its body before it is answered, so a 2xx still
 means durable; batching only amortises the commit cost across requests under load. A commit
-writes one intake log record per run of consecutive requests with the same alert names, so the
-engine can take an unrelated alert ahead of a storm's (``engine.overtaking``) without reordering
-anything else.
+writes one intake log record per set of alert names, so the engine can take an unrelated alert
+ahead of a storm's (``engine.overtaking``).
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import groupby
-from operator import attrgetter
 
 from detector.intake.alertmanager import log_record
 from detector.store import intake_log
@@ -132,13 +129,18 @@ class IntakeBatcher:
 
 
 def _records(batch: list[_Pending]) -> list[intake_log.Record]:
-    """The batch as records, one per run of consecutive requests with the same alert names."""
-    records = []
-    for names, group in groupby(batch, key=attrgetter("alertnames")):
-        run = list(group)
-        body = log_record([item.entry for item in run])
-        records.append(intake_log.Record(len(run), sum(item.alerts for item in run), names, body))
-    return records
+    """The batch as records, one per set of alert names, in arrival order within each. The
+    requests of one commit were in flight together, none answered before another was sent, so
+    no order a sender could rely on is lost between the records."""
+    runs: dict[tuple[str, ...], list[_Pending]] = {}
+    for item in batch:
+        runs.setdefault(item.alertnames, []).append(item)
+    return [
+        intake_log.Record(
+            len(run), sum(item.alerts for item in run), names, log_record([i.entry for i in run])
+        )
+        for names, run in runs.items()
+    ]
 
 
 def _expire(done: asyncio.Future[None]) -> None:
