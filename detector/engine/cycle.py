@@ -29,7 +29,7 @@ from detector.engine.audit import AuditStage
 from detector.engine.delivery import Deliverer, DeliveryBatch, DeliveryOutcome, DeliveryStage
 from detector.engine.gauges import GaugeStage
 from detector.engine.notice_stage import DEFAULT_PAGE, NoticeStage
-from detector.engine.overtaking import may_overtake
+from detector.engine.overtaking import may_overtake, reach_of
 from detector.engine.pruning import PruneStage
 from detector.engine.rules_change import RulesChangeStage
 from detector.engine.signals import (
@@ -54,10 +54,10 @@ UPKEEP_EVERY = timedelta(seconds=1)
 """How often the upkeep lane runs (each of its stages keeps its own, slower pace within it)."""
 SLOW_PASS = timedelta(seconds=1)
 MAX_PASSES = 4
+"""Passes of one lane running at once at most, the slow ones included (``Engine._follow``)."""
 INTAKE_QUIET = 0.1
 """Seconds without an intake commit after which a resting detecting lane stops resting: the
 storm has stopped, and nobody needs the CPU it leaves."""
-"""Passes of one lane running at once at most, the slow ones included (``Engine._follow``)."""
 
 
 def standard_stages(
@@ -212,9 +212,9 @@ class Engine:
         self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
         self._wakes = {lane: asyncio.Event() for lane in Lane}
         self._storming: frozenset[str] = frozenset()
+        """The rules whose backlog the last detecting cycle left waiting."""
         self._heard = float("-inf")
         """When intake last committed (``time.monotonic``)."""
-        """The rules whose backlog the last detecting cycle left waiting."""
         self._stopping = asyncio.Event()
         self._rules_generation = 1  # the rules may have been edited while no engine ran
         self._last_cycle = time.monotonic()
@@ -233,7 +233,8 @@ class Engine:
         passes per detecting cycle through a storm, each claiming nothing."""
         self._heard = time.monotonic()
         self._wakes[Lane.DETECT].set()
-        if self._storming and may_overtake(payload_names(payload), self._storming, self._reach):
+        reach = reach_of(self._routes().rules)
+        if self._storming and may_overtake(payload_names(payload), self._storming, reach):
             self._ahead.set()
 
     def rules_changed(self) -> None:
@@ -320,10 +321,6 @@ class Engine:
         records that may overtake a storm's (``CycleContext.ahead``)."""
         self._ahead.clear()
         return CycleReport(**await self._run_lane(Lane.DETECT, ahead=True))
-
-    def _reach(self, alertname: str) -> list[str]:
-        """The rules in force that can see an alert of this name."""
-        return [rule.name for rule in self._routes().rules.candidates(alertname)]
 
     async def _follow(self, lane: Lane, every: float) -> None:
         """A lane that runs when woken, at once again while it finds work, else every

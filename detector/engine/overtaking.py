@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from detector.ruleset.rules import RuleSet
 from detector.store.intake_log import Head
 
 Reach = Callable[[str], Iterable[str]]
 """The rules that can see an alert of this name."""
+
+
+def reach_of(rules: RuleSet) -> Reach:
+    """Which of ``rules`` can see an alert of a given name (``RuleSet.candidates``)."""
+    return lambda alertname: [rule.name for rule in rules.candidates(alertname)]
 
 
 def may_overtake(alertnames: Sequence[str] | None, storming: frozenset[str], reach: Reach) -> bool:

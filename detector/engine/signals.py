@@ -21,7 +21,7 @@ from detector.domain.model import Decision, Signal, Source
 from detector.domain.related import DEFAULT_WINDOW
 from detector.domain.superseding import decision_order
 from detector.engine import correlation
-from detector.engine.overtaking import overtaking
+from detector.engine.overtaking import overtaking, reach_of
 from detector.engine.slices import GroupSlice, Slicer
 from detector.engine.stage import CycleContext, Lane, record_decisions
 from detector.engine.timers import record_escalations
@@ -276,7 +276,7 @@ async def _expand_ahead(
     """Expand the intake log records that may go ahead of older ones, for ``batch``."""
     storming = await backlog.rules(connection)
     heads = await intake_log.heads(connection, HEADS_READ)
-    ids = overtaking(heads, storming, partial(_reach, rules), limit)
+    ids = overtaking(heads, storming, reach_of(rules), limit)
     if not ids:
         return intake_log.Expansion()
     log.info("signals.went_ahead", records=len(ids), storming=sorted(storming))
@@ -286,10 +286,6 @@ async def _expand_ahead(
     )
     batch.matched.update(slicer.add(step.fresh))
     return step
-
-
-def _reach(rules: RuleSet, alertname: str) -> list[str]:
-    return [rule.name for rule in rules.candidates(alertname)]
 
 
 async def _apply(
