@@ -1,11 +1,14 @@
 """A running engine's lanes: a page receiver that does not answer holds up neither the next
-incident nor its page, and a page is sent as soon as the detecting stages queue it."""
+incident nor its page, and a page is sent as soon as the detecting stages queue it, while an
+intake commit that brings nothing new runs no delivery pass."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import pytest
 
 from detector.engine.cycle import Engine
 from detector.engine.delivery import Deliverer
+from detector.engine.stage import CycleContext, Lane
 from detector.ruleset.live import LiveRules
 from detector.service.app import build_channels, channel_registry
 from detector.service.clock import SystemClock
@@ -28,6 +32,36 @@ HELD = "held"
 """The cluster whose page the receiver holds unanswered."""
 BOUND_S = 3.0
 """Well inside the channel's 10 s send timeout, which a blocked engine would have waited out."""
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A probe's report: never busy, so it changes nothing about when lanes run."""
+
+    busy: bool = False
+
+    def record(self, metrics: Metrics) -> None:
+        """Nothing to count."""
+
+
+class Probe:
+    """A stage at the end of ``lane`` that notes each pass in a shared ``timeline`` and tells
+    whoever waits for the next one."""
+
+    def __init__(self, lane: Lane, timeline: list[str]) -> None:
+        self.name = f"{lane}-probe"
+        self.lane = lane
+        self.timeline = timeline
+        self.passed = asyncio.Event()
+
+    async def run(self, context: CycleContext) -> Passed:
+        self.timeline.append(self.lane)
+        self.passed.set()
+        return Passed()
+
+    async def next_pass(self) -> None:
+        self.passed.clear()
+        await asyncio.wait_for(self.passed.wait(), timeout=BOUND_S)
 
 
 def held(body: dict[str, Any]) -> bool:
@@ -43,19 +77,32 @@ async def pager() -> AsyncIterator[PageReceiver]:
     await receiver.stop()
 
 
+@contextlib.asynccontextmanager
+async def running_engine(
+    pool: asyncpg.Pool, rules_dir: Path, clock: SystemClock, **options: Any
+) -> AsyncIterator[Engine]:
+    """A real engine (``options`` as ``Engine`` takes them) with the rules' real channels,
+    running until the block ends."""
+    async with aiohttp.ClientSession() as session:
+        registry = channel_registry(session)
+        live = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
+        links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
+        deliverer = Deliverer(links, random.Random(7))
+        engine = Engine(pool, lambda: live.routes, deliverer, clock, Metrics(), **options)
+        running = asyncio.create_task(engine.run())
+        try:
+            yield engine
+        finally:
+            engine.stop()
+            await running
+
+
 class TestLanes:
     async def test_an_unanswered_page_holds_up_neither_the_next_incident_nor_its_page(
         self, pool: asyncpg.Pool, rules_dir: Path, pager: PageReceiver
     ) -> None:
         clock = SystemClock()
-        async with aiohttp.ClientSession() as session:
-            registry = channel_registry(session)
-            live = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
-            links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
-            engine = Engine(
-                pool, lambda: live.routes, Deliverer(links, random.Random(7)), clock, Metrics()
-            )
-            running = asyncio.create_task(engine.run())
+        async with running_engine(pool, rules_dir, clock) as engine:
             try:
                 await store_alerts(pool, clock, alert(cluster=HELD))
                 engine.wake()
@@ -69,10 +116,36 @@ class TestLanes:
                 )
             finally:
                 pager.let_go()
-                engine.stop()
-                await running
 
         assert opened == 1
         assert [body["incident"]["group"]["cluster"] for body in pager.requests] == [HELD, "c2"]
         delivered = await pool.fetchval("SELECT count(*) FROM outbox WHERE state = 'delivered'")
         assert delivered == 2, "the held page was recorded once it was answered"
+
+    async def test_delivery_follows_detection_that_found_work_not_every_intake_commit(
+        self, pool: asyncpg.Pool, rules_dir: Path, pager: PageReceiver
+    ) -> None:
+        clock = SystemClock()
+        timeline: list[str] = []
+        detecting, delivering = Probe(Lane.DETECT, timeline), Probe(Lane.DELIVER, timeline)
+        started = asyncio.gather(detecting.next_pass(), delivering.next_pass())
+        async with running_engine(
+            pool,
+            rules_dir,
+            clock,
+            interval=timedelta(minutes=5),  # no lane runs on its own while the test lasts
+            extra_stages=[detecting, delivering],
+        ) as engine:
+            await started
+            idle_from = len(timeline)
+            for _ in range(3):  # commits another replica's engine took first, say
+                engine.signals_stored()
+                await detecting.next_pass()
+            idle_until = len(timeline)
+
+            await store_alerts(pool, clock, alert(cluster="c2"))
+            engine.signals_stored()
+            await pager.wait_for(1, timeout=BOUND_S)
+
+        assert timeline[idle_from:idle_until] == [Lane.DETECT] * 3, "no delivery pass"
+        assert [body["incident"]["group"]["cluster"] for body in pager.requests] == ["c2"]
