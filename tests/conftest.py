@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pgserver
 import pytest
@@ -22,7 +23,10 @@ from detector.engine.cycle import CycleReport, Engine
 from detector.engine.delivery import Deliverer
 from detector.engine.signals import SignalProcessor
 from detector.intake.alertmanager import parse_payload, to_signals
-from detector.service.app import create_app
+from detector.ruleset.live import LiveRules
+from detector.service.app import build_channels, channel_registry, create_app
+from detector.service.clock import Clock
+from detector.service.metrics import Metrics
 from detector.service.settings import Settings
 from detector.store import migrate as migrations
 from detector.store import signals as inbox
@@ -213,6 +217,23 @@ class Shop:
         response = await self.client.get(f"/api/v1/incidents?state={state}&limit=1000")
         assert response.status == 200, await response.text()
         return (await response.json())["incidents"]  # type: ignore[no-any-return]
+
+
+def engine_on(
+    pool: Any,
+    rules_dir: Path,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    metrics: Metrics | None = None,
+    **options: Any,
+) -> Engine:
+    """An engine replica on ``pool`` and the rules in ``rules_dir``, sending through their real
+    channels over ``session``; ``options`` as ``Engine`` takes them."""
+    registry = channel_registry(session)
+    rules = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
+    links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
+    deliverer = Deliverer(links, random.Random(7))
+    return Engine(pool, lambda: rules.routes, deliverer, clock, metrics or Metrics(), **options)
 
 
 def with_signal_stage(shop: Shop, process_signals: SignalProcessor) -> Shop:

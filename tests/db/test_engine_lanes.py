@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,14 +17,10 @@ import asyncpg
 import pytest
 
 from detector.engine.cycle import Engine
-from detector.engine.delivery import Deliverer
 from detector.engine.stage import CycleContext, Lane
-from detector.ruleset.live import LiveRules
-from detector.service.app import build_channels, channel_registry
 from detector.service.clock import SystemClock
 from detector.service.metrics import Metrics
-from detector.web.ack_links import LinkBuilder
-from tests.conftest import alert, store_alerts
+from tests.conftest import alert, engine_on, store_alerts
 from tests.fakes import PageReceiver
 
 HELD = "held"
@@ -84,11 +79,7 @@ async def running_engine(
     """A real engine (``options`` as ``Engine`` takes them) with the rules' real channels,
     running until the block ends."""
     async with aiohttp.ClientSession() as session:
-        registry = channel_registry(session)
-        live = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
-        links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
-        deliverer = Deliverer(links, random.Random(7))
-        engine = Engine(pool, lambda: live.routes, deliverer, clock, Metrics(), **options)
+        engine = engine_on(pool, rules_dir, session, clock, **options)
         running = asyncio.create_task(engine.run())
         try:
             yield engine

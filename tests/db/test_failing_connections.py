@@ -10,7 +10,6 @@ close finds asyncpg's protocol in a state it cannot leave (``InternalClientError
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Generator
 from datetime import timedelta
@@ -23,13 +22,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from detector.engine.cycle import Engine
-from detector.engine.delivery import Deliverer
-from detector.ruleset.live import LiveRules
-from detector.service.app import build_channels, channel_registry, create_app
-from detector.service.metrics import Metrics
-from detector.web.ack_links import LinkBuilder
-from tests.conftest import alert, payload, settings_for, store_alerts
+from detector.service.app import create_app
+from tests.conftest import alert, engine_on, payload, settings_for, store_alerts
 from tests.fakes import FakeClock, PageReceiver
 from tests.pg_proxy import PostgresProxy
 
@@ -86,16 +80,6 @@ class _Borrowed:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
-
-
-def engine_on(
-    pool: Any, rules_dir: Path, session: aiohttp.ClientSession, clock: FakeClock
-) -> Engine:
-    registry = channel_registry(session)
-    rules = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
-    links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
-    deliverer = Deliverer(links, random.Random(7))
-    return Engine(pool, lambda: rules.routes, deliverer, clock, Metrics())
 
 
 class TestReleaseFailsAfterAClaim:

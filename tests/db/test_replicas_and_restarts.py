@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -19,17 +18,23 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from detector.engine import delivery as delivery_stage
 from detector.engine.cycle import Engine
-from detector.engine.delivery import Deliverer
 from detector.intake.alertmanager import parse_payload, to_signals
-from detector.ruleset.live import LiveRules
-from detector.service.app import build_channels, channel_registry, create_app
+from detector.service.app import create_app
 from detector.service.metrics import Metrics
 from detector.store import migrate as migrations
 from detector.store import signals as inbox
 from detector.store.connection import init_connection
-from detector.web.ack_links import LinkBuilder
 from detector.web.context import SERVICES
-from tests.conftest import LAG_TOO, POOL_NAME, RULES, alert, payload, settings_for, store_alerts
+from tests.conftest import (
+    LAG_TOO,
+    POOL_NAME,
+    RULES,
+    alert,
+    engine_on,
+    payload,
+    settings_for,
+    store_alerts,
+)
 from tests.fakes import FakeClock, PageReceiver
 
 INCIDENTS = 40
@@ -55,16 +60,7 @@ async def replica(
     async def build(clock: FakeClock, metrics: Metrics | None = None) -> Engine:
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=init_connection)
         pools.append(pool)
-        registry = channel_registry(session)
-        rules = LiveRules(rules_dir, lambda r: build_channels(r, registry), clock.now)
-        links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
-        return Engine(
-            pool,
-            lambda: rules.routes,
-            Deliverer(links, random.Random(7)),
-            clock,
-            metrics or Metrics(),
-        )
+        return engine_on(pool, rules_dir, session, clock, metrics)
 
     yield build
     for pool in pools:

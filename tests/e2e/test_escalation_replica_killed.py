@@ -5,26 +5,19 @@ time, and nobody is paged twice (every idempotency key reaches its receiver once
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
-from detector.engine.cycle import Engine
-from detector.engine.delivery import Deliverer
-from detector.ruleset.live import LiveRules
-from detector.service.app import build_channels, channel_registry
 from detector.service.clock import SystemClock
-from detector.service.metrics import Metrics
 from detector.store.connection import init_connection
-from detector.web.ack_links import LinkBuilder
-from tests.conftest import RULES, alert, store_alerts
+from tests.conftest import RULES, alert, engine_on, store_alerts
 from tests.e2e.test_serve_process import Service
 from tests.fakes import PageReceiver
 
@@ -35,15 +28,6 @@ STEP = 10
 engine to be killed in between, on a loaded machine too."""
 ON_TIME_S = 3.0
 """How late a step may page: the survivor's cycle interval (1 s), claim and send."""
-
-
-def engine_on(pool: asyncpg.Pool, rules: Path, session: aiohttp.ClientSession) -> Engine:
-    """An engine replica on the system clock, with its own pool."""
-    clock = SystemClock()
-    registry = channel_registry(session)
-    live = LiveRules(rules, lambda r: build_channels(r, registry), clock.now)
-    links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
-    return Engine(pool, lambda: live.routes, Deliverer(links, random.Random(7)), clock, Metrics())
 
 
 class TestReplicaKilledMidEscalation:
@@ -71,7 +55,7 @@ class TestReplicaKilledMidEscalation:
                 database_url, min_size=1, max_size=4, init=init_connection
             ) as own_pool,
         ):
-            survivor = engine_on(own_pool, rules, session)
+            survivor = engine_on(own_pool, rules, session, SystemClock())
             running = asyncio.create_task(survivor.run())
             try:
                 clusters = [f"c{n}" for n in range(INCIDENTS)]

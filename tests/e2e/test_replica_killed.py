@@ -10,28 +10,20 @@ survivor is an engine on its own pool, started after the kill.
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
-from detector.engine.cycle import Engine
-from detector.engine.delivery import Deliverer
 from detector.engine.leases import TERM
-from detector.ruleset.live import LiveRules
-from detector.service.app import build_channels, channel_registry
 from detector.service.clock import SystemClock
-from detector.service.metrics import Metrics
 from detector.store.connection import init_connection
-from detector.web.ack_links import LinkBuilder
-from tests.conftest import RULES, alert, store_alerts
+from tests.conftest import RULES, alert, engine_on, store_alerts
 from tests.e2e.test_serve_process import Service
 from tests.fakes import PageReceiver
 
@@ -51,15 +43,6 @@ async def held_pager() -> AsyncIterator[PageReceiver]:
     yield receiver
     receiver.let_go()
     await receiver.stop()
-
-
-def survivor(pool: asyncpg.Pool, rules: Path, session: aiohttp.ClientSession) -> Engine:
-    """An engine replica on the system clock, with its own pool."""
-    clock = SystemClock()
-    registry = channel_registry(session)
-    live = LiveRules(rules, lambda r: build_channels(r, registry), clock.now)
-    links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
-    return Engine(pool, lambda: live.routes, Deliverer(links, random.Random(7)), clock, Metrics())
 
 
 class TestReplicaKilledMidBatch:
@@ -98,7 +81,7 @@ class TestReplicaKilledMidBatch:
                 database_url, min_size=1, max_size=4, init=init_connection
             ) as own_pool,
         ):
-            engine = survivor(own_pool, rules, session)
+            engine = engine_on(own_pool, rules, session, SystemClock())
             running = asyncio.create_task(engine.run())
             try:
                 delivered = await _all_delivered(pool, WINDOW_S + 5)
