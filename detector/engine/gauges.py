@@ -16,10 +16,9 @@ from datetime import datetime
 from detector.domain.model import IncidentState
 from detector.engine.stage import CycleContext, Lane
 from detector.service.metrics import Metrics
-from detector.store import backlog as group_backlog
 from detector.store import intake_log, outbox, queries
-from detector.store import signals as signals_table
 from detector.store.connection import UNAVAILABLE
+from detector.store.waiting import waiting_in
 
 REFRESH_EVERY_SECONDS = 1.0
 _OPEN_STATES = (IncidentState.TRIGGERED, IncidentState.ACKNOWLEDGED)
@@ -70,8 +69,8 @@ class GaugeStage:
             counts = await queries.open_counts(context.pool)
             async with context.pool.acquire() as connection:
                 backlog = await intake_log.backlog(connection)
-                backlog += await signals_table.queued_backlog(connection)
-                backlog += await group_backlog.waiting(connection)
+                backlog += await waiting_in(connection, "pending_signals")
+                backlog += await waiting_in(connection, "group_backlog")
                 page_due = await outbox.oldest_due(connection, now)
         except UNAVAILABLE:
             return GaugeReading()

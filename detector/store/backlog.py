@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from detector.store.connection import Connection
 from detector.store.signals import (
     SIGNAL_COLUMNS,
-    Backlog,
     PendingSignal,
     holders,
     holders_sql,
@@ -108,14 +107,3 @@ async def done(connection: Connection, items: Sequence[tuple[GroupKey, int]]) ->
             [key for (_, key), _ in items],
             [signal_id for _, signal_id in items],
         )
-
-
-async def waiting(connection: Connection) -> Backlog:
-    """Signals waiting in group backlogs, and when the longest-waiting one arrived (ids are
-    ordered like arrival, so it is the first id)."""
-    row = await connection.fetchrow(
-        """SELECT (SELECT count(*) FROM group_backlog) AS waiting,
-                  (SELECT s.received_at FROM group_backlog b JOIN signals s ON s.id = b.signal_id
-                   ORDER BY b.signal_id LIMIT 1) AS oldest"""
-    )
-    return Backlog(row["waiting"], row["oldest"]) if row else Backlog()

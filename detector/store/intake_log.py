@@ -24,6 +24,7 @@ from detector.intake.alertmanager import record_entries, signals_from_entry, sig
 from detector.store import signals as inbox
 from detector.store.connection import Connection
 from detector.store.signals import InsertResult, PendingSignal
+from detector.store.waiting import Backlog
 from detector.store.wakeup import INTAKE_CHANNEL
 
 log = structlog.get_logger(__name__)
@@ -299,10 +300,10 @@ _UNREADABLE = (ValidationError, ValueError, OverflowError, KeyError, TypeError)
 """What a record that no longer reads as it did when accepted can raise while expanded."""
 
 
-async def backlog(connection: Connection) -> inbox.Backlog:
+async def backlog(connection: Connection) -> Backlog:
     """The alerts in records not yet expanded (replays of stored ones included)."""
     row = await connection.fetchrow(
         "SELECT coalesce(sum(alerts), 0) AS waiting, min(received_at) AS oldest FROM intake_log"
     )
     assert row is not None  # an aggregate: always one row
-    return inbox.Backlog(row["waiting"], row["oldest"])
+    return Backlog(row["waiting"], row["oldest"])

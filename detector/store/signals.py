@@ -375,26 +375,3 @@ async def prune_unreferenced(connection: Connection, cutoff: datetime, limit: in
         limit,
     )
     return rows_affected(result)
-
-
-@dataclass(frozen=True, slots=True)
-class Backlog:
-    """Alerts waiting for the engine: how many, and when the longest-waiting one arrived."""
-
-    waiting: int = 0
-    oldest: datetime | None = None
-
-    def __add__(self, other: Backlog) -> Backlog:
-        arrivals = [at for at in (self.oldest, other.oldest) if at is not None]
-        return Backlog(self.waiting + other.waiting, min(arrivals, default=None))
-
-
-async def queued_backlog(connection: Connection) -> Backlog:
-    """The signals stored but still queued for processing (retries included). The queue is
-    ordered like arrival, so the oldest is found by its first id."""
-    row = await connection.fetchrow(
-        """SELECT (SELECT count(*) FROM pending_signals) AS waiting,
-                  (SELECT s.received_at FROM pending_signals p JOIN signals s ON s.id = p.signal_id
-                   ORDER BY p.signal_id LIMIT 1) AS oldest"""
-    )
-    return Backlog(row["waiting"], row["oldest"]) if row else Backlog()

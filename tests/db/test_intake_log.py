@@ -10,11 +10,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from detector.intake.alertmanager import log_entry, log_record
+from detector.domain.model import Signal
+from detector.intake.alertmanager import log_entry, log_record, parse_payload, to_signals
 from detector.intake.batcher import IntakeBatcher
-from detector.store import intake_log
+from detector.store import backlog, intake_log
+from detector.store import signals as inbox
 from detector.store.intake_log import Head, Record
-from detector.store.signals import Backlog, queued_backlog
+from detector.store.waiting import Backlog, waiting_in
 from detector.store.wakeup import INTAKE_CHANNEL
 from tests.conftest import Shop, alert, payload
 from tests.fakes import T0
@@ -295,7 +297,29 @@ class TestBacklog:
                 connection, T0 + timedelta(seconds=5), [Record(2, 2, (), b"{}")]
             )
             assert await intake_log.backlog(connection) == Backlog(5, T0)
-            assert await queued_backlog(connection) == Backlog()
+            assert await waiting_in(connection, "pending_signals") == Backlog()
+
+    async def test_queued_and_backlogged_signals_wait_since_the_first_arrived(
+        self, pool: asyncpg.Pool
+    ) -> None:
+        def stored_at(delay: int, *alerts: dict[str, Any]) -> list[Signal]:
+            body = json.dumps(payload(*alerts)).encode()
+            return to_signals(parse_payload(body), T0 + timedelta(seconds=delay))
+
+        async with pool.acquire() as connection:
+            assert await waiting_in(connection, "group_backlog") == Backlog()
+            await inbox.insert_signals(connection, stored_at(10, alert("A", n="1")))
+            held: list[inbox.PendingSignal] = []
+            for delay, n in ((5, "1"), (20, "2")):
+                signals = stored_at(delay, alert("B", n=n))
+                held += (await inbox.insert_signals(connection, signals, queue=False))[1]
+            await backlog.carry(connection, [(("rule-b", "{}"), item.id) for item in held])
+            assert await waiting_in(connection, "pending_signals") == Backlog(
+                1, T0 + timedelta(seconds=10)
+            )
+            assert await waiting_in(connection, "group_backlog") == Backlog(
+                2, T0 + timedelta(seconds=5)
+            )
 
     @pytest.mark.parametrize(
         ("first", "second", "total"),
