@@ -27,7 +27,7 @@ from detector.service.app import engine_services
 from detector.service.clock import SystemClock
 from detector.service.engine_process import report
 from detector.service.logs import configure_logging
-from detector.service.serve import event_loop, freeze_start_up_objects
+from detector.service.serve import event_loop, tune_garbage_collection
 from detector.service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -65,7 +65,7 @@ async def run(settings: Settings, predecessor: RuleSet | None, reports: BinaryIO
         if predecessor is not None:
             services.reloader.reload("engine_restart")
         services.reloader.on_swap(lambda: report(reports, services.rules.current))
-        await freeze_start_up_objects()
+        await tune_garbage_collection()
         report(reports, services.rules.current)
         await stop.wait()
 
