@@ -39,7 +39,7 @@ from detector.ruleset.reload import RulesReloader
 from detector.ruleset.rules import RuleSet
 from detector.service.background import BackgroundLoops
 from detector.service.clock import Clock, SystemClock
-from detector.service.database import connection_pool, database_server
+from detector.service.database import connection_pool, database_server, named
 from detector.service.engine_process import EngineProcess
 from detector.service.impact_wiring import external_stages
 from detector.service.integrations import build_channels, channel_registry
@@ -121,20 +121,21 @@ def _lifecycle(
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            url = await stack.enter_async_context(database_server(settings))
+            server = await stack.enter_async_context(database_server(settings))
+            engine_here = settings.run_engine and not engine_process
+            url = named(server, "stormwatch" if engine_here else "stormwatch-web")
             services = await _start_services(stack, url, app[METRICS], settings, clock)
             app[SERVICES] = services
             reconciler = child = None
             if settings.run_engine and engine_process:
                 child = await stack.enter_async_context(
-                    EngineProcess(settings.model_copy(update={"database_url": SecretStr(url)}))
+                    EngineProcess(settings.model_copy(update={"database_url": SecretStr(server)}))
                 )
                 services.reloader.forward_to(child.reload)
             else:
                 reconciler = _reconciler_for(services)
             if reconciler is not None:
                 app[RECONCILER] = reconciler
-            engine_here = settings.run_engine and not engine_process
             if child is not None or engine_here:
                 app[ops.ENGINE] = child or services.engine
             loops = _start_loops(services, url, reconciler, engine_here=engine_here)
@@ -162,7 +163,8 @@ async def engine_services(
     """Everything the engine needs, running, without the HTTP server (the engine process);
     ``start_with`` rules instead of reading the directory first (see ``LiveRules``)."""
     async with AsyncExitStack() as stack:
-        url = await stack.enter_async_context(database_server(settings))
+        server = await stack.enter_async_context(database_server(settings))
+        url = named(server, "stormwatch-engine")
         services = await _start_services(stack, url, Metrics(), settings, clock, start_with)
         loops = _start_loops(services, url, _reconciler_for(services), engine_here=True)
         try:

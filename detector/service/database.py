@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -25,6 +26,18 @@ async def database_server(settings: Settings) -> AsyncIterator[str]:
         yield url
     finally:
         await embedded.stop()
+
+
+def named(url: str, process: str) -> str:
+    """``url`` with PostgreSQL's ``application_name`` set to ``process``, unless the URL names
+    one already or is empty (the ``PG*`` environment's defaults, ``PGAPPNAME`` among them):
+    ``pg_stat_activity`` and the server's logs then tell each connection's process apart (a web
+    replica's, an engine's) from each other and from other clients."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not url or any(key == "application_name" for key, _ in query):
+        return url
+    return urlunsplit(parts._replace(query=urlencode([*query, ("application_name", process)])))
 
 
 STATEMENT_TIMEOUT_S = 60.0

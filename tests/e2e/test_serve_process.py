@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from detector.service.engine_runner import session_group_nice
@@ -357,6 +358,28 @@ class TestEngineProcessLifecycle:
         )
         if parents is not None:  # its own session weighs 5 steps less too
             assert engines == min(parents + 5, 19)
+
+    async def test_the_database_tells_the_processes_connections_apart(
+        self, service: Service, database_url: str
+    ) -> None:
+        """What a DBA sees in ``pg_stat_activity``: every connection of the service named by
+        the process that holds it."""
+        watching = await asyncpg.connect(database_url)
+        try:
+            for _ in range(100):
+                names = {
+                    row["application_name"]
+                    for row in await watching.fetch(
+                        """SELECT application_name FROM pg_stat_activity
+                           WHERE datname = current_database() AND pid <> pg_backend_pid()"""
+                    )
+                }
+                if "stormwatch-engine" in names:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await watching.close()
+        assert names == {"stormwatch-web", "stormwatch-engine"}
 
     @pytest.mark.parametrize(
         ("text", "nice"),
