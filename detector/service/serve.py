@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import resource
 import socket
 import sys
 import tempfile
 from pathlib import Path
 
 import asyncpg
+import structlog
 from aiohttp import web
 
 from detector.ruleset.live import ChannelConfigError
@@ -21,6 +23,8 @@ from detector.service.engine_process import EngineProcessFailed
 from detector.service.logs import configure_logging
 from detector.service.metrics import share_across_processes
 from detector.service.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 LISTEN_BACKLOG = 65535
 """Connections the kernel queues until the server accepts them (it caps this at
@@ -35,6 +39,14 @@ queue held 4,096 connections, fewer than a 20,000-alert storm had waiting at onc
 engine worked beside the intake; attempts it dropped, an unrelated alert's among them, waited
 for the sender's retry (about 8 s in the storm benchmark)."""
 
+OPEN_FILES_WANTED = 65_536
+"""Open files (connections among them) each process raises its limit to where the system allows.
+Alertmanager opened 8,600 connections for a 20,000-alert storm, and a process out of file
+descriptors accepts and closes the next connection at once (libuv sheds it), which the sender
+counts as a failed attempt."""
+OPEN_FILES_FEWEST = 16_384
+"""Below this limit the service warns at start: about twice what that storm had open."""
+
 SHUTDOWN_TIMEOUT_S = 10.0
 """How long open HTTP connections get to finish on shutdown, before the engine child stops."""
 
@@ -48,11 +60,26 @@ def serve(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; invalid rules or an unreachable database stop start-up with
     a plain message."""
     configure_logging(settings.log_format, settings.log_level)
+    allow_open_files()
     if not (settings.run_engine and settings.engine_process):
         return _run(create_app(settings), settings)
     with tempfile.TemporaryDirectory(prefix="stormwatch-metrics-", dir=_in_memory()) as shared:
         share_across_processes(Path(shared))
         return _run(create_app(settings, engine_process=True), settings)
+
+
+def allow_open_files() -> None:
+    """Raise this process's limit on open files (its children inherit it) to what the system
+    allows, as Go programs do by themselves: many systems start services with a soft limit of
+    1,024, far below what a storm's connections need (``OPEN_FILES_WANTED``). Warns when the
+    limit stays below ``OPEN_FILES_FEWEST``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        soft = wanted
+    if soft != resource.RLIM_INFINITY and soft < OPEN_FILES_FEWEST:
+        log.warning("service.few_open_files", limit=soft, wanted=OPEN_FILES_WANTED)
 
 
 def _in_memory() -> str | None:

@@ -49,7 +49,9 @@ class Service:
         log: Path,
         rules: Path = REPO / "rules",
         env: dict[str, str] | None = None,
+        open_files: tuple[int, int] | None = None,
     ) -> None:
+        """``open_files``: the (soft, hard) limit the process starts with."""
         self.port = free_port()
         environment = {k: v for k, v in os.environ.items() if not k.startswith("STORMWATCH_")}
         environment |= SECRETS | {
@@ -59,8 +61,16 @@ class Service:
         }
         environment |= env or {}
         self.log = log
+        argv = [sys.executable, "-m", "detector", "serve"]
+        if open_files is not None:  # lowered, then the same command in the same process
+            lower = "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, {});"
+            argv = [
+                sys.executable,
+                "-c",
+                lower.format(open_files) + f" os.execv(sys.executable, {argv})",
+            ]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "detector", "serve"],
+            argv,
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=log.open("w"),
@@ -192,6 +202,28 @@ class TestEngineProcess:
                     if e["event"] == "rules.reloaded" and e["trigger"] == "sighup"
                 ][1:],
             )
+        finally:
+            assert service.stop() == 0
+
+
+class TestOpenFiles:
+    def test_the_service_raises_its_open_files_limit_and_warns_when_it_stays_low(
+        self, tmp_path: Path, database_url: str
+    ) -> None:
+        """Started with 256 open files allowed (hard limit 2,048), as a storm's connections
+        would exhaust: both processes run with 2,048, and the log says it is still few."""
+        service = Service(
+            tmp_path / "data",
+            tmp_path / "serve.log",
+            env={"STORMWATCH_DATABASE_URL": database_url},
+            open_files=(256, 2048),
+        )
+        try:
+            [engine] = _wait_for("the engine process", lambda: _engine_pids(service))
+            for pid in (service.process.pid, engine):
+                assert resource.prlimit(pid, resource.RLIMIT_NOFILE) == (2048, 2048)
+            [warning] = [e for e in _events(service.log) if e["event"] == "service.few_open_files"]
+            assert warning["limit"] == 2048
         finally:
             assert service.stop() == 0
 
