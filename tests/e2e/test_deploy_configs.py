@@ -25,7 +25,7 @@ import yaml
 from detector.domain.durations import parse_duration
 from detector.service.engine_process import STOP_TIMEOUT_S
 from detector.service.metrics import Metrics
-from detector.service.serve import SHUTDOWN_TIMEOUT_S
+from detector.service.serve import OPEN_FILES_FEWEST, OPEN_FILES_WANTED, SHUTDOWN_TIMEOUT_S
 from detector.service.settings import load_settings
 from tests.e2e.tools import tool
 
@@ -323,6 +323,11 @@ class TestComposeFile:
         grace = parse_duration(stormwatch["stop_grace_period"])
         # HTTP connections close first, then the engine process finishes its cycle.
         assert grace > timedelta(seconds=SHUTDOWN_TIMEOUT_S + STOP_TIMEOUT_S)
+
+    def test_stormwatch_may_hold_a_storms_connections(self) -> None:
+        nofile = load(DEPLOY / "compose.yml")["services"]["stormwatch"]["ulimits"]["nofile"]
+        assert nofile["hard"] >= OPEN_FILES_WANTED
+        assert nofile["soft"] >= OPEN_FILES_FEWEST
 
     def test_stormwatch_reconciles_with_the_stacks_alertmanager(self) -> None:
         compose = load(DEPLOY / "compose.yml")
