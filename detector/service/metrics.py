@@ -14,7 +14,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from detector.domain.model import Decision
+from detector.domain.model import Decision, Source
 from detector.domain.reasons import DecisionReason
 
 _SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -145,6 +145,9 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # Every accepted webhook counts in these two: looked up once, not per request.
+        self.webhooks_accepted = self.webhooks.labels("accepted")
+        self.alertmanager_alerts = self.intake_alerts.labels(Source.ALERTMANAGER)
 
     def _incidents(self, r: CollectorRegistry) -> None:
         """Incidents and the pages sent about them."""
