@@ -3,6 +3,8 @@ a page receiver on 127.0.0.1, and the full service app driven by a fake clock.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import random
 import uuid
@@ -234,6 +236,32 @@ def engine_on(
     links = LinkBuilder("https://sw.example", b"k", timedelta(hours=1), clock)
     deliverer = Deliverer(links, random.Random(7))
     return Engine(pool, lambda: rules.routes, deliverer, clock, metrics or Metrics(), **options)
+
+
+@contextlib.asynccontextmanager
+async def running_engine(
+    pool: asyncpg.Pool, rules_dir: Path, clock: Clock, **options: Any
+) -> AsyncIterator[Engine]:
+    """A real engine (``options`` as ``Engine`` takes them) with the rules' real channels,
+    running until the block ends."""
+    async with aiohttp.ClientSession() as session:
+        engine = engine_on(pool, rules_dir, session, clock, **options)
+        running = asyncio.create_task(engine.run())
+        try:
+            yield engine
+        finally:
+            engine.stop()
+            await running
+
+
+@dataclass(frozen=True)
+class Passed:
+    """A probe's report: never busy, so it changes nothing about when lanes run."""
+
+    busy: bool = False
+
+    def record(self, metrics: Metrics) -> None:
+        """Nothing to count."""
 
 
 def with_signal_stage(shop: Shop, process_signals: SignalProcessor) -> Shop:

@@ -304,17 +304,22 @@ class Engine:
         a storm's backlog waits, run a quick pass (only the intake log records that may overtake
         the storm's, ``overtaking``) each time intake stores alerts that may reach another rule,
         so their incident opens and pages while the storm is paced. Resting ends early once
-        intake has been quiet for ``INTAKE_QUIET``: the storm is over."""
+        intake has been quiet for ``INTAKE_QUIET``: the storm is over.
+
+        A quick pass asked for while the cycle ran comes first, whether or not the lane rests:
+        the next storm cycle would reach that alert only after its share of the storm (it stops
+        expanding once a quick pass waits, ``process_pending``'s ``hurry``)."""
         deadline = time.monotonic() + pause
         while not self._stopping.is_set():
+            if self._ahead.is_set():
+                await self.run_ahead()
+                continue
             now = time.monotonic()
             left = min(deadline - now, self._heard + INTAKE_QUIET - now)
             if left <= 0:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ahead.wait(), timeout=left)
-            if self._ahead.is_set() and not self._stopping.is_set():
-                await self.run_ahead()
 
     async def run_ahead(self) -> CycleReport:
         """A quick pass of the detecting lane: the signal stage takes only the intake log

@@ -5,38 +5,23 @@ intake commit that brings nothing new runs no delivery pass."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from detector.engine.cycle import Engine
 from detector.engine.stage import CycleContext, Lane
 from detector.service.clock import SystemClock
-from detector.service.metrics import Metrics
-from tests.conftest import alert, engine_on, store_alerts
+from tests.conftest import Passed, alert, running_engine, store_alerts
 from tests.fakes import PageReceiver
 
 HELD = "held"
 """The cluster whose page the receiver holds unanswered."""
 BOUND_S = 3.0
 """Well inside the channel's 10 s send timeout, which a blocked engine would have waited out."""
-
-
-@dataclass(frozen=True)
-class Passed:
-    """A probe's report: never busy, so it changes nothing about when lanes run."""
-
-    busy: bool = False
-
-    def record(self, metrics: Metrics) -> None:
-        """Nothing to count."""
 
 
 class Probe:
@@ -70,22 +55,6 @@ async def pager() -> AsyncIterator[PageReceiver]:
     yield receiver
     receiver.let_go()
     await receiver.stop()
-
-
-@contextlib.asynccontextmanager
-async def running_engine(
-    pool: asyncpg.Pool, rules_dir: Path, clock: SystemClock, **options: Any
-) -> AsyncIterator[Engine]:
-    """A real engine (``options`` as ``Engine`` takes them) with the rules' real channels,
-    running until the block ends."""
-    async with aiohttp.ClientSession() as session:
-        engine = engine_on(pool, rules_dir, session, clock, **options)
-        running = asyncio.create_task(engine.run())
-        try:
-            yield engine
-        finally:
-            engine.stop()
-            await running
 
 
 class TestLanes:

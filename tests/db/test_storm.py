@@ -9,13 +9,22 @@ every pool once checkout fails.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import Shop, alert, events
+from detector.engine.cycle import Engine
+from detector.engine.stage import CycleContext, Lane
+from detector.intake.alertmanager import log_entry, log_record
+from detector.service.clock import SystemClock
+from detector.store import intake_log
+from tests.conftest import Passed, Shop, alert, events, payload, running_engine
 from tests.fakes import PageReceiver
 
 STORM = 5_000
@@ -184,3 +193,58 @@ async def test_no_quick_pass_while_a_signal_waits_in_the_queue(shop: Shop) -> No
     assert quick.signals.arrived == 0, "the queued signal may be older than the new alert"
     await shop.cycle()
     assert "Payment gateway failing (eu-1)" in await open_titles(shop)
+
+
+PAYMENT = "PaymentGatewayErrorRateHigh"
+
+
+async def log_alerts(pool: asyncpg.Pool, *alerts: dict[str, Any]) -> None:
+    """Commit one webhook of ``alerts`` (of one name) to the intake log, as intake does."""
+    now = datetime.now(UTC)
+    record = log_record([log_entry(json.dumps(payload(*alerts)).encode(), now)])
+    names = (alerts[0]["labels"]["alertname"],)
+    async with pool.acquire() as connection:
+        await intake_log.append(connection, now, [intake_log.Record(1, len(alerts), names, record)])
+
+
+class Passes:
+    """A stage closing the detecting lane: notes each pass (quick or not) and whether the
+    payment incident was open after it. At the end of the second storm cycle, the one that
+    works off the storm's backlog, a payment alert arrives as intake brings it."""
+
+    name = "passes"
+    lane = Lane.DETECT
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.engine: Engine | None = None
+        self.seen: list[tuple[str, bool]] = []
+        self.third = asyncio.Event()
+
+    async def run(self, context: CycleContext) -> Passed:
+        opened = await self.pool.fetchval(
+            "SELECT count(*) FROM incidents WHERE title = 'Payment gateway failing (eu-1)'"
+        )
+        self.seen.append(("quick" if context.ahead else "cycle", bool(opened)))
+        if self.engine is not None and self.seen == [("cycle", False)] * 2:
+            await log_alerts(self.pool, alert(PAYMENT, cluster="eu-1", service="payments"))
+            self.engine.signals_stored(intake_log.names_payload((PAYMENT,)))
+        if len(self.seen) == 3:
+            self.third.set()
+        return Passed()
+
+
+async def test_an_alert_arriving_during_a_storm_cycle_goes_ahead_right_after_it(
+    pool: asyncpg.Pool, rules_dir: Path
+) -> None:
+    await log_alerts(pool, *pools(0, 1_000))
+    passes = Passes(pool)
+    async with running_engine(
+        pool, rules_dir, SystemClock(), interval=timedelta(minutes=5), extra_stages=[passes]
+    ) as engine:
+        passes.engine = engine
+        await asyncio.wait_for(passes.third.wait(), timeout=10)
+
+    assert passes.seen[:3] == [("cycle", False), ("cycle", False), ("quick", True)], (
+        "the payment incident opens in a quick pass before the storm's next cycle"
+    )
