@@ -43,6 +43,9 @@ receivers:
 _FAILED = re.compile(
     r'^alertmanager_notifications_failed_total\{[^}]*integration="webhook"[^}]*\} (\S+)$'
 )
+_CONNECTIONS = re.compile(
+    r'^net_conntrack_dialer_conn_established_total\{dialer_name="webhook"\} (\S+)$'
+)
 _REQUESTS = re.compile(
     r'^alertmanager_notification_requests(_failed)?_total\{[^}]*integration="webhook"[^}]*\}'
     r" (\S+)$",
@@ -114,10 +117,25 @@ async def post(session: aiohttp.ClientSession, base: str, alerts: list[dict[str,
                 raise RuntimeError(f"alertmanager refused alerts: {response.status}")
 
 
-def failed_notifications(base: str) -> float:
+@dataclass(frozen=True)
+class Delivery:
+    """How Alertmanager's webhook sends went, from its own metrics once a storm is over."""
+
+    failed: float
     """``alertmanager_notifications_failed_total`` of the webhook integration, all reasons."""
+    connections: float
+    """Connections it opened to the receiver (``net_conntrack_dialer_conn_established_total``):
+    each costs both sides CPU, and how many a storm opens varies from run to run."""
+
+
+def delivery(base: str) -> Delivery:
+    """Failed webhook attempts and connections opened so far."""
     _, text = get(base, "/metrics")
-    return sum(float(m.group(1)) for m in map(_FAILED.match, text.splitlines()) if m)
+    lines = text.splitlines()
+    return Delivery(
+        failed=sum(float(m.group(1)) for m in map(_FAILED.match, lines) if m),
+        connections=sum(float(m.group(1)) for m in map(_CONNECTIONS.match, lines) if m),
+    )
 
 
 async def answered(session: aiohttp.ClientSession, base: str) -> float:

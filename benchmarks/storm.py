@@ -138,12 +138,14 @@ async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
             answered, _ = await answering, await arriving
         after = _cpu(*pids)
         arrived = counts.get("first", {}).get("PaymentGatewayErrorRateHigh")
+        sent = alertmanager.delivery(am.url)
         return NullFigures(
             _after(start, answered),
-            alertmanager.failed_notifications(am.url),
+            sent.failed,
             None if arrived is None else arrived - posted_at.timestamp(),
             receiver_cpu=after[0] - before[0],
             alertmanager_cpu=after[1] - before[1],
+            connections=sent.connections,
         )
 
 
@@ -269,13 +271,15 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
             readiness.cancel()
             after, busy = _cpu(*pids), machine_busy(machine)
             p50, p99 = await watch.answer_times()
+            sent = alertmanager.delivery(am.url)
         await database.close()
         return StormFigures(
             durable=_after(start, durable),
             processed=_after(start, processed),
             unrelated=_between(posted_at, watch.opened_at),
             unrelated_received=_between(posted_at, watch.received_at),
-            failed=alertmanager.failed_notifications(am.url),
+            failed=sent.failed,
+            connections=sent.connections,
             readiness=watch.readiness,
             engine_cpu=after[0] - before[0],
             intake_cpu=after[1] - before[1] - (after[0] - before[0]),  # the engine is its child

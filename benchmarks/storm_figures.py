@@ -15,6 +15,7 @@ class NullFigures:
     unrelated: float | None  # posted to arrived
     receiver_cpu: float
     alertmanager_cpu: float
+    connections: float  # opened by Alertmanager
 
 
 @dataclass
@@ -35,6 +36,7 @@ class StormFigures:
     unrelated: float | None
     unrelated_received: float | None
     failed: float
+    connections: float  # opened by Alertmanager
     readiness: Readiness
     engine_cpu: float
     intake_cpu: float
@@ -62,6 +64,7 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
     rows = [
         ("null receiver answered every webhook", _seconds(null.seconds), ""),
         ("  its failed webhook attempts", f"{null.failed:.0f}", ""),
+        ("  connections Alertmanager opened to it", f"{null.connections:,.0f}", ""),
         (
             "  CPU s: null receiver, AM",
             f"{null.receiver_cpu:.1f}, {null.alertmanager_cpu:.1f}",
@@ -81,6 +84,7 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
         ("  of which posted to received by the intake", _seconds(sw.unrelated_received), ""),
         ("  (posted to the null receiver)", _seconds(null.unrelated), ""),
         ("Alertmanager failed webhook attempts", f"{sw.failed:.0f}", "0"),
+        ("  connections it opened to the service", f"{sw.connections:,.0f}", ""),
         ("webhook answered in the service, p50, p99", f"{sw.answer_p50}, {sw.answer_p99}", ""),
         (
             "/readyz: 200, 503, no answer within 5 s",
