@@ -4,7 +4,8 @@
 checkout errors; a payment gateway alert arrives in the middle of it. The payment incident must
 open within two engine cycles however much of the storm is still waiting, and the storm must
 end in the incidents a small storm would give: one per database, and the all_of incident holding
-every pool once checkout fails.
+every pool once checkout fails. A running engine (its own loop, the system clock) takes an alert
+that arrives during a storm cycle in a quick pass right after that cycle.
 """
 
 from __future__ import annotations
