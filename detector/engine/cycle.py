@@ -304,11 +304,9 @@ class Engine:
         a storm's backlog waits, run a quick pass (only the intake log records that may overtake
         the storm's, ``overtaking``) each time intake stores alerts that may reach another rule,
         so their incident opens and pages while the storm is paced. Resting ends early once
-        intake has been quiet for ``INTAKE_QUIET``: the storm is over.
-
-        A quick pass asked for while the cycle ran comes first, whether or not the lane rests:
-        the next storm cycle would reach that alert only after its share of the storm (it stops
-        expanding once a quick pass waits, ``process_pending``'s ``hurry``)."""
+        intake has been quiet for ``INTAKE_QUIET``: the storm is over. A quick pass asked for
+        while the cycle ran comes first even when the lane does not rest, or the next cycle
+        would read one more share of the storm before that alert."""
         deadline = time.monotonic() + pause
         while not self._stopping.is_set():
             if self._ahead.is_set():
