@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 
 from detector.engine.cycle import Engine
 from detector.engine.stage import CycleContext, Lane
-from detector.intake.alertmanager import log_entry, log_record
+from detector.intake.alertmanager import alertnames, log_entry, log_record, parse_payload
 from detector.service.clock import SystemClock
 from detector.store import intake_log
 from tests.conftest import Passed, Shop, alert, events, payload, running_engine
@@ -200,12 +200,13 @@ PAYMENT = "PaymentGatewayErrorRateHigh"
 
 
 async def log_alerts(pool: asyncpg.Pool, *alerts: dict[str, Any]) -> None:
-    """Commit one webhook of ``alerts`` (of one name) to the intake log, as intake does."""
+    """Commit one webhook of ``alerts`` to the intake log, as intake does."""
     now = datetime.now(UTC)
-    record = log_record([log_entry(json.dumps(payload(*alerts)).encode(), now)])
-    names = (alerts[0]["labels"]["alertname"],)
+    body = json.dumps(payload(*alerts)).encode()
+    names = alertnames(parse_payload(body))
+    record = intake_log.Record(1, len(alerts), names, log_record([log_entry(body, now)]))
     async with pool.acquire() as connection:
-        await intake_log.append(connection, now, [intake_log.Record(1, len(alerts), names, record)])
+        await intake_log.append(connection, now, [record])
 
 
 class Passes:
@@ -216,19 +217,18 @@ class Passes:
     name = "passes"
     lane = Lane.DETECT
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    def __init__(self) -> None:
         self.engine: Engine | None = None
         self.seen: list[tuple[str, bool]] = []
         self.third = asyncio.Event()
 
     async def run(self, context: CycleContext) -> Passed:
-        opened = await self.pool.fetchval(
+        opened = await context.pool.fetchval(
             "SELECT count(*) FROM incidents WHERE title = 'Payment gateway failing (eu-1)'"
         )
         self.seen.append(("quick" if context.ahead else "cycle", bool(opened)))
         if self.engine is not None and self.seen == [("cycle", False)] * 2:
-            await log_alerts(self.pool, alert(PAYMENT, cluster="eu-1", service="payments"))
+            await log_alerts(context.pool, alert(PAYMENT, cluster="eu-1", service="payments"))
             self.engine.signals_stored(intake_log.names_payload((PAYMENT,)))
         if len(self.seen) == 3:
             self.third.set()
@@ -239,7 +239,7 @@ async def test_an_alert_arriving_during_a_storm_cycle_goes_ahead_right_after_it(
     pool: asyncpg.Pool, rules_dir: Path
 ) -> None:
     await log_alerts(pool, *pools(0, 1_000))
-    passes = Passes(pool)
+    passes = Passes()
     async with running_engine(
         pool, rules_dir, SystemClock(), interval=timedelta(minutes=5), extra_stages=[passes]
     ) as engine:
