@@ -34,9 +34,10 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,11 @@ async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
                 reached(_all_answered(session, am.url, count), start + budget)
             )
             posted_at = await _storm_then_unrelated(
-                session, am.url, count, f"null{count}", reached(unrelated_arrived, start + budget)
+                session,
+                am.url,
+                count,
+                f"null{count}",
+                partial(reached, unrelated_arrived, start + budget),
             )
             answered = await answering
         after = _cpu(*pids)
@@ -167,14 +172,19 @@ def _all_answered(
 
 
 async def _storm_then_unrelated(
-    session: aiohttp.ClientSession, am: str, count: int, run: str, watch: Coroutine[Any, Any, Any]
+    session: aiohttp.ClientSession,
+    am: str,
+    count: int,
+    run: str,
+    watch: Callable[[], Awaitable[Any]],
 ) -> datetime:
     """Post the storm, and the unrelated alert two seconds in, watched from then on by
-    ``watch``; when that alert was posted (returned once the storm is posted and ``watch`` done)."""
+    ``watch()``; when that alert was posted (returned once the storm is posted and the watch
+    done)."""
     posting = asyncio.create_task(alertmanager.post(session, am, storm(count, run)))
     await asyncio.sleep(UNRELATED_AFTER_S)
     posted_at = datetime.now(UTC)
-    watching = asyncio.create_task(watch)
+    watching = asyncio.ensure_future(watch())
     await alertmanager.post(session, am, [unrelated(run)])
     await asyncio.gather(posting, watching)
     return posted_at
@@ -272,7 +282,7 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
             readiness = asyncio.create_task(watch.ask_readiness())
             start = time.monotonic()
             storing = asyncio.create_task(_one_then_other(all_durable, watch.processed, budget))
-            opening = reached(watch.opened, start + budget, OPENED_POLL_S)
+            opening = partial(reached, watch.opened, start + budget, OPENED_POLL_S)
             posted_at = await _storm_then_unrelated(session, am.url, count, run, opening)
             durable, processed = await storing
             readiness.cancel()
