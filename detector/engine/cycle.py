@@ -133,11 +133,12 @@ WORTH_BATCHING = 50
 """Signals a cycle must find for the batch window to apply in full (fewer: a share of it)."""
 
 
-STORM_PACE = 1.0
+STORM_PACE = 3.0
 """While a storm pours in and a group's backlog waits, the detecting lane rests this many
-seconds per second of its last cycle before the next (by default: half its time), where the
-intake shares the machine and needs the CPU to store the storm; the backlog is worked off once
-it stops. Meanwhile quick passes open the incidents of other rules (``Engine._pace``)."""
+seconds per second of its last cycle before the next (by default: works a quarter of the time;
+a rest never outlasts the idle interval), where the intake shares the machine and needs the CPU
+to store the storm; the backlog is worked off once it stops. Meanwhile quick passes open the
+incidents of other rules (``Engine._pace``)."""
 
 
 def pause_after(

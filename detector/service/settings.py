@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         "alert; 0 off",
     )
     engine_storm_pace: float = Field(
-        default=1.0,
+        default=3.0,
         ge=0,
         le=10,
         description="while a storm pours in and a group's backlog waits, the engine rests this "
