@@ -46,7 +46,7 @@ import alertmanager
 import asyncpg
 from cpu_usage import children, idle_check, machine_busy, machine_ticks, tree_cpu_seconds
 from servers import free_port, get, start_service, started
-from storm_figures import NullFigures, Readiness, StormFigures, report
+from storm_figures import NullFigures, Readiness, ServiceTimes, StormFigures, report
 
 from detector.store.embedded import EmbeddedPostgres
 
@@ -57,7 +57,26 @@ OPENED_POLL_S = 0.01
 """How often the unrelated incident is looked for, from its alert's posting on: at ``POLL_S``
 the poll alone added up to a tenth of a second to a figure whose target is one second, and a
 few hundred small queries cost the storm nothing measurable."""
-_ANSWERED = re.compile(r'^stormwatch_webhook_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+_HELD = re.compile(r"^stormwatch_intake_commit_webhooks_sum (\S+)$", re.M)
+
+
+def _buckets(histogram: str) -> re.Pattern[str]:
+    return re.compile(rf'^{histogram}_bucket\{{le="([^"]+)"\}} (\S+)$', re.M)
+
+
+_ANSWERED = _buckets("stormwatch_webhook_duration_seconds")
+_COMMITTED = _buckets("stormwatch_intake_commit_seconds")
+
+
+def _quantiles(text: str, histogram: re.Pattern[str]) -> tuple[int, str, str]:
+    """How many observations a histogram in ``/metrics`` text holds, and the buckets holding
+    the median and the 99th percentile."""
+    buckets = [(bound, float(count)) for bound, count in histogram.findall(text)]
+    total = buckets[-1][1] if buckets else 0.0
+    p50, p99 = (
+        next((f"<= {b} s" for b, n in buckets if n >= share * total), "?") for share in (0.5, 0.99)
+    )
+    return int(total), p50, p99
 
 
 def storm(count: int, run: str) -> list[dict[str, Any]]:
@@ -207,15 +226,20 @@ class Watch:
         async with self._session.get(f"{self._url}/metrics") as response:
             return await response.text()
 
-    async def answer_times(self) -> tuple[str, str]:
-        """The webhook answer time (received to answered, in the service) bucket holding the
-        median and the 99th percentile, from its histogram."""
+    async def service_times(self) -> ServiceTimes:
+        """From the service's histograms: webhook answer times (received to answered) and
+        intake commits (how many, the webhooks they held, their times)."""
         text = await self.metrics()
-        buckets = [(bound, float(count)) for bound, count in _ANSWERED.findall(text)]
-        total = buckets[-1][1] if buckets else 0.0
-        return tuple(  # type: ignore[return-value]
-            next((f"<= {b} s" for b, n in buckets if n >= share * total), "?")
-            for share in (0.5, 0.99)
+        _, answer_p50, answer_p99 = _quantiles(text, _ANSWERED)
+        commits, commit_p50, commit_p99 = _quantiles(text, _COMMITTED)
+        held = _HELD.search(text)
+        return ServiceTimes(
+            answer_p50,
+            answer_p99,
+            commits,
+            float(held.group(1)) / commits if held and commits else 0.0,
+            commit_p50,
+            commit_p99,
         )
 
     async def processed(self) -> bool:
@@ -287,7 +311,7 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
             durable, processed = await storing
             readiness.cancel()
             after, busy = _cpu(*pids), machine_busy(machine)
-            p50, p99 = await watch.answer_times()
+            times = await watch.service_times()
             sent = alertmanager.delivery(am.url)
         await database.close()
         return StormFigures(
@@ -303,8 +327,7 @@ async def stormwatch_run(count: int, scratch: Path, url: str, budget: float) -> 
             postgres_cpu=after[2] - before[2],
             alertmanager_cpu=after[3] - before[3],
             machine_busy=busy,
-            answer_p50=p50,
-            answer_p99=p99,
+            times=times,
         )
 
 

@@ -28,6 +28,19 @@ class Readiness:
 
 
 @dataclass(frozen=True)
+class ServiceTimes:
+    """What the service's own histograms say of a storm: the buckets holding the median and
+    the 99th percentile of webhook answer times, and of its intake commits."""
+
+    answer_p50: str
+    answer_p99: str
+    commits: int
+    webhooks_per_commit: float
+    commit_p50: str
+    commit_p99: str
+
+
+@dataclass(frozen=True)
 class StormFigures:
     """Alertmanager delivering to Stormwatch; None where a step did not finish in time."""
 
@@ -43,8 +56,7 @@ class StormFigures:
     postgres_cpu: float
     alertmanager_cpu: float
     machine_busy: float
-    answer_p50: str
-    answer_p99: str
+    times: ServiceTimes
 
 
 def _seconds(value: float | None) -> str:
@@ -61,6 +73,7 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
     """One N's figures, side by side with the null receiver and the targets."""
     per_signal = sw.engine_cpu / (count + 1) * 1e6
     ready = sw.readiness
+    times = sw.times
     rows = [
         ("null receiver answered every webhook", _seconds(null.seconds), ""),
         ("  its failed webhook attempts", f"{null.failed:.0f}", ""),
@@ -85,7 +98,17 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
         ("  (posted to the null receiver)", _seconds(null.unrelated), ""),
         ("Alertmanager failed webhook attempts", f"{sw.failed:.0f}", "0"),
         ("  connections it opened to the service", f"{sw.connections:,.0f}", ""),
-        ("webhook answered in the service, p50, p99", f"{sw.answer_p50}, {sw.answer_p99}", ""),
+        (
+            "webhook answered in the service, p50, p99",
+            f"{times.answer_p50}, {times.answer_p99}",
+            "",
+        ),
+        (
+            "  intake commits, webhooks each, p50, p99",
+            f"{times.commits:,}, {times.webhooks_per_commit:.1f}, {times.commit_p50},"
+            f" {times.commit_p99}",
+            "",
+        ),
         (
             "/readyz: 200, 503, no answer within 5 s",
             f"{ready.ready}, {ready.not_ready}, {ready.unanswered}",

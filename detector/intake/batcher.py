@@ -9,6 +9,7 @@ ahead of a storm's (``engine.overtaking``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ class IntakeBatcher:
     One writer is the default: a commit takes about a millisecond, and every commit costs
     PostgreSQL a fixed amount of CPU, so a second writer halved the records' size and doubled
     the commits without answering sooner (at 2,000 webhooks/s its commits took a quarter of a
-    core, and the slowest answers waited for that CPU).
+    core, and the slowest answers waited for that CPU). ``on_commit`` hears each commit's time
+    and webhook count (the metrics that tell a slow database from a busy process).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class IntakeBatcher:
         writers: int = 1,
         max_alerts: int = 5000,
         answer_within: timedelta = ANSWER_WITHIN,
+        on_commit: Callable[[float, int], None] | None = None,
     ) -> None:
         self._pool = pool
         self._answer_within = answer_within.total_seconds()
@@ -64,6 +67,7 @@ class IntakeBatcher:
         self._max_alerts = max_alerts
         self._tasks: set[asyncio.Task[None]] = set()
         self._writing = 0
+        self._on_commit = on_commit
 
     async def submit(self, entry: bytes, alerts: int, alertnames: tuple[str, ...]) -> None:
         """Store one framed request of ``alerts`` alerts with these distinct names durably;
@@ -99,8 +103,11 @@ class IntakeBatcher:
             # Giving the connection back cannot fail the batches already committed on it.
             async with pooled(self._pool) as connection:
                 while batch := self._take():
+                    started = time.perf_counter()
                     await intake_log.append(connection, self._now(), _records(batch))
                     _settle(batch, None)
+                    if self._on_commit is not None:
+                        self._on_commit(time.perf_counter() - started, len(batch))
         except DB_ERRORS as err:
             # The failed batch, or the next one when no connection could be had: each
             # failure answers someone 503 (Alertmanager retries), so the queue always moves.

@@ -20,6 +20,7 @@ from detector.domain.reasons import DecisionReason
 _SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 _LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
 _DRIFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
@@ -79,6 +80,11 @@ class Metrics:
             return
         waited = (incident.acknowledged_at or incident.opened_at) - incident.opened_at
         self.time_to_acknowledge.labels(incident.severity).observe(waited.total_seconds())
+
+    def intake_committed(self, seconds: float, webhooks: int) -> None:
+        """Count one intake commit: how long it took and how many webhooks it held."""
+        self.intake_commit.observe(seconds)
+        self.intake_commit_webhooks.observe(webhooks)
 
     def _notices(self, r: CollectorRegistry) -> None:
         """What customers were told, and whether each promised update came on time."""
@@ -143,6 +149,19 @@ class Metrics:
             "stormwatch_webhook_duration_seconds",
             "Time from receiving a webhook to answering it after commit.",
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.intake_commit = Histogram(
+            "stormwatch_intake_commit_seconds",
+            "Time to write one batch of webhooks to the intake log and commit it; every webhook "
+            "of the batch waits this long for its answer, after the commit before it.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.intake_commit_webhooks = Histogram(
+            "stormwatch_intake_commit_webhooks",
+            "Webhooks per intake commit: one when idle, more as requests arrive during commits.",
+            buckets=_BATCH_BUCKETS,
             registry=r,
         )
         # Every accepted webhook counts in these two: looked up once, not per request.

@@ -58,6 +58,18 @@ class TestIntakeLog:
         assert await pool.fetchval("SELECT count(*) FROM signals") == 20
         assert len(await shop.incidents()) == 20
 
+    async def test_metrics_count_each_commit_and_the_webhooks_it_held(self, shop: Shop) -> None:
+        answers = await asyncio.gather(
+            *(shop.post_alerts(alert(cluster=f"eu-{n}")) for n in range(20))
+        )
+        assert {a.status for a in answers} == {200}
+
+        commits = await shop.services.pool.fetchval("SELECT count(*) FROM intake_log")
+        held = await _metric(shop, "stormwatch_intake_commit_webhooks_sum ")
+        assert held == "stormwatch_intake_commit_webhooks_sum 20.0"
+        counted = await _metric(shop, "stormwatch_intake_commit_seconds_count ")
+        assert counted == f"stormwatch_intake_commit_seconds_count {float(commits)}"
+
     async def test_replays_count_as_duplicates_when_expanded(self, shop: Shop) -> None:
         firing = alert(cluster="eu-1")
         for _ in range(3):
