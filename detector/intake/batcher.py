@@ -54,10 +54,10 @@ class IntakeBatcher:
         self,
         pool: Pool,
         now: Callable[[], datetime],
-        writers: int = 1,
-        max_alerts: int = 5000,
         answer_within: timedelta = ANSWER_WITHIN,
         on_commit: Callable[[float, int], None] | None = None,
+        writers: int = 1,
+        max_alerts: int = 5000,
     ) -> None:
         self._pool = pool
         self._answer_within = answer_within.total_seconds()

@@ -219,12 +219,7 @@ async def _start_services(
         reloader=RulesReloader(rules, settings.rules_dir, metrics),
         metrics=metrics,
         clock=clock,
-        batcher=IntakeBatcher(
-            pool,
-            clock.now,
-            answer_within=settings.intake_timeout,
-            on_commit=metrics.intake_committed,
-        ),
+        batcher=IntakeBatcher(pool, clock.now, settings.intake_timeout, metrics.intake_committed),
         replays=ReplayMemo(settings.replay_window),
         engine=Engine(
             pool,
