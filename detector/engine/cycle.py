@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from math import inf
 
 import structlog
 
@@ -134,35 +135,35 @@ WORTH_BATCHING = 50
 
 
 STORM_PACE = 3.0
-"""While a storm pours in and a group's backlog waits, the detecting lane rests this many
-seconds per second of its last cycle before the next (by default: works a quarter of the time;
-a rest never outlasts the idle interval), where the intake shares the machine and needs the CPU
-to store the storm; the backlog is worked off once it stops. Meanwhile quick passes open the
-incidents of other rules (``Engine._pace``)."""
+"""While a storm pours in and a group's backlog waits, the detecting lane rests this many seconds
+per second of its last cycle (by default it works a quarter of the time), where the intake shares
+the machine and needs the CPU to store the storm; the backlog is worked off once it stops.
+Meanwhile quick passes open the incidents of other rules (``Engine._pace``)."""
 
 
 def pause_after(
-    report: CycleReport, elapsed: float, window: float, storm_pace: float = STORM_PACE
+    report: CycleReport, elapsed: float, window: float, pace: float = STORM_PACE, cap: float = inf
 ) -> float:
-    """Seconds to wait before the next cycle after one that found work.
+    """Seconds to wait before the next cycle after one that found work, at most ``cap``.
 
-    While new alerts arrive and a group's backlog waits (a storm), ``storm_pace`` times the
-    cycle's own time, at least ``window``. Zero while the queue or the intake log holds more
-    than a batch, and while group backlogs wait with no new alerts arriving (a storm is over:
-    work it off back to back). Otherwise what is left of a share of ``window`` since the cycle
-    started: under a stream of webhooks the engine would otherwise run one small cycle per
-    intake commit, and each cycle's fixed cost (transaction, queue, backlog and timer queries, a
-    pass per group) would dominate; waiting lets a batch build up, at most ``window`` of extra
-    latency. The share grows with the batch the cycle found (full from ``WORTH_BATCHING``
-    signals), so a trickle of new incidents is paged at once while a flood is batched.
+    While new alerts arrive and a group's backlog waits (a storm), ``pace`` times the cycle's
+    own time, at least ``window``. Zero while the queue or the intake log holds more than a
+    batch, and while group backlogs wait with no new alerts arriving (a storm is over: work it
+    off back to back). Otherwise what is left of a share of ``window`` since the cycle started:
+    under a stream of webhooks the engine would otherwise run one small cycle per intake commit,
+    and each cycle's fixed cost (transaction, queue, backlog and timer queries, a pass per
+    group) would dominate; waiting lets a batch build up, at most ``window`` of extra latency.
+    The share grows with the batch the cycle found (full from ``WORTH_BATCHING`` signals), so a
+    trickle of new incidents is paged at once while a flood is batched. The caller's idle wait
+    is the ``cap``: resting never makes a timer late, nor outlasts the idle interval.
     """
     signals = report.signals
-    if storm_pace and signals.storming and signals.arrived:
-        return max(elapsed * storm_pace, window)
+    if pace and signals.storming and signals.arrived:
+        return min(max(elapsed * pace, window), cap)
     if signals.behind or (signals.sliced and not signals.arrived):
         return 0.0
     share = min(signals.processed / WORTH_BATCHING, 1.0)
-    return max(window * share - elapsed, 0.0)
+    return min(max(window * share - elapsed, 0.0), cap)
 
 
 class Engine:
@@ -173,8 +174,7 @@ class Engine:
     replica under test whose rule group fails, say); ``related_window`` is how close together
     incidents of one component must open to be linked as related; ``page`` is the public status
     page notices speak for (its name, address and time zone); ``storm_pace`` how long the
-    detecting lane rests per second of cycle while a storm pours in (``pause_after``).
-    """
+    detecting lane rests per second of cycle while a storm pours in (``pause_after``)."""
 
     def __init__(
         self,
@@ -293,21 +293,21 @@ class Engine:
             self._metrics.engine_cycle.observe(elapsed)
             self._storming = report.signals.storming
             if report.busy:
-                pause = pause_after(report, elapsed, self._batch_window, self._storm_pace)
-                await self._pace(min(pause, self._idle_wait(report)))
+                wait = self._idle_wait(report)
+                pause = pause_after(report, elapsed, self._batch_window, self._storm_pace, wait)
+                await self._pace(pause)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self._idle_wait(report))
 
     async def _pace(self, pause: float) -> None:
-        """Rest ``pause`` seconds before the next detecting cycle (the caller cuts it to the
-        idle interval and the next timer's due time, so resting never makes a step late). While
-        a storm's backlog waits, run a quick pass (only the intake log records that may overtake
-        the storm's, ``overtaking``) each time intake stores alerts that may reach another rule,
-        so their incident opens and pages while the storm is paced. Resting ends early once
-        intake has been quiet for ``INTAKE_QUIET``: the storm is over. A quick pass asked for
-        while the cycle ran comes first even when the lane does not rest, or the next cycle
-        would read one more share of the storm before that alert."""
+        """Rest ``pause`` seconds before the next detecting cycle. While a storm's backlog waits,
+        run a quick pass (only the intake log records that may overtake the storm's,
+        ``overtaking``) each time intake stores alerts that may reach another rule, so their
+        incident opens and pages while the storm is paced. Resting ends early once intake has
+        been quiet for ``INTAKE_QUIET``: the storm is over. A quick pass asked for while the
+        cycle ran comes first even when the lane does not rest, or the next cycle would read
+        one more share of the storm before that alert."""
         deadline = time.monotonic() + pause
         while not self._stopping.is_set():
             if self._ahead.is_set():

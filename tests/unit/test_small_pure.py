@@ -350,7 +350,14 @@ class TestPauseAfter:
 
     def test_a_storm_unpaced_where_the_engine_has_cpus_of_its_own(self) -> None:
         storm = CycleReport(signals=_batch(500, sliced=True, storming=STORM, behind=True))
-        assert pause_after(storm, 0.4, window=0.1, storm_pace=0) == 0.0
+        assert pause_after(storm, 0.4, window=0.1, pace=0) == 0.0
+
+    def test_a_rest_never_outlasts_the_idle_wait(self) -> None:
+        storm = CycleReport(signals=_batch(500, sliced=True, storming=STORM))
+        assert pause_after(storm, 0.2, window=0.1, cap=1.0) == pytest.approx(0.2 * STORM_PACE)
+        assert pause_after(storm, 0.5, window=0.1, cap=1.0) == 1.0  # the idle interval
+        flood = CycleReport(signals=_batch(60))
+        assert pause_after(flood, 0.0, window=0.1, cap=0.01) == 0.01  # a timer due sooner
 
     def test_no_window_never_waits(self) -> None:
         assert pause_after(CycleReport(), 0.0, window=0.0) == 0.0
