@@ -11,6 +11,7 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import structlog
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from detector.ruleset.live import ChannelConfigError
 from detector.ruleset.loader import RulesInvalid
+from detector.service.admission import Admission, FairSite
 from detector.service.app import create_app
 from detector.service.database import database
 from detector.service.engine_process import EngineProcessFailed
@@ -43,8 +45,8 @@ for the sender's retry (about 8 s in the storm benchmark)."""
 OPEN_FILES_WANTED = 65_536
 """Open files (connections among them) each process raises its limit to where the system allows.
 Alertmanager opened 8,600 connections for a 20,000-alert storm, and a process out of file
-descriptors accepts and closes the next connection at once (libuv sheds it), which the sender
-counts as a failed attempt."""
+descriptors cannot take the next connection (the intake pauses accepting, ``ACCEPT_PAUSE_S``),
+which its sender counts as a failed attempt once it times out."""
 OPEN_FILES_FEWEST = 16_384
 """Below this limit the service warns at start: about twice what that storm had open."""
 
@@ -122,15 +124,7 @@ def _run(app: web.Application, settings: Settings) -> int:
     app.on_startup.insert(0, lambda _app: _check_database(settings))  # before the pool opens
     app.on_startup.append(tune_garbage_collection)
     try:
-        web.run_app(
-            app,
-            sock=listening_sockets(settings.host, settings.port),
-            print=None,
-            access_log=None,
-            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-            backlog=LISTEN_BACKLOG,  # aiohttp listens on the sockets again, with its own default
-            loop=event_loop(),
-        )
+        run_until_stopped(app, listening_sockets(settings.host, settings.port))
     except RulesInvalid as err:
         print("cannot start: the rules directory has errors:", file=sys.stderr)
         for error in err.errors:
@@ -140,6 +134,44 @@ def _run(app: web.Application, settings: Settings) -> int:
         print(f"cannot start: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_until_stopped(app: web.Application, sockets: list[socket.socket]) -> None:
+    """Serve ``app`` on ``sockets`` until SIGTERM or SIGINT, as ``aiohttp.web.run_app`` does,
+    but through :class:`~detector.service.admission.Admission`, which run_app cannot take."""
+    loop = event_loop()
+    asyncio.set_event_loop(loop)
+    serving = loop.create_task(_serve(app, sockets))
+    try:
+        loop.run_until_complete(serving)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        _cancel(loop, {serving})  # the server's clean-up, while the rest still runs
+        _cancel(loop, asyncio.all_tasks(loop))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _cancel(loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+async def _serve(app: web.Application, sockets: list[socket.socket]) -> None:
+    runner = web.AppRunner(
+        app, handle_signals=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
+    try:
+        await runner.setup()
+        assert runner.server is not None  # set by setup
+        admission = Admission(runner.server, asyncio.get_running_loop())
+        for sock in sockets:
+            await FairSite(runner, sock, admission).start()
+        await asyncio.Event().wait()  # until a signal raises GracefulExit
+    finally:
+        await runner.cleanup()
 
 
 def listening_sockets(host: str, port: int) -> list[socket.socket]:
