@@ -71,6 +71,9 @@ class Lanes(Generic[T]):
     def __len__(self) -> int:
         return sum(len(items) for items in self._waiting.values())
 
+    def __bool__(self) -> bool:
+        return bool(self._turns)  # every lane holding an item has a turn
+
     def add(self, lane: bytes, item: T) -> None:
         """Queue ``item`` behind its lane's; a lane new or emptied joins the end of the turns."""
         items = self._waiting.get(lane)
@@ -184,7 +187,7 @@ class Admission:
             )
             self._handing.add(handing)
             handing.add_done_callback(_closing_on_failure(connection, self._handing))
-        self._release_due = bool(len(self._lanes))
+        self._release_due = bool(self._lanes)
         if self._release_due:
             self._loop.call_soon(self._release)
 
