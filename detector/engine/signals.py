@@ -21,7 +21,7 @@ from detector.domain.model import Decision, Signal, Source
 from detector.domain.related import DEFAULT_WINDOW
 from detector.domain.superseding import decision_order
 from detector.engine import correlation
-from detector.engine.overtaking import overtaking, reach_of
+from detector.engine.overtaking import PutOff, overtaking, reach_of, waiting
 from detector.engine.slices import GroupSlice, Slicer
 from detector.engine.stage import CycleContext, Lane, record_decisions
 from detector.engine.timers import record_escalations
@@ -77,6 +77,8 @@ class SignalBatchResult:
     """Signals applied to their groups (a signal in two groups counts twice)."""
     carried: int = 0
     """Signals put in a group's backlog for a later cycle."""
+    put_off: int = 0
+    """Groups left whole for a later cycle, because a quick pass waited (``PutOff``)."""
     dropped: Tally[tuple[str, str]] = field(default_factory=Tally)
     """Waiting alerts rule conditions dropped, by (rule, reason)."""
     storming: frozenset[str] = frozenset()
@@ -154,7 +156,8 @@ async def process_pending(
     intake log records (about ``limit`` of each), oldest first, in one transaction; each group
     applies at most ``group_slice`` of them, the rest wait in its backlog. ``ahead``: a quick
     pass while a storm is paced, taking only the records that may overtake older ones
-    (``overtaking``); ``hurry``: such records wait, so reach no further into the storm.
+    (``overtaking``); ``hurry``: such records wait, so reach no further into the storm, and
+    leave the storm's groups not applied yet for a later cycle (``PutOff``).
 
     Nothing happens while another replica holds the lock. A group whose update fails is rolled
     back alone (a savepoint) and its signals queued again for its rule (``retry_after``), as
@@ -178,17 +181,10 @@ async def process_pending(
             signal_id: SignalOutcome.MATCHED if routed else SignalOutcome.UNMATCHED
             for signal_id, routed in batch.matched.items()
         }
-        failed: dict[int, tuple[inbox.PendingSignal, set[str]]] = {}
-        carried: list[tuple[backlog.GroupKey, int]] = []
-        finished = list(slicer.stale)
-        order = decision_order(rules)  # superseding rules first: their symptoms never page
-        for piece in sorted(slicer.slices(), key=lambda piece: order.get(piece.key[0], 0)):
-            carried += [(piece.key, signal_id) for signal_id in piece.carry]
-            finished += piece.done
-            if not await _apply(connection, rules, piece, now, apply_group, result):
-                for item in piece.apply:
-                    outcomes[item.id] = SignalOutcome.ERROR
-                    failed.setdefault(item.id, (item, set()))[1].add(piece.key[0])
+        hurried = None if ahead else hurry
+        carried, finished, failed = await _apply_all(
+            connection, rules, slicer, now, apply_group, result, outcomes, hurried
+        )
         await backlog.done(connection, finished)
         await backlog.carry(connection, carried)
         retries = [_retry(item, failed_rules, now) for item, failed_rules in failed.values()]
@@ -198,6 +194,49 @@ async def process_pending(
         result.sliced = slicer.sliced
         result.storming = frozenset(rule for (rule, _), _ in carried) | slicer.backlogged
     return result
+
+
+Failed = dict[int, tuple[inbox.PendingSignal, set[str]]]
+"""Signals whose group update failed, by id, with the rules it failed in."""
+
+
+async def _apply_all(
+    connection: Connection,
+    rules: RuleSet,
+    slicer: Slicer,
+    now: datetime,
+    apply_group: Correlate,
+    result: SignalBatchResult,
+    outcomes: dict[int, str],
+    hurry: Callable[[], bool] | None,
+) -> tuple[list[tuple[backlog.GroupKey, int]], list[tuple[backlog.GroupKey, int]], Failed]:
+    """Apply every group's slice, superseding rules first (their symptoms never page); once
+    ``hurry``, put off the rest of the storm's groups (``PutOff``). What goes to the backlogs,
+    what leaves them, and what failed."""
+    failed: Failed = {}
+    carried: list[tuple[backlog.GroupKey, int]] = []
+    finished = list(slicer.stale)
+    put_off: PutOff | None = None
+    waits = 0
+    order = decision_order(rules)
+    for piece in sorted(slicer.slices(), key=lambda piece: order.get(piece.key[0], 0)):
+        if put_off is None and hurry is not None and hurry():
+            put_off = PutOff(rules, slicer.backlogged | {key[0] for key, _ in carried})
+        if put_off is not None and put_off.wants(piece):
+            later = waiting(piece)
+            carried += later
+            result.put_off += 1
+            waits += len(later)
+            continue
+        carried += [(piece.key, signal_id) for signal_id in piece.carry]
+        finished += piece.done
+        if not await _apply(connection, rules, piece, now, apply_group, result):
+            for item in piece.apply:
+                outcomes[item.id] = SignalOutcome.ERROR
+                failed.setdefault(item.id, (item, set()))[1].add(piece.key[0])
+    if result.put_off:
+        log.info("signals.groups_put_off", groups=result.put_off, signals=waits)
+    return carried, finished, failed
 
 
 @dataclass

@@ -20,7 +20,9 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
+from detector.engine import correlation
 from detector.engine.cycle import Engine
+from detector.engine.signals import process_pending
 from detector.engine.stage import CycleContext, Lane
 from detector.intake.alertmanager import alertnames, log_entry, log_record, parse_payload
 from detector.service.clock import SystemClock
@@ -31,6 +33,7 @@ from tests.fakes import PageReceiver
 STORM = 5_000
 DATABASES = 20
 PER_WEBHOOK = 100  # Alertmanager sends a big group in few notifications
+PAYMENT = "PaymentGatewayErrorRateHigh"
 
 STORM_RULES = """
 channels:
@@ -177,6 +180,51 @@ async def test_a_quick_pass_opens_an_unrelated_incident_ahead_of_the_paced_storm
     }, "the storm ends as it does without a quick pass"
 
 
+async def test_a_hurried_storm_cycle_puts_off_the_storm_and_applies_another_rule(
+    shop: Shop,
+) -> None:
+    """A quick pass that waits for a storm's cycle cuts the cycle short: the groups the storm
+    reaches wait in their backlogs, in order, and another rule's group still applies."""
+    half = STORM // 2
+    await post(shop, pools(0, half))
+    assert (await shop.cycle()).signals.storming == {"checkout-failing-db-pool-exhausted"}
+    await post(shop, pools(half, 1_000))
+    await post(shop, [alert(PAYMENT, cluster="eu-1", service="payments")])
+    applied: list[str] = []
+
+    async def correlate(*args: Any) -> correlation.Correlated:
+        applied.append(args[2].rule.name)
+        return await correlation.correlate(*args)
+
+    rules = shop.services.rules.current
+    with capture_logs() as logs:
+        result = await process_pending(
+            shop.services.pool,
+            rules,
+            shop.clock.now(),
+            correlate=correlate,
+            hurry=lambda: bool(applied),
+        )
+
+    assert applied == ["checkout-failing-db-pool-exhausted", "payment-gateway-errors"], (
+        "a quick pass waits once the first group applied: the pool groups wait, payments apply"
+    )
+    assert result.put_off == DATABASES
+    [put_off] = events(logs, "signals.groups_put_off")
+    assert put_off["groups"] == DATABASES
+    assert "Payment gateway failing (eu-1)" in await open_titles(shop)
+
+    await post(shop, pools(half + 1_000, STORM - half - 1_000))
+    await post(shop, [alert("CheckoutErrorSpike", cluster="eu-1", service="checkout")])
+    await work_off(shop)
+    per_database = [f"Pool exhausted (orders_{n:02d} on eu-1)" for n in range(DATABASES)]
+    assert await alerts_waiting(shop) == {
+        **dict.fromkeys(per_database, STORM // DATABASES),
+        "Payment gateway failing (eu-1)": 1,
+        "Checkout failing: database pool exhausted (eu-1)": STORM + 1,
+    }, "the storm ends as it does when no cycle is cut short"
+
+
 async def test_no_quick_pass_while_a_signal_waits_in_the_queue(shop: Shop) -> None:
     await post(shop, [alert("PaymentGatewayErrorRateHigh", cluster="eu-1", service="payments")])
     await shop.services.pool.execute(
@@ -194,9 +242,6 @@ async def test_no_quick_pass_while_a_signal_waits_in_the_queue(shop: Shop) -> No
     assert quick.signals.arrived == 0, "the queued signal may be older than the new alert"
     await shop.cycle()
     assert "Payment gateway failing (eu-1)" in await open_titles(shop)
-
-
-PAYMENT = "PaymentGatewayErrorRateHigh"
 
 
 async def log_alerts(pool: asyncpg.Pool, *alerts: dict[str, Any]) -> None:

@@ -4,10 +4,18 @@ no group ever sees its signals out of arrival order."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 
-from detector.engine.overtaking import may_overtake, overtaking
+from detector.domain.model import AlertStatus, Signal, Source
+from detector.engine.overtaking import PutOff, may_overtake, overtaking, waiting
+from detector.engine.slices import GroupSlice
+from detector.ruleset.rules import RuleMatch, RuleSet
+from detector.ruleset.schema import RuleSpec
 from detector.store.intake_log import Head, names_payload, payload_names
+from detector.store.signals import PendingSignal
 
 REACH = {
     "PgBouncerPoolSaturated": ["db-pool", "checkout-failing-db-pool"],
@@ -108,3 +116,133 @@ class TestPayload:
     @pytest.mark.parametrize("payload", ["", "not json", '{"a": 1}', "[1, 2]"])
     def test_anything_else_is_unknown(self, payload: str) -> None:
         assert payload_names(payload) is None
+
+
+T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+
+
+def spec(name: str, *alertnames: str, **extra: Any) -> RuleSpec:
+    matching: dict[str, Any] = (
+        {"all_of": [[f'alertname="{alertname}"'] for alertname in alertnames]}
+        if len(alertnames) > 1
+        else {"match": [f'alertname="{alertnames[0]}"']}
+    )
+    return RuleSpec.model_validate(
+        {"name": name, "group_by": ["cluster"], "severity": "critical", "title": name}
+        | matching
+        | extra
+    )
+
+
+RULES = RuleSet(
+    rules={
+        rule.name: rule
+        for rule in (
+            spec(
+                "checkout-failing-db-pool",
+                "PgBouncerPoolSaturated",
+                "CheckoutErrorSpike",
+                supersedes={"rules": ["db-pool", "checkout-errors", "payments-drop"]},
+            ),
+            spec("db-pool", "PgBouncerPoolSaturated"),
+            spec("checkout-errors", "CheckoutErrorSpike"),
+            spec("payments", "PaymentGatewayErrorRateHigh"),
+            spec("payments-drop", "PaymentAuthorizationRateDrop"),
+        )
+    },
+    components={},
+    channels={},
+    policies={},
+)
+
+
+def piece(rule: str, alertname: str, *ids: int, carry: tuple[int, ...] = ()) -> GroupSlice:
+    """A group's slice of a cycle: ``ids`` to apply, ``carry`` to its backlog."""
+    labels = {"alertname": alertname, "cluster": "eu-1"}
+    signals = [
+        PendingSignal(
+            i,
+            Signal(
+                Source.ALERTMANAGER,
+                alertname,
+                f"f{i}",
+                AlertStatus.FIRING,
+                T0,
+                None,
+                labels,
+                {},
+                T0,
+            ),
+        )
+        for i in ids
+    ]
+    return GroupSlice(
+        RuleMatch(RULES.rules[rule], "eu-1", {"cluster": "eu-1"}), signals, list(carry)
+    )
+
+
+POOL = "PgBouncerPoolSaturated"
+
+
+class TestPutOff:
+    """Once a quick pass waits, the rest of a storm's cycle puts off the groups the storm
+    reaches, and whatever they supersede, and applies every other group as it would."""
+
+    @pytest.mark.parametrize(
+        ("storming", "pieces", "put_off"),
+        [
+            pytest.param(
+                {"checkout-failing-db-pool"},
+                [
+                    piece("checkout-failing-db-pool", POOL, 1, 2),
+                    piece("db-pool", POOL, 1),
+                    piece("payments", "PaymentGatewayErrorRateHigh", 3),
+                    piece("db-pool", POOL, 2),
+                ],
+                [True, True, False, True],
+                id="the storm's groups wait and another rule's applies",
+            ),
+            pytest.param(
+                frozenset(),
+                [piece("db-pool", POOL, 1), piece("payments", "PaymentGatewayErrorRateHigh", 2)],
+                [False, False],
+                id="nothing storms: nothing waits",
+            ),
+            pytest.param(
+                {"checkout-failing-db-pool"},
+                [
+                    piece("checkout-failing-db-pool", POOL, 1),
+                    piece("payments-drop", "PaymentAuthorizationRateDrop", 2),
+                ],
+                [True, True],
+                id="a rule a put-off rule supersedes waits, though the storm never reaches it",
+            ),
+            pytest.param(
+                {"db-pool"},
+                [
+                    piece("checkout-failing-db-pool", POOL, 1),
+                    piece("checkout-errors", "CheckoutErrorSpike", 2),
+                    piece("payments", "PaymentGatewayErrorRateHigh", 3),
+                ],
+                [True, True, False],
+                id="a group whose alerts reach the storming rule waits, and what it supersedes",
+            ),
+            pytest.param(
+                {"checkout-failing-db-pool"},
+                [piece("checkout-failing-db-pool", POOL, carry=(1, 2))],
+                [False],
+                id="a group with nothing to apply carries as it would",
+            ),
+        ],
+    )
+    def test_which_groups_wait(
+        self, storming: set[str], pieces: list[GroupSlice], put_off: list[bool]
+    ) -> None:
+        deciding = PutOff(RULES, frozenset(storming))
+        assert [deciding.wants(p) for p in pieces] == put_off
+
+    def test_a_put_off_group_keeps_its_backlog_and_carries_the_rest_in_order(self) -> None:
+        slice_ = piece("db-pool", POOL, 3, 5, 7, carry=(9,))
+        slice_.done = [(("db-pool", "eu-1"), 3)]
+        key = ("db-pool", "eu-1")
+        assert waiting(slice_) == [(key, 5), (key, 7), (key, 9)], "3 stays where it was"
