@@ -181,9 +181,8 @@ async def process_pending(
             signal_id: SignalOutcome.MATCHED if routed else SignalOutcome.UNMATCHED
             for signal_id, routed in batch.matched.items()
         }
-        hurried = None if ahead else hurry
         carried, finished, failed = await _apply_all(
-            connection, rules, slicer, now, apply_group, result, outcomes, hurried
+            connection, rules, slicer, now, apply_group, result, outcomes, hurry
         )
         await backlog.done(connection, finished)
         await backlog.carry(connection, carried)

@@ -4,18 +4,16 @@ no group ever sees its signals out of arrival order."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from detector.domain.model import AlertStatus, Signal, Source
 from detector.engine.overtaking import PutOff, may_overtake, overtaking, waiting
 from detector.engine.slices import GroupSlice
 from detector.ruleset.rules import RuleMatch, RuleSet
 from detector.ruleset.schema import RuleSpec
 from detector.store.intake_log import Head, names_payload, payload_names
-from detector.store.signals import PendingSignal
+from tests.unit.test_slices import pending
 
 REACH = {
     "PgBouncerPoolSaturated": ["db-pool", "checkout-failing-db-pool"],
@@ -118,9 +116,6 @@ class TestPayload:
         assert payload_names(payload) is None
 
 
-T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
-
-
 def spec(name: str, *alertnames: str, **extra: Any) -> RuleSpec:
     matching: dict[str, Any] = (
         {"all_of": [[f'alertname="{alertname}"'] for alertname in alertnames]}
@@ -158,24 +153,7 @@ RULES = RuleSet(
 
 def piece(rule: str, alertname: str, *ids: int, carry: tuple[int, ...] = ()) -> GroupSlice:
     """A group's slice of a cycle: ``ids`` to apply, ``carry`` to its backlog."""
-    labels = {"alertname": alertname, "cluster": "eu-1"}
-    signals = [
-        PendingSignal(
-            i,
-            Signal(
-                Source.ALERTMANAGER,
-                alertname,
-                f"f{i}",
-                AlertStatus.FIRING,
-                T0,
-                None,
-                labels,
-                {},
-                T0,
-            ),
-        )
-        for i in ids
-    ]
+    signals = [pending(i, alertname) for i in ids]
     return GroupSlice(
         RuleMatch(RULES.rules[rule], "eu-1", {"cluster": "eu-1"}), signals, list(carry)
     )
