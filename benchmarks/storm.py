@@ -23,6 +23,11 @@ which the shipped rules turn into an incident of its own. Printed per N, side by
 
     python benchmarks/storm.py
     python benchmarks/storm.py --alerts 2000 --alerts 20000
+    python benchmarks/storm.py --references 3   # the null receiver three times per N
+
+With ``--references K`` the null receiver runs K times per N, back to back, before Stormwatch:
+the ratios stay those to its first run, and a line more says how far its own times strayed
+(slowest against quickest) and when the unrelated alert reached it each time.
 """
 
 from __future__ import annotations
@@ -46,7 +51,14 @@ import alertmanager
 import asyncpg
 from cpu_usage import children, idle_check, machine_busy, machine_ticks, tree_cpu_seconds
 from servers import free_port, get, start_service, started
-from storm_figures import NullFigures, Readiness, ServiceTimes, StormFigures, report
+from storm_figures import (
+    NullFigures,
+    Readiness,
+    ServiceTimes,
+    StormFigures,
+    reference_spread,
+    report,
+)
 
 from detector.store.embedded import EmbeddedPostgres
 
@@ -136,14 +148,14 @@ def _after(start: float, moment: float | None) -> float | None:
     return None if moment is None else moment - start
 
 
-async def null_run(count: int, scratch: Path, budget: float) -> NullFigures:
-    """Alertmanager to the parse-and-count receiver."""
+async def null_run(count: int, scratch: Path, budget: float, name: str) -> NullFigures:
+    """Alertmanager to the parse-and-count receiver; ``name`` tells its files apart."""
     port = free_port()
     argv = [sys.executable, str(Path(__file__).with_name("null_receiver.py")), str(port)]
     with ExitStack() as stack:
-        log = scratch / f"null-{count}.log"
+        log = scratch / f"{name}.log"
         receiver = stack.enter_context(started("null", argv, {}, port, log))
-        am = stack.enter_context(alertmanager.running(scratch, f"null-{count}", receiver.url, "x"))
+        am = stack.enter_context(alertmanager.running(scratch, name, receiver.url, "x"))
         pids = (receiver.pid or 0, am.pid)
         before = _cpu(*pids)
         async with aiohttp.ClientSession() as session:
@@ -359,11 +371,16 @@ async def measure(args: argparse.Namespace, scratch: Path) -> int:
     per_signal: dict[int, float] = {}
     try:
         for count in args.alerts:
-            null = await null_run(count, scratch, args.budget)
+            nulls = [
+                await null_run(count, scratch, args.budget, f"null-{count}-{k}")
+                for k in range(args.references)
+            ]
             url = await fresh_database(server, f"storm_{count}")
             sw = await stormwatch_run(count, scratch, url, args.budget)
             per_signal[count] = sw.engine_cpu / (count + 1)
-            print(report(count, null, sw), flush=True)
+            print(report(count, nulls[0], sw), flush=True)
+            if len(nulls) > 1:
+                print(reference_spread(nulls), flush=True)
     finally:
         await database.stop()
     if len(per_signal) > 1:
@@ -373,11 +390,25 @@ async def measure(args: argparse.Namespace, scratch: Path) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run in a temporary directory that is removed afterwards."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
     parser.add_argument("--alerts", type=int, action="append", help="storm size (repeatable)")
     parser.add_argument("--budget", type=float, default=900.0, help="seconds per run at most")
+    parser.add_argument(
+        "--references",
+        type=_positive,
+        default=1,
+        help="null receiver runs per N (default 1): more print how far the reference strays from"
+        " itself; the ratios are to the first",
+    )
     args = parser.parse_args(argv)
     args.alerts = args.alerts or [2_000, 20_000]
     # Stopped from outside: still stop Alertmanager, the service and PostgreSQL on the way out.

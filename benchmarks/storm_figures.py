@@ -128,3 +128,21 @@ def report(count: int, null: NullFigures, sw: StormFigures) -> str:
         f"  {name:<42} {value:<38} {'target ' + goal if goal else ''}" for name, value, goal in rows
     ]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def reference_spread(nulls: list[NullFigures]) -> str:
+    """The null receiver run several times over: how far its own figures stray, the yardstick
+    for reading the ratios to its first run."""
+    answered = [null.seconds for null in nulls]
+    done = [seconds for seconds in answered if seconds is not None]
+    arrived = [null.unrelated for null in nulls]
+    spread = f"{max(done) / min(done):.2f}x" if len(done) > 1 else "?"
+    return "\n".join(
+        [
+            f"  null receiver, {len(nulls)} runs: answered every webhook after "
+            + ", ".join(_seconds(seconds) for seconds in answered)
+            + f"; the slowest {spread} the quickest",
+            "    the unrelated alert reached it after "
+            + ", ".join(_seconds(seconds) for seconds in arrived),
+        ]
+    )
