@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import signal
 import sys
 import tempfile
@@ -69,26 +68,6 @@ OPENED_POLL_S = 0.01
 """How often the unrelated incident is looked for, from its alert's posting on: at ``POLL_S``
 the poll alone added up to a tenth of a second to a figure whose target is one second, and a
 few hundred small queries cost the storm nothing measurable."""
-_HELD = re.compile(r"^stormwatch_intake_commit_webhooks_sum (\S+)$", re.M)
-
-
-def _buckets(histogram: str) -> re.Pattern[str]:
-    return re.compile(rf'^{histogram}_bucket\{{le="([^"]+)"\}} (\S+)$', re.M)
-
-
-_ANSWERED = _buckets("stormwatch_webhook_duration_seconds")
-_COMMITTED = _buckets("stormwatch_intake_commit_seconds")
-
-
-def _quantiles(text: str, histogram: re.Pattern[str]) -> tuple[int, str, str]:
-    """How many observations a histogram in ``/metrics`` text holds, and the buckets holding
-    the median and the 99th percentile."""
-    buckets = [(bound, float(count)) for bound, count in histogram.findall(text)]
-    total = buckets[-1][1] if buckets else 0.0
-    p50, p99 = (
-        next((f"<= {b} s" for b, n in buckets if n >= share * total), "?") for share in (0.5, 0.99)
-    )
-    return int(total), p50, p99
 
 
 def storm(count: int, run: str) -> list[dict[str, Any]]:
@@ -241,18 +220,7 @@ class Watch:
     async def service_times(self) -> ServiceTimes:
         """From the service's histograms: webhook answer times (received to answered) and
         intake commits (how many, the webhooks they held, their times)."""
-        text = await self.metrics()
-        _, answer_p50, answer_p99 = _quantiles(text, _ANSWERED)
-        commits, commit_p50, commit_p99 = _quantiles(text, _COMMITTED)
-        held = _HELD.search(text)
-        return ServiceTimes(
-            answer_p50,
-            answer_p99,
-            commits,
-            float(held.group(1)) / commits if held and commits else 0.0,
-            commit_p50,
-            commit_p99,
-        )
+        return ServiceTimes.from_metrics(await self.metrics())
 
     async def processed(self) -> bool:
         """Nothing of the storm left for the engine: the intake log empty, no storm signal

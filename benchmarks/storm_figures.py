@@ -3,6 +3,7 @@ and the targets."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -38,6 +39,35 @@ class ServiceTimes:
     webhooks_per_commit: float
     commit_p50: str
     commit_p99: str
+
+    @classmethod
+    def from_metrics(cls, text: str) -> ServiceTimes:
+        """Read from the service's ``/metrics`` text once the storm is over."""
+        _, answer_p50, answer_p99 = _quantiles(text, _ANSWERED)
+        commits, commit_p50, commit_p99 = _quantiles(text, _COMMITTED)
+        held = _HELD.search(text)
+        webhooks = float(held.group(1)) / commits if held and commits else 0.0
+        return cls(answer_p50, answer_p99, commits, webhooks, commit_p50, commit_p99)
+
+
+def _buckets(histogram: str) -> re.Pattern[str]:
+    return re.compile(rf'^{histogram}_bucket\{{le="([^"]+)"\}} (\S+)$', re.M)
+
+
+_ANSWERED = _buckets("stormwatch_webhook_duration_seconds")
+_COMMITTED = _buckets("stormwatch_intake_commit_seconds")
+_HELD = re.compile(r"^stormwatch_intake_commit_webhooks_sum (\S+)$", re.M)
+
+
+def _quantiles(text: str, histogram: re.Pattern[str]) -> tuple[int, str, str]:
+    """How many observations a histogram in ``/metrics`` text holds, and the buckets holding
+    the median and the 99th percentile."""
+    buckets = [(bound, float(count)) for bound, count in histogram.findall(text)]
+    total = buckets[-1][1] if buckets else 0.0
+    p50, p99 = (
+        next((f"<= {b} s" for b, n in buckets if n >= share * total), "?") for share in (0.5, 0.99)
+    )
+    return int(total), p50, p99
 
 
 @dataclass(frozen=True)
