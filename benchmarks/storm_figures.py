@@ -3,8 +3,10 @@ and the targets."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 
 @dataclass(frozen=True)
@@ -43,26 +45,20 @@ class ServiceTimes:
     @classmethod
     def from_metrics(cls, text: str) -> ServiceTimes:
         """Read from the service's ``/metrics`` text once the storm is over."""
-        _, answer_p50, answer_p99 = _quantiles(text, _ANSWERED)
-        commits, commit_p50, commit_p99 = _quantiles(text, _COMMITTED)
-        held = _HELD.search(text)
-        webhooks = float(held.group(1)) / commits if held and commits else 0.0
+        samples = [
+            sample for family in text_string_to_metric_families(text) for sample in family.samples
+        ]
+        _, answer_p50, answer_p99 = _quantiles(samples, "stormwatch_webhook_duration_seconds")
+        commits, commit_p50, commit_p99 = _quantiles(samples, "stormwatch_intake_commit_seconds")
+        held = sum(s.value for s in samples if s.name == "stormwatch_intake_commit_webhooks_sum")
+        webhooks = held / commits if commits else 0.0
         return cls(answer_p50, answer_p99, commits, webhooks, commit_p50, commit_p99)
 
 
-def _buckets(histogram: str) -> re.Pattern[str]:
-    return re.compile(rf'^{histogram}_bucket\{{le="([^"]+)"\}} (\S+)$', re.M)
-
-
-_ANSWERED = _buckets("stormwatch_webhook_duration_seconds")
-_COMMITTED = _buckets("stormwatch_intake_commit_seconds")
-_HELD = re.compile(r"^stormwatch_intake_commit_webhooks_sum (\S+)$", re.M)
-
-
-def _quantiles(text: str, histogram: re.Pattern[str]) -> tuple[int, str, str]:
-    """How many observations a histogram in ``/metrics`` text holds, and the buckets holding
-    the median and the 99th percentile."""
-    buckets = [(bound, float(count)) for bound, count in histogram.findall(text)]
+def _quantiles(samples: list[Sample], histogram: str) -> tuple[int, str, str]:
+    """How many observations a histogram holds, and the buckets holding the median and the 99th
+    percentile."""
+    buckets = [(s.labels["le"], s.value) for s in samples if s.name == f"{histogram}_bucket"]
     total = buckets[-1][1] if buckets else 0.0
     p50, p99 = (
         next((f"<= {b} s" for b, n in buckets if n >= share * total), "?") for share in (0.5, 0.99)
